@@ -1,0 +1,1 @@
+"""Sources published as Lab Streaming Layer streams: camera, Myo armbands, other LSL EMG, synthetic, replay."""

@@ -1,0 +1,3 @@
+from myosight.cli import main
+
+raise SystemExit(main())

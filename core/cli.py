@@ -1,0 +1,70 @@
+"""The `myosight` command line: one entry point, one subcommand per task.
+
+Each part of the project contributes its subcommands through a `register(subparsers)` function in its
+`commands` module; the heavy imports (torch, Qt, OpenCV) happen inside the handlers so that `--help` is
+instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from myosight import __version__
+from myosight.errors import MyosightError
+
+#: Modules that add subcommands, in the order they appear in `myosight --help`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "myosight.data.commands",
+    "myosight.models.commands",
+    "myosight.training.commands",
+    "myosight.bench",
+)
+
+DESCRIPTION = """\
+myosight recognises kitchen actions live from a head-mounted camera and two Myo sEMG armbands,
+fusing frozen I3D video features with sEMG spectrogram-CNN features.
+
+Typical first steps:
+  myosight synth --out sessions/          write a synthetic session (HDF5 + world video)
+  myosight info sessions/<file>.hdf5      show the streams, rates and labelled actions of a session
+  myosight emg spectrograms <file>.hdf5   run the sEMG pipeline over a session and plot it
+  myosight bench emg                      time the sEMG pipeline on this machine
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="myosight",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"myosight {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.handler(args) or 0)
+    except MyosightError as error:
+        print(f"myosight: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("myosight: interrupted", file=sys.stderr)
+        return 130

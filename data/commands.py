@@ -1,0 +1,131 @@
+"""CLI: `myosight info`, `myosight subactions` and `myosight synth`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    info = subparsers.add_parser(
+        "info",
+        help="show the streams, measured rates and labelled actions of a session file",
+        description="Read an ActionSense-layout session (.hdf5) and print what it holds: every stream with "
+        "its row count, the Myo EMG arms with their rate measured from timestamps and their gaps, the "
+        "world video, and the labelled actions after Start/Stop pairing.",
+    )
+    info.add_argument("session", type=Path, help="session .hdf5 file")
+    info.add_argument("--video", type=Path, help="world-camera video (default: found beside the session)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(handler=run_info)
+
+    sub = subparsers.add_parser(
+        "subactions",
+        help="cut sessions into 5-second sub-actions and make the train/test split",
+        description="Cut the labelled actions of sessions into sub-actions and split them 70/30, "
+        "stratified by class. --by subaction is the paper's protocol (neighbouring sub-actions of one "
+        "action may land on both sides); --by action keeps whole actions on one side (no leakage).",
+    )
+    sub.add_argument("sessions", type=Path, nargs="+", help="session .hdf5 files")
+    sub.add_argument("--length", type=float, default=5.0, help="sub-action length in seconds (default 5)")
+    sub.add_argument("--by", choices=("subaction", "action"), default="subaction", help="split unit")
+    sub.add_argument("--train-fraction", type=float, default=0.7)
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--subjects", nargs="*", default=None,
+        help="keep only these subjects (the paper uses S04 S07 S08; default: all)",
+    )
+    sub.add_argument("--csv", type=Path, help="write uid,subject,label,start_s,stop_s,split rows here")
+    sub.set_defaults(handler=run_subactions)
+
+    from myosight.data.synth import add_synth_parser
+
+    add_synth_parser(subparsers)
+
+
+def session_summary(session_path: Path, video: Path | None = None) -> dict:
+    """Everything `myosight info` reports, as a JSON-able dict."""
+    from myosight.data.actionsense import ActionSenseSession
+    from myosight.errors import MissingStreamError
+
+    with ActionSenseSession(session_path, video=video) as session:
+        summary: dict = {"file": str(session.path), "subject": session.subject, "streams": session.streams()}
+        arms = {}
+        for arm in session.arms:
+            series = session.emg(arm)
+            steps = series.time_s[1:] - series.time_s[:-1]
+            arms[arm] = {
+                "samples": len(series),
+                "measured_rate_hz": round(series.measured_rate_hz(), 2),
+                "gaps_over_0.5s": int((steps > 0.5).sum()),
+                "repeated_timestamps": int((steps == 0).sum()),
+                "span_s": round(float(series.time_s[-1] - series.time_s[0]), 3) if len(series) else 0.0,
+            }
+        summary["emg"] = arms
+        summary["missing_arms"] = [arm for arm in ("left", "right") if arm not in session.arms]
+        try:
+            actions = session.activities()
+        except MissingStreamError:
+            actions = []
+        summary["actions"] = [
+            {"label": a.label, "start_s": a.start_s, "duration_s": round(a.duration_s, 3)} for a in actions
+        ]
+        summary["video"] = str(session.video_path) if session.video_path else None
+        try:
+            summary["video_frames"] = len(session.video_frame_times())
+        except MissingStreamError:
+            summary["video_frames"] = 0
+    return summary
+
+
+def run_info(args: argparse.Namespace) -> int:
+    summary = session_summary(args.session, args.video)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['file']}  (subject {summary['subject'] or 'unknown'})")
+    print("streams:")
+    for name, rows in summary["streams"].items():
+        print(f"  {name:<45} {rows:>9} rows")
+    for arm, facts in summary["emg"].items():
+        print(
+            f"EMG {arm}: {facts['samples']} samples over {facts['span_s']} s, measured "
+            f"{facts['measured_rate_hz']} Hz, {facts['gaps_over_0.5s']} gaps > 0.5 s"
+        )
+    if summary["missing_arms"]:
+        print(f"missing Myo arms: {', '.join(summary['missing_arms'])}")
+    print(f"video: {summary['video'] or 'none found'} ({summary['video_frames']} frame timestamps)")
+    print(f"labelled actions: {len(summary['actions'])}")
+    for action in summary["actions"]:
+        print(f"  {action['duration_s']:7.1f} s  {action['label']}")
+    return 0
+
+
+def run_subactions(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from myosight.data.actionsense import ActionSenseSession
+    from myosight.data.subactions import cut_subactions, split_subactions
+
+    subactions = []
+    for path in args.sessions:
+        with ActionSenseSession(path) as session:
+            subactions += cut_subactions(session.activities(), path.stem, session.subject, args.length)
+    split = split_subactions(
+        subactions, train_fraction=args.train_fraction, seed=args.seed, by=args.by, subjects=args.subjects
+    )
+    train, test = Counter(s.label for s in split.train), Counter(s.label for s in split.test)
+    print(f"{len(split.train)} train / {len(split.test)} test sub-actions (split by {args.by}, seed {args.seed})")
+    for label in sorted(set(train) | set(test)):
+        print(f"  {train[label]:4d} / {test[label]:4d}  {label}")
+    if args.csv:
+        with args.csv.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["uid", "subject", "label", "start_s", "stop_s", "split"])
+            for name, part in (("train", split.train), ("test", split.test)):
+                for s in part:
+                    writer.writerow([s.uid, s.subject, s.label, f"{s.start_s:.6f}", f"{s.stop_s:.6f}", name])
+        print(f"wrote {args.csv}")
+    return 0

@@ -1,0 +1,147 @@
+"""The ActionSense recorder's file layout, and a writer for it.
+
+A session is one HDF5 file `<YYYY-mm-dd_HH-MM-SS>_streamLog_<tag>.hdf5` with groups `/<device>/<stream>/`
+holding `data` (N, *sample_shape), `time_s` (N, 1) float64 epoch seconds and `time_str` (N, 1) `|S26`.
+Every attribute is a string. The world-camera video lives beside it as an mp4 whose frame i has the
+timestamp in row i of `/eye-tracking-video-world/frame_timestamp/time_s`.
+
+The writer is what `myosight synth` and the GUI recorder use, so every file the project makes reads back
+through the same reader as a real recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+EMG_GROUPS: dict[str, str] = {"left": "myo-left/emg", "right": "myo-right/emg"}
+ACTIVITY_GROUP = "experiment-activities/activities"
+VIDEO_TIMESTAMP_GROUP = "eye-tracking-video-world/frame_timestamp"
+TIME_STR_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+ACTIVITY_HEADINGS = ["Activity", "Start/Stop", "Valid", "Notes"]
+MYO_EMG_CHANNELS = 8
+
+
+def session_filename(start_time_s: float, tag: str) -> str:
+    """The recorder's file name for a session that started at `start_time_s` (epoch seconds, local time)."""
+    stamp = datetime.fromtimestamp(start_time_s).strftime("%Y-%m-%d_%H-%M-%S")
+    return f"{stamp}_streamLog_{tag}.hdf5"
+
+
+def video_filename(start_time_s: float, subject: str) -> str:
+    """The released world-camera file name, e.g. `2022-06-07_18-10-55_S00_eye-tracking-video-world_frame.mp4`."""
+    stamp = datetime.fromtimestamp(start_time_s).strftime("%Y-%m-%d_%H-%M-%S")
+    return f"{stamp}_{subject}_eye-tracking-video-world_frame.mp4"
+
+
+def time_strings(time_s: np.ndarray) -> np.ndarray:
+    """Format epoch seconds as the recorder's 26-byte local-time strings."""
+    return np.array(
+        [datetime.fromtimestamp(float(t)).strftime(TIME_STR_FORMAT).encode() for t in np.ravel(time_s)],
+        dtype="S26",
+    ).reshape(-1, 1)
+
+
+class SessionWriter:
+    """Append-only writer of an ActionSense-layout HDF5 file.
+
+    Datasets are chunked and resizable so a live recorder can append and `flush()` every few seconds;
+    after a crash the file still opens with everything up to the last flush.
+    """
+
+    def __init__(self, path: str | Path, *, file_attrs: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.path, "w", libver="latest")
+        for key, value in (file_attrs or {}).items():
+            self._file.attrs[key] = str(value)
+
+    # -- streams -----------------------------------------------------------------------------------
+    def add_stream(
+        self,
+        group: str,
+        sample_shape: tuple[int, ...],
+        dtype: np.dtype | str,
+        *,
+        attrs: Mapping[str, str] | None = None,
+        device_attrs: Mapping[str, str] | None = None,
+        chunk_rows: int = 1024,
+    ) -> None:
+        """Create `/<device>/<stream>` with empty resizable `data`, `time_s` and `time_str` datasets."""
+        stream = self._file.require_group(group)
+        device = stream.parent
+        for key, value in (device_attrs or {}).items():
+            device.attrs[key] = str(value)
+        for key, value in (attrs or {}).items():
+            stream.attrs[key] = str(value)
+        stream.create_dataset(
+            "data", shape=(0, *sample_shape), maxshape=(None, *sample_shape), dtype=dtype,
+            chunks=(chunk_rows, *sample_shape),
+        )
+        stream.create_dataset("time_s", shape=(0, 1), maxshape=(None, 1), dtype="f8", chunks=(chunk_rows, 1))
+        stream.create_dataset("time_str", shape=(0, 1), maxshape=(None, 1), dtype="S26", chunks=(chunk_rows, 1))
+
+    def add_emg_stream(self, arm: str) -> None:
+        """Create a Myo EMG stream (`myo-left/emg` or `myo-right/emg`) as the recorder does."""
+        headings = [f"Channel {i + 1}" for i in range(MYO_EMG_CHANNELS)]
+        self.add_stream(
+            EMG_GROUPS[arm], (MYO_EMG_CHANNELS,), "int32",
+            attrs={"Data headings": str(headings), "Range": "[-128, 127]", "Units": "Normalized"},
+            device_attrs={"SensorStreamer class name": "MyoStreamer"},
+        )
+
+    def add_activity_stream(self, activities: list[str]) -> None:
+        """Create the `experiment-activities/activities` label stream."""
+        self.add_stream(
+            ACTIVITY_GROUP, (4,), "S500",
+            attrs={"Data headings": str(ACTIVITY_HEADINGS), "Description": "The activity being performed."},
+            device_attrs={"Activities": str(list(activities)),
+                          "SensorStreamer class name": "ExperimentControlStreamer"},
+            chunk_rows=64,
+        )
+
+    def add_video_timestamp_stream(self) -> None:
+        """Create the world-camera frame-timestamp stream (row i = frame i of the mp4)."""
+        self.add_stream(
+            VIDEO_TIMESTAMP_GROUP, (1,), "f8",
+            attrs={"Data headings": str(["frame_timestamp"])},
+            device_attrs={"SensorStreamer class name": "PupilStreamer"},
+        )
+
+    # -- appending ---------------------------------------------------------------------------------
+    def append(self, group: str, data: np.ndarray, time_s: np.ndarray) -> None:
+        """Append rows to a stream; `time_s` has one epoch time per row."""
+        stream = self._file[group]
+        data = np.asarray(data)
+        time_s = np.asarray(time_s, dtype="f8").reshape(-1, 1)
+        if len(data) != len(time_s):
+            raise ValueError(f"{group}: {len(data)} rows of data but {len(time_s)} timestamps")
+        start = stream["time_s"].shape[0]
+        stop = start + len(time_s)
+        for name, rows in (("data", data), ("time_s", time_s), ("time_str", time_strings(time_s))):
+            stream[name].resize(stop, axis=0)
+            stream[name][start:stop] = rows
+
+    def append_activity(
+        self, activity: str, start_stop: str, time_s: float, validity: str = "Good", notes: str = ""
+    ) -> None:
+        """Append one label button press: `[activity, Start|Stop, Good|Maybe|Bad, notes]`."""
+        row = np.array([[activity.encode(), start_stop.encode(), validity.encode(), notes.encode()]], "S500")
+        self.append(ACTIVITY_GROUP, row, np.array([time_s]))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Offline work: feature extraction, training, evaluation and figures."""

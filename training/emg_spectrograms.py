@@ -1,0 +1,92 @@
+"""The offline sEMG pass over sessions: envelope tracks per arm, then spectrograms per sub-action.
+
+This is the offline driver of :mod:`myosight.models.emg_pipeline`; the live worker feeds the same
+processor in chunks, so the spectrograms computed here are the ones the model sees live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from myosight.data.actionsense import ARMS, ActionSenseSession
+from myosight.data.subactions import SubAction
+from myosight.models.clips import ClipGeometry, clip_segments
+from myosight.models.emg_pipeline import (
+    EmgNormalisation,
+    EmgPipelineConfig,
+    EnvelopeChunk,
+    StreamHealth,
+    clip_spectrograms,
+    fit_normalisation,
+    process_recording,
+)
+
+
+@dataclass
+class SessionTracks:
+    """Envelope tracks of both arms of one session (None where an arm is missing)."""
+
+    tracks: dict[str, EnvelopeChunk | None]
+    health: dict[str, StreamHealth]
+
+    def ordered(self) -> list[EnvelopeChunk | None]:
+        return [self.tracks[arm] for arm in ARMS]
+
+
+def session_tracks(
+    session: ActionSenseSession,
+    config: EmgPipelineConfig,
+    normalisation: EmgNormalisation | None,
+    *,
+    allow_missing_arm: bool = False,
+) -> SessionTracks:
+    """Run the offline pass over both arms of a session (normalisation None: RMS envelopes only)."""
+    pair = session.emg_pair(allow_missing=allow_missing_arm)
+    tracks: dict[str, EnvelopeChunk | None] = {}
+    health: dict[str, StreamHealth] = {}
+    for index, arm in enumerate(ARMS):
+        series = getattr(pair, arm)
+        if series is None:
+            tracks[arm] = None
+            continue
+        arm_norm = normalisation.arm(index) if normalisation is not None else None
+        tracks[arm], health[arm] = process_recording(
+            series.time_s, series.data, config, arm_norm, name=f"{session.path.name}:{arm}"
+        )
+    return SessionTracks(tracks, health)
+
+
+def fit_session_normalisation(
+    sessions: Sequence[ActionSenseSession], config: EmgPipelineConfig
+) -> EmgNormalisation:
+    """Per-channel (16) min/max of the RMS envelope over sessions; a missing arm gets the full-scale prior."""
+    minimum, maximum = EmgNormalisation.full_scale().minimum.copy(), EmgNormalisation.full_scale().maximum.copy()
+    for index, arm in enumerate(ARMS):
+        recordings = [(s.emg(arm).time_s, s.emg(arm).data) for s in sessions if arm in s.arms]
+        if recordings:
+            fitted = fit_normalisation(recordings, config)
+            part = slice(index * 8, (index + 1) * 8)
+            minimum[part], maximum[part] = fitted.minimum, fitted.maximum
+    return EmgNormalisation(minimum, maximum)
+
+
+def subaction_spectrograms(
+    tracks: SessionTracks,
+    subactions: Sequence[SubAction],
+    geometry: ClipGeometry,
+    config: EmgPipelineConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, clips, 16, n_mels, frames) float32 spectrograms and (N, clips, 2) per-arm coverage."""
+    spectrograms, coverage = [], []
+    for sub in subactions:
+        spec, cov = clip_spectrograms(tracks.ordered(), clip_segments(sub.start_s, geometry), config)
+        spectrograms.append(spec)
+        coverage.append(cov)
+    if not spectrograms:
+        frames = 1 + (config.samples_in(geometry.clip_seconds) - config.n_fft) // config.hop_length
+        empty = (0, geometry.clips_per_sample, 16, config.n_mels, frames)
+        return np.zeros(empty, np.float32), np.zeros((0, geometry.clips_per_sample, 2))
+    return np.stack(spectrograms), np.stack(coverage)

@@ -1,0 +1,50 @@
+"""Figures as PNG files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_emg_spectrograms(
+    spectrograms: np.ndarray, path: str | Path, title: str, clip_seconds: float = 1.0
+) -> Path:
+    """The Mel spectrograms of one sample, one panel per channel, the two arms as two rows of 8.
+
+    `spectrograms` is (clips, 16, n_mels, frames); the clips are laid side by side along time, with the
+    clip boundaries marked.
+    """
+    plt = _pyplot()
+    clips, channels, n_mels, _ = spectrograms.shape
+    joined = np.concatenate(list(spectrograms), axis=-1)  # (channels, n_mels, clips * frames)
+    arms = ("left", "right")
+    fig, axes = plt.subplots(2, channels // 2, figsize=(2.2 * channels // 2, 4.8), sharex=True, sharey=True)
+    vmax = float(np.percentile(joined, 99.5)) or 1.0
+    for c in range(channels):
+        axis = axes[c // 8, c % 8]
+        axis.imshow(joined[c], origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=vmax,
+                    extent=(0, clips * clip_seconds, 0, n_mels))
+        for boundary in range(1, clips):
+            axis.axvline(boundary * clip_seconds, color="white", linewidth=0.6, alpha=0.7)
+        axis.set_title(f"{arms[c // 8]} ch {c % 8 + 1}", fontsize=8)
+        if c % 8 == 0:
+            axis.set_ylabel("Mel band")
+        if c // 8 == 1:
+            axis.set_xlabel("time (s)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
