@@ -42,6 +42,7 @@ from scipy import signal
 from myosight.errors import ConfigError, StreamError
 
 CHANNELS_PER_ARM = 8
+STAGES = ("envelope", "rms", "resampled")
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,9 @@ class _StuckDetector:
 class EmgStreamProcessor:
     """Stateful sEMG pipeline for one stream (one arm): push chunks, get envelope samples on the grid.
 
-    With `normalisation=None` the stream stops after the RMS stage (used to fit the normalisation).
+    `stage` says where the output is taken: "envelope" (the full pipeline, needs `normalisation`), "rms"
+    (used to fit the normalisation) or "resampled" (the raw signal on the grid, for raw-sEMG models).
+    With `normalisation=None` the stage defaults to "rms".
     """
 
     def __init__(
@@ -356,7 +359,13 @@ class EmgStreamProcessor:
         normalisation: EmgNormalisation | None,
         channels: int = CHANNELS_PER_ARM,
         name: str = "emg",
+        stage: str | None = None,
     ) -> None:
+        stage = stage or ("envelope" if normalisation is not None else "rms")
+        if stage not in STAGES:
+            raise ConfigError(f"{name}: unknown pipeline stage {stage!r}; choose from {', '.join(STAGES)}")
+        if stage == "envelope" and normalisation is None:
+            raise ConfigError(f"{name}: the envelope stage needs normalisation statistics")
         if normalisation is not None and len(normalisation.minimum) != channels:
             raise ConfigError(
                 f"{name}: normalisation has {len(normalisation.minimum)} channels, the stream {channels}"
@@ -369,7 +378,7 @@ class EmgStreamProcessor:
         self._resampler = _GridResampler(config.rate_hz, config.max_gap_s, self.health)
         self._filter = _EnvelopeFilter(config, normalisation)
         self._stuck = _StuckDetector(channels, config.stuck_seconds)
-        self._rms_only = normalisation is None
+        self.stage = stage
 
     def push(self, time_s: np.ndarray, values: np.ndarray) -> EnvelopeChunk:
         """Feed samples (any number, including 0); return the envelope samples that became final."""
@@ -396,11 +405,18 @@ class EmgStreamProcessor:
             if restart:
                 self._filter.restart()
             if len(grid):
-                values = self._filter.rms(resampled) if self._rms_only else self._filter(resampled)
-                chunks.append(EnvelopeChunk(grid, values))
+                chunks.append(EnvelopeChunk(grid, self._output(resampled)))
         out = EnvelopeChunk.concat(chunks, self.channels)
         self.health.grid_samples_out += len(out.grid)
         return out
+
+
+    def _output(self, resampled: np.ndarray) -> np.ndarray:
+        if self.stage == "resampled":
+            return resampled
+        if self.stage == "rms":
+            return self._filter.rms(resampled)
+        return self._filter(resampled)
 
 
 def process_recording(
@@ -409,9 +425,12 @@ def process_recording(
     config: EmgPipelineConfig,
     normalisation: EmgNormalisation | None,
     name: str = "emg",
+    stage: str | None = None,
 ) -> tuple[EnvelopeChunk, StreamHealth]:
     """The offline driver: the streaming processor fed a whole recording in one chunk."""
-    processor = EmgStreamProcessor(config, normalisation, channels=np.asarray(values).shape[1], name=name)
+    processor = EmgStreamProcessor(
+        config, normalisation, channels=np.asarray(values).shape[1], name=name, stage=stage
+    )
     body = processor.push(time_s, values)
     tail = processor.flush()
     return EnvelopeChunk.concat([body, tail], processor.channels), processor.health

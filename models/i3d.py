@@ -261,3 +261,58 @@ def _fold(unit: Unit3d) -> None:
 def fuse_batchnorm(model: InceptionI3d) -> InceptionI3d:
     """Fold the batch norms of `model` into its convolutions (in place); see `InceptionI3d.fuse_batchnorm`."""
     return model.fuse_batchnorm()
+
+
+class FastI3d(nn.Module):
+    """Inference-only I3D: batch norm folded, channels-last-3d layout, optionally compiled by torch.compile.
+
+    Each step is exact up to float rounding (max logit difference to the eager model about 3e-5): folding
+    BN removes a pass over every activation, the channels-last layout is what the oneDNN 3-D convolutions
+    run fastest on, and compiling with weight freezing pre-packs the convolution weights once instead of
+    on every call and fuses the pads, ReLUs and concatenations. Compiling costs 10-30 s on first use of
+    each input shape (cached on disk afterwards) and needs a C++ compiler; without one, or if compiling
+    fails for any reason, the model runs uncompiled and says so once in the log.
+    """
+
+    def __init__(self, model: InceptionI3d, compile: bool = True, channels_last: bool = True) -> None:
+        super().__init__()
+        import copy
+
+        fused = copy.deepcopy(model).eval().fuse_batchnorm()
+        for parameter in fused.parameters():
+            parameter.requires_grad_(False)
+        self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+        self.model = fused.to(memory_format=self.memory_format)
+        self.compile = compile
+        self._compiled: dict[str, object] = {}
+
+    def _run(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.memory_format)
+        method = getattr(self.model, name)
+        with torch.inference_mode():
+            if self.compile:
+                if name not in self._compiled:
+                    # freezing: inductor treats the weights as constants, which lets it pre-pack them.
+                    self._compiled[name] = torch.compile(method, dynamic=False, options={"freezing": True})
+                try:
+                    return self._compiled[name](x)  # type: ignore[operator]
+                except Exception as error:  # no compiler, unsupported platform, ...: stay correct, go eager
+                    import logging
+
+                    logging.getLogger(__name__).warning("torch.compile failed (%s); running I3D uncompiled",
+                                                        str(error).splitlines()[0] if str(error) else error)
+                    self.compile = False
+            return method(x)
+
+    def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1024) clip features, as `InceptionI3d.extract_features`."""
+        return self._run("extract_features", x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, num_classes) logits, as `InceptionI3d.forward`."""
+        return self._run("forward", x)
+
+
+def optimize_for_inference(model: InceptionI3d, compile: bool = True, channels_last: bool = True) -> FastI3d:
+    """The fastest exact inference path for `model` on CPU (see `FastI3d`); `model` itself is left as is."""
+    return FastI3d(model, compile=compile, channels_last=channels_last)
