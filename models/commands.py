@@ -45,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.set_defaults(handler=_fetch)
 
     path = weights_sub.add_parser(
-        "path", help="print where the converted weights are (or would be)",
-        description="Print the path of the converted I3D weights; exit 1 if they are missing or altered.",
+        "path", help="print the path of the verified I3D weights (exit 1 if missing)",
+        description="Print the path of the converted I3D weights after checking their sha256; exit 1 and "
+        "say how to fetch them if they are missing or altered.",
     )
     path.add_argument("--cache-dir", type=Path, help="cache directory")
     path.set_defaults(handler=_path)

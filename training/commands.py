@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     spec.add_argument("--save", type=Path, help="also save all spectrograms and labels to this .npz")
     spec.set_defaults(handler=run_spectrograms)
     emg.set_defaults(handler=lambda args: emg.print_help() or 2)
+    register_training(subparsers)
 
 
 def run_spectrograms(args: argparse.Namespace) -> int:
@@ -76,4 +77,196 @@ def run_spectrograms(args: argparse.Namespace) -> int:
             label=np.array([s.label for s in subactions]), uid=np.array([s.uid for s in subactions]),
         )
         print(f"wrote {args.save}")
+    return 0
+
+
+def register_training(subparsers: argparse._SubParsersAction) -> None:
+    """`myosight dataset`, `features emg`, `train`, `evaluate`, `report`."""
+    dataset = subparsers.add_parser(
+        "dataset",
+        help="cut sessions into sub-actions, split them, and compute the sEMG inputs of every sample",
+        description="Build a dataset directory from session files: 5-s sub-actions, the 70/30 split "
+        "(stratified, seeded), the sEMG normalisation fitted on the training samples only, and per split the "
+        "16-channel Mel spectrograms and raw sEMG windows of every clip. Then run `myosight features emg` "
+        "(and `myosight features rgb` for video) before `myosight train`.",
+    )
+    dataset.add_argument("sessions", type=Path, nargs="+", help="session .hdf5 files")
+    dataset.add_argument("--out", type=Path, required=True, help="dataset directory to write")
+    dataset.add_argument("--by", choices=("subaction", "action"), default="subaction",
+                         help="split unit: the paper's random split over sub-actions, or whole actions (no leakage)")
+    dataset.add_argument("--seed", type=int, default=0)
+    dataset.add_argument("--train-fraction", type=float, default=0.7)
+    dataset.add_argument("--subjects", nargs="*", help="keep only these subjects (paper: S04 S07 S08)")
+    dataset.add_argument("--allow-missing-arm", action="store_true", help="accept one-arm sessions (zeros)")
+    dataset.set_defaults(handler=run_dataset)
+
+    features = subparsers.add_parser("features", help="compute per-clip features of a dataset (emg, rgb)")
+    kinds = features.add_subparsers(dest="kind", metavar="KIND")
+    emg = kinds.add_parser(
+        "emg", help="train the sEMG CNN on the training clips and extract 5 x 1024 features per sample",
+        description="Train the spectrogram CNN (paper's optimiser, early stopping on a validation split carved "
+        "by sample) and write the 1024-d feature of every clip into the dataset's split files.",
+    )
+    emg.add_argument("data", type=Path, help="dataset directory")
+    _add_train_options(emg)
+    emg.set_defaults(handler=run_features_emg)
+    features.set_defaults(handler=lambda args: features.print_help() or 2)
+
+    train = subparsers.add_parser(
+        "train", help="train one head of the paper on a dataset and write a run directory with its bundle",
+        description="Train a classifier or fusion head on pre-computed features (SGD lr 0.01, momentum 0.9, "
+        "weight decay 1e-7 by default), evaluate it on the test split, and write RUN/ with config.json, "
+        "metrics.json, confusion.png and bundle.safetensors (what `myosight run` loads).",
+    )
+    train.add_argument("--model", required=True, help="head name (see `myosight train --list`)")
+    train.add_argument("--data", type=Path, required=True, help="dataset directory")
+    train.add_argument("--out", type=Path, help="run directory (default: runs/<model>-seed<seed>)")
+    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="head option, e.g. --option p=0.8 --option alpha=2 (repeatable)")
+    _add_train_options(train)
+    train.set_defaults(handler=run_train)
+
+    heads = subparsers.add_parser("heads", help="list the classifier and fusion heads")
+    heads.set_defaults(handler=run_list_heads)
+
+    evaluate = subparsers.add_parser("evaluate", help="evaluate a model bundle on a dataset's test split")
+    evaluate.add_argument("--bundle", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--split", choices=("train", "test"), default="test")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=run_evaluate)
+
+    report = subparsers.add_parser(
+        "report", help="train and evaluate every row of the paper's table on a dataset",
+        description="Train and evaluate the rows of the paper's Table 2 (rows whose inputs the dataset lacks "
+        "are listed as skipped) over one or more seeds; write results.md, results.csv and confusion matrices.",
+    )
+    report.add_argument("--data", type=Path, required=True)
+    report.add_argument("--out", type=Path, help="where to write results (default: DATA/report)")
+    report.add_argument("--seeds", type=int, nargs="+", default=[0])
+    report.add_argument("--rows", nargs="+", help="head names to include (default: all rows)")
+    _add_train_options(report, seed=False)
+    report.set_defaults(handler=run_report)
+
+
+def _add_train_options(parser: argparse.ArgumentParser, seed: bool = True) -> None:
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _train_config(args: argparse.Namespace):
+    from myosight.training.trainer import TrainConfig
+
+    return TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
+                       seed=getattr(args, "seed", 0))
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    import json
+
+    from myosight.errors import ConfigError
+
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from myosight.training.dataset import build_emg_dataset
+
+    manifest = build_emg_dataset(args.sessions, args.out, split_by=args.by, seed=args.seed,
+                                 train_fraction=args.train_fraction, subjects=args.subjects,
+                                 allow_missing_arm=args.allow_missing_arm)
+    split = manifest["split"]
+    print(f"{args.out}: {split['train']} train / {split['test']} test samples, {len(manifest['classes'])} classes")
+    return 0
+
+
+def run_features_emg(args: argparse.Namespace) -> int:
+    from myosight.training.emg_features import add_emg_features, train_emg_cnn
+
+    cnn, meta = train_emg_cnn(args.data, _train_config(args), progress=not args.quiet)
+    add_emg_features(args.data, cnn)
+    print(f"sEMG CNN: best epoch {meta['best_epoch']}, validation {meta['val_accuracy']:.1%}, "
+          f"test clips {meta['test_clip_top1']:.1%}; features written to {args.data}/{{train,test}}.h5")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from myosight.training.run import train_head
+
+    out = args.out or Path("runs") / f"{args.model}-seed{args.seed}"
+    result = train_head(args.data, args.model, options=_parse_options(args.option), config=_train_config(args),
+                        run_dir=out, progress=not args.quiet)
+    extra = f", p = {result.metrics['p']:.3f}" if "p" in result.metrics else ""
+    print(f"{args.model}: top-1 {result.metrics['top1']:.1%}, top-5 {result.metrics['top5']:.1%} on "
+          f"{result.metrics['samples']} test samples ({result.seconds:.1f} s){extra}; run written to {out}")
+    return 0
+
+
+def run_list_heads(args: argparse.Namespace) -> int:
+    from myosight.models.heads import HEADS
+
+    for name, spec in HEADS.items():
+        print(f"{name:<28} reads {'+'.join(spec.modalities):<10} {spec.summary}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from myosight.training.evaluation import evaluate_bundle
+
+    metrics = evaluate_bundle(args.bundle, args.data, args.split)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{args.bundle}: top-1 {metrics['top1']:.1%}, top-5 {metrics['top5']:.1%} on "
+              f"{metrics['samples']} {args.split} samples")
+        for label, accuracy in metrics["per_class"].items():
+            print(f"  {accuracy:6.1%}  {label}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import csv
+
+    import numpy as np
+
+    from myosight.training.feature_store import read_manifest
+    from myosight.training.figures import plot_confusion
+    from myosight.training.run import TABLE_ROWS, report, table_markdown
+
+    rows = [r for r in TABLE_ROWS if not args.rows or r[1] in args.rows]
+    table = report(args.data, rows, seeds=args.seeds, config=_train_config(args), progress=not args.quiet)
+    out = args.out or args.data / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = table_markdown(table)
+    (out / "results.md").write_text(markdown + "\n")
+    with (out / "results.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "head", "top1", "top1_std", "top5", "seconds", "seeds", "p"])
+        for e in table:
+            if "skipped" not in e:
+                writer.writerow([e["row"], e["head"], f"{e['top1']:.4f}", f"{e['top1_std']:.4f}", f"{e['top5']:.4f}",
+                                 f"{e['seconds']:.2f}", e["seeds"], f"{e['p']:.4f}" if "p" in e else ""])
+    classes = read_manifest(args.data)["classes"]
+    for e in table:
+        if "skipped" not in e:
+            plot_confusion(np.asarray(e["confusion"]), classes, out / f"confusion_{e['head']}.png",
+                           f"{e['row']}: top-1 {e['top1']:.1%}")
+    print(markdown)
+    print(f"wrote {out}/results.md, results.csv and confusion_*.png")
     return 0

@@ -22,6 +22,7 @@ from myosight.models.emg_pipeline import (
     clip_spectrograms,
     fit_normalisation,
     process_recording,
+    window_from_track,
 )
 
 
@@ -42,8 +43,12 @@ def session_tracks(
     normalisation: EmgNormalisation | None,
     *,
     allow_missing_arm: bool = False,
+    stage: str | None = None,
 ) -> SessionTracks:
-    """Run the offline pass over both arms of a session (normalisation None: RMS envelopes only)."""
+    """Run the offline pass over both arms of a session (normalisation None: RMS envelopes only).
+
+    `stage` picks the pipeline output ("envelope", "rms", "resampled"; see EmgStreamProcessor).
+    """
     pair = session.emg_pair(allow_missing=allow_missing_arm)
     tracks: dict[str, EnvelopeChunk | None] = {}
     health: dict[str, StreamHealth] = {}
@@ -52,9 +57,9 @@ def session_tracks(
         if series is None:
             tracks[arm] = None
             continue
-        arm_norm = normalisation.arm(index) if normalisation is not None else None
+        arm_norm = normalisation.arm(index) if normalisation is not None and stage != "resampled" else None
         tracks[arm], health[arm] = process_recording(
-            series.time_s, series.data, config, arm_norm, name=f"{session.path.name}:{arm}"
+            series.time_s, series.data, config, arm_norm, name=f"{session.path.name}:{arm}", stage=stage
         )
     return SessionTracks(tracks, health)
 
@@ -71,6 +76,47 @@ def fit_session_normalisation(
             part = slice(index * 8, (index + 1) * 8)
             minimum[part], maximum[part] = fitted.minimum, fitted.maximum
     return EmgNormalisation(minimum, maximum)
+
+
+def fit_normalisation_on_windows(
+    rms_tracks: Sequence[SessionTracks], windows: Sequence[Sequence[tuple[float, float]]], config: EmgPipelineConfig
+) -> EmgNormalisation:
+    """Per-channel min/max of RMS envelopes inside the given time windows only (the training samples).
+
+    `windows[i]` lists the (start_s, stop_s) spans taken from `rms_tracks[i]`; an arm never seen keeps the
+    full-scale prior.
+    """
+    prior = EmgNormalisation.full_scale()
+    minimum, maximum = np.full(16, np.inf), np.full(16, -np.inf)
+    for tracks, spans in zip(rms_tracks, windows, strict=True):
+        for index, track in enumerate(tracks.ordered()):
+            if track is None:
+                continue
+            part = slice(index * 8, (index + 1) * 8)
+            for start_s, stop_s in spans:
+                lo, hi = np.searchsorted(track.grid, [start_s * config.rate_hz, stop_s * config.rate_hz])
+                if hi > lo:
+                    minimum[part] = np.minimum(minimum[part], track.values[lo:hi].min(axis=0))
+                    maximum[part] = np.maximum(maximum[part], track.values[lo:hi].max(axis=0))
+    unseen = ~np.isfinite(minimum)
+    minimum[unseen], maximum[unseen] = prior.minimum[unseen], prior.maximum[unseen]
+    return EmgNormalisation(minimum, maximum)
+
+
+def subaction_raw_windows(
+    resampled: SessionTracks, subactions: Sequence[SubAction], geometry: ClipGeometry, config: EmgPipelineConfig
+) -> np.ndarray:
+    """(N, clips, samples_per_clip, 16) float16 raw sEMG on the model grid, scaled to [-1, 1]."""
+    length = config.samples_in(geometry.clip_seconds)
+    out = np.zeros((len(subactions), geometry.clips_per_sample, length, 16), np.float16)
+    for n, sub in enumerate(subactions):
+        for c, (start_s, _) in enumerate(clip_segments(sub.start_s, geometry)):
+            first = round(start_s * config.rate_hz)
+            for index, track in enumerate(resampled.ordered()):
+                if track is not None:
+                    window, _ = window_from_track(track, first, length)
+                    out[n, c, :, index * 8:(index + 1) * 8] = window / 128.0
+    return out
 
 
 def subaction_spectrograms(

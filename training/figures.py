@@ -48,3 +48,32 @@ def plot_emg_spectrograms(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: str | Path, title: str) -> Path:
+    """A row-normalised confusion matrix (rows: true class, columns: predicted), counts in the cells."""
+    from myosight.data.activities import short_name
+
+    plt = _pyplot()
+    totals = confusion.sum(axis=1, keepdims=True)
+    rates = np.divide(confusion, totals, out=np.zeros_like(confusion, dtype=float), where=totals > 0)
+    size = max(5.0, 0.42 * len(classes) + 2.5)
+    fig, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    names = [short_name(c)[:28] for c in classes]
+    axis.set_xticks(range(len(classes)), names, rotation=60, ha="right", fontsize=7)
+    axis.set_yticks(range(len(classes)), names, fontsize=7)
+    for (row, col), count in np.ndenumerate(confusion):
+        if count:
+            axis.text(col, row, str(count), ha="center", va="center", fontsize=6,
+                      color="white" if rates[row, col] > 0.5 else "black")
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

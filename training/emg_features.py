@@ -1,0 +1,86 @@
+"""`myosight features emg`: train the sEMG CNN on training clips, then extract 5 x 1024 features per sample.
+
+The CNN is trained on single clips (every clip carries its sample's label), with the validation split
+carved by sample so that no clip of a validation sample is trained on. After training, the convolutions
+and the first fully connected layer give one 1024-d vector per clip.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from myosight.models.emg_cnn import EmgSpectrogramCNN
+from myosight.training.feature_store import read_manifest, read_split, write_array
+from myosight.training.trainer import FitResult, TrainConfig, classification_metrics, fit, predict_logits
+
+CNN_WEIGHTS = "emg_cnn.safetensors"
+CNN_META = "emg_cnn.json"
+
+
+class _ClipModel(nn.Module):
+    """Adapts the CNN to the trainer's batch dicts: one spectrogram stack per row."""
+
+    def __init__(self, cnn: EmgSpectrogramCNN) -> None:
+        super().__init__()
+        self.cnn = cnn
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.cnn(batch["spectrograms"])
+
+
+def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True) -> tuple[EmgSpectrogramCNN, dict]:
+    """Train the CNN on the dataset's training clips; save weights and metadata beside the dataset."""
+    manifest = read_manifest(data_dir)
+    train = read_split(data_dir / "train.h5", ("spectrograms",))
+    spectrograms = train.arrays["spectrograms"]
+    clips = spectrograms.reshape(-1, *spectrograms.shape[2:])
+    clip_labels = np.repeat(train.labels, spectrograms.shape[1])
+    groups = np.repeat(np.arange(len(train)), spectrograms.shape[1])
+    kwargs = {"num_classes": len(manifest["classes"]), "in_channels": clips.shape[1],
+              "n_mels": clips.shape[2], "frames": clips.shape[3]}
+    torch.manual_seed(config.seed)
+    cnn = EmgSpectrogramCNN(**kwargs)
+    cnn.set_input_statistics(torch.as_tensor(clips))
+    result: FitResult = fit(_ClipModel(cnn), {"spectrograms": clips}, clip_labels, config, progress=progress,
+                            description="sEMG CNN", groups=groups)
+    test = read_split(data_dir / "test.h5", ("spectrograms",))
+    test_clips = test.arrays["spectrograms"].reshape(-1, *clips.shape[1:])
+    logits = predict_logits(_ClipModel(cnn), {"spectrograms": torch.as_tensor(test_clips)})
+    clip_metrics = classification_metrics(logits.numpy(), np.repeat(test.labels, spectrograms.shape[1]),
+                                          manifest["classes"])
+    meta = {"kwargs": kwargs, "train_config": config.to_dict(), "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "val_accuracy": result.best_val_accuracy,
+            "test_clip_top1": clip_metrics["top1"]}
+    save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, str(data_dir / CNN_WEIGHTS))
+    (data_dir / CNN_META).write_text(json.dumps(meta, indent=2))
+    return cnn, meta
+
+
+def load_emg_cnn(data_dir: Path) -> EmgSpectrogramCNN:
+    meta = json.loads((data_dir / CNN_META).read_text())
+    cnn = EmgSpectrogramCNN(**meta["kwargs"])
+    cnn.load_state_dict(load_file(str(data_dir / CNN_WEIGHTS)))
+    return cnn.eval()
+
+
+@torch.inference_mode()
+def extract_emg_features(cnn: EmgSpectrogramCNN, spectrograms: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(N, clips, 16, n_mels, frames) -> (N, clips, feature_dim) float32."""
+    cnn.eval()
+    out = [cnn.sample_features(torch.as_tensor(spectrograms[i:i + batch_size])).numpy()
+           for i in range(0, len(spectrograms), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN) -> None:
+    """Write the `emg` feature array into both split files."""
+    for split in ("train", "test"):
+        path = data_dir / f"{split}.h5"
+        spectrograms = read_split(path, ("spectrograms",)).arrays["spectrograms"]
+        write_array(path, "emg", extract_emg_features(cnn, spectrograms))

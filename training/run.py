@@ -1,0 +1,166 @@
+"""Training one head on a dataset directory, evaluating it, and the paper's results table.
+
+`train_head` writes a run directory:
+
+    RUN/config.json       head, options, training config, dataset
+    RUN/metrics.json      top-1/top-5/per-class accuracy, confusion matrix, learning curve, p / attention
+    RUN/confusion.png     the test confusion matrix
+    RUN/bundle.safetensors  everything the live worker needs (models/bundle.py)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from myosight.models.bundle import save_bundle
+from myosight.models.clips import ClipGeometry
+from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
+from myosight.models.heads import HEADS, build_head
+from myosight.training.feature_store import read_manifest, read_split
+from myosight.training.trainer import TrainConfig, classification_metrics, fit, predict_logits, to_tensors
+
+#: The rows of the paper's Table 2, in its order: (row title, head name, options).
+TABLE_ROWS: tuple[tuple[str, str, dict], ...] = (
+    ("Linear RGB", "linear_rgb", {}),
+    ("LSTM RGB", "lstm_rgb", {}),
+    ("LSTM sEMG raw", "lstm_emg_raw", {}),
+    ("Linear sEMG", "linear_emg", {}),
+    ("LSTM sEMG", "lstm_emg", {}),
+    ("Late-Fusion", "late_fusion", {}),
+    ("Late-Fusion PAR (p = 0.8)", "late_fusion_par_const", {"p": 0.8}),
+    ("Late-Fusion PAR (learnable p)", "late_fusion_par_learnable", {}),
+    ("Late-Fusion LSTM", "late_fusion_lstm", {}),
+    ("Mid-Fusion", "mid_fusion", {}),
+    ("Self-Attention Late-Fusion", "self_attention_lf", {}),
+    ("Self-Attention LF LSTM", "self_attention_lf_lstm", {}),
+    ("Baseline: RMS + MAV sEMG (not in the paper)", "rms_mav_emg", {}),
+)
+
+
+@dataclass
+class RunResult:
+    name: str
+    metrics: dict
+    seconds: float
+    run_dir: Path | None
+
+
+def _inputs(split, modalities: Sequence[str]) -> dict[str, np.ndarray]:
+    return {name: split.arrays[name] for name in modalities}
+
+
+def train_head(
+    data_dir: Path,
+    head_name: str,
+    *,
+    options: dict | None = None,
+    config: TrainConfig | None = None,
+    run_dir: Path | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train `head_name` on the dataset's train split, evaluate on its test split, optionally write a run."""
+    config = config or TrainConfig()
+    options = dict(options or {})
+    data_dir = Path(data_dir)
+    manifest = read_manifest(data_dir)
+    classes = manifest["classes"]
+    if head_name not in HEADS:
+        build_head(head_name)  # raises the ConfigError listing the known heads
+    modalities = HEADS[head_name].modalities
+    train = read_split(data_dir / "train.h5", tuple(modalities))
+    test = read_split(data_dir / "test.h5", tuple(modalities))
+    feature_dim = next((train.arrays[m].shape[-1] for m in modalities if m in ("rgb", "emg")), 1024)
+    if "emg_raw" in modalities:
+        options.setdefault("channels", train.arrays["emg_raw"].shape[-1])
+    torch.manual_seed(config.seed)
+    head = build_head(head_name, num_classes=len(classes), feature_dim=feature_dim, **options)
+    started = time.perf_counter()
+    result = fit(head, _inputs(train, modalities), train.labels, config, progress=progress, description=head_name)
+    logits = predict_logits(head, to_tensors(_inputs(test, modalities))).numpy()
+    seconds = time.perf_counter() - started
+    metrics = classification_metrics(logits, test.labels, classes)
+    metrics.update({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                    "val_accuracy": result.best_val_accuracy, "train_seconds": seconds})
+    if hasattr(head, "p") and isinstance(getattr(type(head), "p", None), property):
+        metrics["p"] = float(head.p)
+    if run_dir is not None:
+        _write_run(Path(run_dir), data_dir, manifest, head_name, head, config, metrics, result.history)
+    return RunResult(head_name, metrics, seconds, run_dir)
+
+
+def _write_run(run_dir, data_dir, manifest, head_name, head, config, metrics, history) -> None:
+    from myosight.training.emg_features import CNN_META, load_emg_cnn
+    from myosight.training.figures import plot_confusion
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    head_kwargs = {k: v for k, v in head.head_config.items() if k != "name"}
+    (run_dir / "config.json").write_text(json.dumps(
+        {"head": head_name, "head_kwargs": head_kwargs, "train_config": config.to_dict(),
+         "dataset": str(data_dir.resolve())}, indent=2))
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "history": history}, indent=2))
+    plot_confusion(np.asarray(metrics["confusion"]), manifest["classes"], run_dir / "confusion.png",
+                   f"{head_name}: top-1 {metrics['top1']:.1%}")
+    emg_cnn, cnn_kwargs = None, None
+    if "emg" in head.modalities:
+        emg_cnn = load_emg_cnn(data_dir)
+        cnn_kwargs = json.loads((data_dir / CNN_META).read_text())["kwargs"]
+    save_bundle(
+        run_dir / "bundle.safetensors", head_name=head_name, head=head, head_kwargs=head_kwargs,
+        classes=manifest["classes"], geometry=ClipGeometry.from_dict(manifest["clip_geometry"]),
+        emg_config=EmgPipelineConfig.from_dict(manifest["emg_pipeline"]),
+        normalisation=EmgNormalisation.from_dict(manifest["emg_normalisation"]), emg_cnn=emg_cnn,
+        emg_cnn_kwargs=cnn_kwargs, i3d_sha256=manifest.get("i3d_sha256") if "rgb" in head.modalities else None,
+        metrics={k: metrics[k] for k in ("top1", "top5", "samples")},
+    )
+
+
+def report(
+    data_dir: Path,
+    rows: Sequence[tuple[str, str, dict]] = TABLE_ROWS,
+    *,
+    seeds: Sequence[int] = (0,),
+    config: TrainConfig | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Train and evaluate every row (skipping rows whose inputs the dataset lacks) over seeds."""
+    from myosight.training.feature_store import array_names
+
+    available = set(array_names(Path(data_dir) / "train.h5"))
+    config = config or TrainConfig()
+    table = []
+    for title, head_name, options in rows:
+        needed = set(HEADS[head_name].modalities)
+        if not needed <= available:
+            table.append({"row": title, "head": head_name, "skipped": f"needs {', '.join(sorted(needed - available))}"})
+            continue
+        runs = [train_head(data_dir, head_name, options=options, progress=progress,
+                           config=TrainConfig(**{**config.to_dict(), "seed": seed})) for seed in seeds]
+        top1 = np.array([r.metrics["top1"] for r in runs])
+        top5 = np.array([r.metrics["top5"] for r in runs])
+        entry = {"row": title, "head": head_name, "top1": float(top1.mean()), "top1_std": float(top1.std()),
+                 "top5": float(top5.mean()), "seconds": float(np.mean([r.seconds for r in runs])),
+                 "seeds": len(runs), "confusion": runs[0].metrics["confusion"]}
+        if "p" in runs[0].metrics:
+            entry["p"] = float(np.mean([r.metrics["p"] for r in runs]))
+        table.append(entry)
+    return table
+
+
+def table_markdown(table: list[dict]) -> str:
+    lines = ["| model | top-1 (%) | top-5 (%) | train + test time (s) |", "| --- | ---: | ---: | ---: |"]
+    for entry in table:
+        if "skipped" in entry:
+            lines.append(f"| {entry['row']} | - | - | ({entry['skipped']}) |")
+            continue
+        spread = f" ± {100 * entry['top1_std']:.1f}" if entry["seeds"] > 1 else ""
+        extra = f" (p = {entry['p']:.2f})" if "p" in entry else ""
+        lines.append(f"| {entry['row']}{extra} | {100 * entry['top1']:.1f}{spread} | {100 * entry['top5']:.1f} | "
+                     f"{entry['seconds']:.1f} |")
+    return "\n".join(lines)
