@@ -52,6 +52,7 @@ def test_registry_names_and_modalities():
         "lstm_rgb": ("rgb",),
         "lstm_emg": ("emg",),
         "lstm_emg_raw": ("emg_raw",),
+        "rms_mav_emg": ("emg_raw",),
         "late_fusion": ("rgb", "emg"),
         "late_fusion_par_const": ("rgb", "emg"),
         "late_fusion_par_learnable": ("rgb", "emg"),
@@ -343,3 +344,16 @@ def test_learns_a_separable_toy_problem(name):
     with torch.no_grad():
         accuracy = (head.eval()(batch).argmax(-1) == labels).float().mean()
     assert start < 0.6 and accuracy >= 0.95
+
+
+def test_rms_mav_baseline_features_are_per_clip():
+    """The baseline sees only each clip's own RMS and MAV: a change in clip 2 changes clip 2's logits only."""
+    head = build_head("rms_mav_emg", num_classes=4, channels=16).eval()
+    batch = {"emg_raw": torch.randn(2, 5, 160, 16)}
+    changed = {"emg_raw": batch["emg_raw"].clone()}
+    changed["emg_raw"][:, 2] *= 3.0
+    with torch.no_grad():
+        before, after = head.clip_logits(batch), head.clip_logits(changed)
+    unchanged = [0, 1, 3, 4]
+    assert torch.allclose(before[:, unchanged], after[:, unchanged])
+    assert not torch.allclose(before[:, 2], after[:, 2])
