@@ -31,6 +31,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/myosight weights fetch
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

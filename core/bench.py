@@ -24,7 +24,22 @@ def _emg(args: argparse.Namespace) -> list[dict]:
 def _i3d(args: argparse.Namespace) -> list[dict]:
     from myosight.models.i3d_bench import benchmark_i3d
 
-    return benchmark_i3d()
+    result = benchmark_i3d(repeats=min(args.repeat, 10))
+    eager, fast = result["eager"], result["fast"]
+    figures = [
+        {"name": "i3d.clip_16x224.eager.p50", "value": eager["median_s"], "unit": "s"},
+        {"name": "i3d.clip_16x224.eager.p95", "value": eager["p95_s"], "unit": "s"},
+        {"name": "i3d.clip_16x224.fast.p50", "value": fast["median_s"], "unit": "s", "target": "<= 0.6 s"},
+        {"name": "i3d.clip_16x224.fast.p95", "value": fast["p95_s"], "unit": "s"},
+        {"name": "i3d.fast_vs_eager", "value": result["speedup"], "unit": "x faster"},
+        {"name": "i3d.fast_max_abs_logit_diff", "value": result["max_abs_logit_diff"], "unit": "",
+         "target": "<= 1e-4"},
+        {"name": "i3d.fast_first_call", "value": result["fast_first_call_s"], "unit": "s (compiles)"},
+    ]
+    for path, by_batch in result["throughput_clips_per_s"].items():
+        for batch, rate in by_batch.items():
+            figures.append({"name": f"i3d.throughput.{path}.batch{batch}", "value": rate, "unit": "clips/s"})
+    return figures
 
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"emg": _emg, "i3d": _i3d}

@@ -130,8 +130,10 @@ class VideoFile:
         self._next += 1
         if frame.shape[:2] != (self.height, self.width):
             raise SessionFormatError(
-                self.path, f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the header's "
-                f"{self.width}x{self.height}", field=f"frame {index}")
+                self.path,
+                f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the header's {self.width}x{self.height}",
+                field=f"frame {index}",
+            )
         return frame
 
     def _seek(self, index: int) -> None:

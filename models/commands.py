@@ -36,16 +36,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "torchvision wheel's metadata (also pinned), or from --labels."
         ),
     )
-    fetch.add_argument("--cache-dir", type=Path, help="cache directory (default: $MYOSIGHT_CACHE_DIR or "
-                       "~/.cache/myosight)")
+    fetch.add_argument(
+        "--cache-dir", type=Path, help="cache directory (default: $MYOSIGHT_CACHE_DIR or ~/.cache/myosight)"
+    )
     fetch.add_argument("--force", action="store_true", help="fetch and convert again even if cached")
-    fetch.add_argument("--labels", type=Path, metavar="FILE",
-                       help="text file with the 400 Kinetics class names in logit order, one per line "
-                       "(for machines that cannot download the torchvision wheel)")
+    fetch.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="text file with the 400 Kinetics class names in logit order, one per line "
+        "(for machines that cannot download the torchvision wheel)",
+    )
     fetch.set_defaults(handler=_fetch)
 
     path = weights_sub.add_parser(
-        "path", help="print the path of the verified I3D weights (exit 1 if missing)",
+        "path",
+        help="print the path of the verified I3D weights (exit 1 if missing)",
         description="Print the path of the converted I3D weights after checking their sha256; exit 1 and "
         "say how to fetch them if they are missing or altered.",
     )
@@ -53,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     path.set_defaults(handler=_path)
 
     i3d = subparsers.add_parser(
-        "i3d", help="run the pretrained I3D on a video",
+        "i3d",
+        help="run the pretrained I3D on a video",
         description="Run DeepMind's Kinetics-400 I3D (needs `myosight weights fetch` first).",
     )
     i3d_sub = i3d.add_subparsers(dest="i3d_command", metavar="ACTION")
@@ -67,10 +74,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     classify.add_argument("video", type=Path, metavar="VIDEO", help="video file (any format OpenCV reads)")
-    classify.add_argument("--top", type=int, default=5, metavar="K",
-                          help="number of classes to print (default 5)")
-    classify.add_argument("--frames", type=int, default=DEFAULT_FRAMES, metavar="N",
-                          help=f"use the centre N frames at 25 fps (default {DEFAULT_FRAMES}); 0 = all")
+    classify.add_argument("--top", type=int, default=5, metavar="K", help="number of classes to print (default 5)")
+    classify.add_argument(
+        "--frames",
+        type=int,
+        default=DEFAULT_FRAMES,
+        metavar="N",
+        help=f"use the centre N frames at 25 fps (default {DEFAULT_FRAMES}); 0 = all",
+    )
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     classify.add_argument("--cache-dir", type=Path, help="cache directory holding the weights")
     classify.set_defaults(handler=_classify)
@@ -124,8 +135,7 @@ def classify_video(
             hint = " (--frames 0 uses all frames)" if frames else ""
             raise SessionFormatError(
                 video,
-                f"only {len(indices)} frames at {I3D_FPS:g} fps from {clip.frame_count} source frames; "
-                f"{what}{hint}",
+                f"only {len(indices)} frames at {I3D_FPS:g} fps from {clip.frame_count} source frames; {what}{hint}",
                 field="frame count",
             )
         chosen = indices[centre_window(len(indices), frames)]
@@ -149,8 +159,7 @@ def _classify(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     first, last = result["source_frames"]
-    print(f"{result['video']}: {result['frames']} frames at {result['fps']:g} fps "
-          f"(source frames {first}-{last})")
+    print(f"{result['video']}: {result['frames']} frames at {result['fps']:g} fps (source frames {first}-{last})")
     for rank, entry in enumerate(result["top"], 1):
         print(f"{rank:>3}. {entry['probability']:7.4f}  {entry['label']}")
     return 0

@@ -230,7 +230,7 @@ class InceptionI3d(nn.Module):
         weights and a bias; this removes one full pass over every activation. Use only for inference:
         the fused model has no BN statistics left to train.
         """
-        for unit in self.modules():
+        for unit in list(self.modules()):
             if isinstance(unit, Unit3d) and isinstance(unit.bn, nn.BatchNorm3d):
                 _fold(unit)
         return self
@@ -308,8 +308,10 @@ class FastI3d(nn.Module):
                 except Exception as error:  # no compiler, unsupported platform, ...: stay correct, go eager
                     import logging
 
-                    logging.getLogger(__name__).warning("torch.compile failed (%s); running I3D uncompiled",
-                                                        str(error).splitlines()[0] if str(error) else error)
+                    logging.getLogger(__name__).warning(
+                        "torch.compile failed (%s); running I3D uncompiled",
+                        str(error).splitlines()[0] if str(error) else error,
+                    )
                     self.use_compile = False
             return method(x)
 
@@ -322,8 +324,6 @@ class FastI3d(nn.Module):
         return self._run("forward", x)
 
 
-def optimize_for_inference(
-    model: InceptionI3d, use_compile: bool = True, channels_last: bool = True
-) -> FastI3d:
+def optimize_for_inference(model: InceptionI3d, use_compile: bool = True, channels_last: bool = True) -> FastI3d:
     """The fastest exact inference path for `model` on CPU (see `FastI3d`); `model` itself is left as is."""
     return FastI3d(model, use_compile=use_compile, channels_last=channels_last)

@@ -21,9 +21,7 @@ from typing import Any
 import numpy as np
 
 
-def _time_interleaved(
-    calls: dict[str, Callable[[], Any]], repeats: int, warmup: int
-) -> dict[str, list[float]]:
+def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, list[float]]:
     """Time several callables in turns (a, b, a, b, ...), so that a burst of load from other processes
     slows all of them alike instead of spoiling one path's figures."""
     for _ in range(warmup):

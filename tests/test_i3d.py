@@ -3,6 +3,7 @@ input path, and (when the weights are cached) the Kinetics-400 predictions on re
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import zipfile
@@ -77,8 +78,9 @@ def _grey_frames(n: int, size: tuple[int, int] = (48, 64)) -> list[np.ndarray]:
 
 
 # -- architecture ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("batch", "frames", "height", "width", "steps"),
-                         [(2, 9, 64, 64, 2), (1, 16, 97, 131, 2), (1, 64, 64, 80, 8)])
+@pytest.mark.parametrize(
+    ("batch", "frames", "height", "width", "steps"), [(2, 9, 64, 64, 2), (1, 16, 97, 131, 2), (1, 64, 64, 80, 8)]
+)
 def test_shapes(random_model: InceptionI3d, batch: int, frames: int, height: int, width: int, steps: int) -> None:
     x = torch.rand(batch, 3, frames, height, width) * 2 - 1
     with torch.inference_mode():
@@ -121,10 +123,21 @@ def test_num_classes_and_no_learned_bn_scale() -> None:
 
 
 # -- TF SAME padding ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("size", "kernel", "stride", "pads"), [
-    (224, 7, 2, (2, 3)), (16, 7, 2, (2, 3)), (112, 3, 2, (0, 1)), (57, 3, 2, (1, 1)), (8, 3, 2, (0, 1)),
-    (8, 2, 2, (0, 0)), (5, 2, 2, (0, 1)), (28, 3, 1, (1, 1)), (10, 1, 1, (0, 0)), (3, 7, 2, (3, 3)),
-])
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "pads"),
+    [
+        (224, 7, 2, (2, 3)),
+        (16, 7, 2, (2, 3)),
+        (112, 3, 2, (0, 1)),
+        (57, 3, 2, (1, 1)),
+        (8, 3, 2, (0, 1)),
+        (8, 2, 2, (0, 0)),
+        (5, 2, 2, (0, 1)),
+        (28, 3, 1, (1, 1)),
+        (10, 1, 1, (0, 0)),
+        (3, 7, 2, (3, 3)),
+    ],
+)
 def test_same_padding_values(size: int, kernel: int, stride: int, pads: tuple[int, int]) -> None:
     assert same_padding(size, kernel, stride) == pads
 
@@ -192,8 +205,17 @@ def _as_checkpoint(model: InceptionI3d) -> dict:
 
     for name in ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"):
         unit([name], f"features.{name}")
-    for mixed in ("Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f",
-                  "Mixed_5b", "Mixed_5c"):
+    for mixed in (
+        "Mixed_3b",
+        "Mixed_3c",
+        "Mixed_4b",
+        "Mixed_4c",
+        "Mixed_4d",
+        "Mixed_4e",
+        "Mixed_4f",
+        "Mixed_5b",
+        "Mixed_5c",
+    ):
         unit([mixed, "Branch_0", "Conv3d_0a_1x1"], f"features.{mixed}.branch0")
         for b in (1, 2):
             unit([mixed, f"Branch_{b}", "Conv3d_0a_1x1"], f"features.{mixed}.branch{b}.0")
@@ -222,20 +244,24 @@ def test_conversion_rejects_a_wrong_checkpoint(random_model: InceptionI3d) -> No
         convert_checkpoint(tree)
 
 
-def test_restricted_unpickler_refuses_code() -> None:
-    # Protocol-0 pickle that would call os.system("echo pwned"); written by hand, never executed.
-    evil = b"cos\nsystem\n(S'echo pwned'\ntR."
+def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
+    # Protocol-0 pickle that would call os.system("touch <marker>"); written by hand, never executed.
+    marker = tmp_path / "pwned"
+    evil = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
     with pytest.raises(UnsafePickleError, match=r"os\.system"):
         restricted_loads(evil)
+    assert not marker.exists()
     evil_eval = b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x031+1\x85R."  # protocol 4, STACK_GLOBAL
     with pytest.raises(UnsafePickleError, match=r"builtins\.eval"):
-        NumpyOnlyUnpickler(__import__("io").BytesIO(evil_eval)).load()
+        NumpyOnlyUnpickler(io.BytesIO(evil_eval)).load()
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_restricted_unpickler_accepts_numpy(protocol: int) -> None:
-    tree = OrderedDict(a=np.arange(6, dtype=np.float32).reshape(2, 3),
-                       b={"c": np.ones((1, 1, 2), dtype=np.float64), "d": [np.int64(3)]})
+    tree = OrderedDict(
+        a=np.arange(6, dtype=np.float32).reshape(2, 3),
+        b={"c": np.ones((1, 1, 2), dtype=np.float64), "d": [np.int64(3)]},
+    )
     loaded = restricted_loads(pickle.dumps(tree, protocol=protocol))
     np.testing.assert_array_equal(loaded["a"], tree["a"])
     assert loaded["a"].dtype == np.float32
@@ -255,8 +281,9 @@ def test_labels_are_parsed_not_executed(tmp_path: Path) -> None:
 
 
 # -- cache handling -------------------------------------------------------------------------------------
-def test_missing_weights_name_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_weights_name_the_fetch_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MYOSIGHT_CACHE_DIR", str(tmp_path))
     with pytest.raises(WeightsError, match="myosight weights fetch"):
         i3d_weights.load_i3d()
@@ -365,10 +392,12 @@ def test_classify_rejects_bad_videos_via_cli(tmp_path: Path, capsys: pytest.Capt
 # -- the real weights on real clips ---------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.needs_shared
-@pytest.mark.parametrize(("name", "label"), [("flipping_a_pancake.mkv", "flipping pancake"),
-                                             ("arm_wrestling.mp4", "arm wrestling")])
-def test_kinetics_top1_on_real_clips(shared_dir: Path, name: str, label: str,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "label"), [("flipping_a_pancake.mkv", "flipping pancake"), ("arm_wrestling.mp4", "arm wrestling")]
+)
+def test_kinetics_top1_on_real_clips(
+    shared_dir: Path, name: str, label: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     _cached_weights()
     video = shared_dir / "media" / name
     assert cli.main(["i3d", "classify", str(video), "--json", "--top", "3"]) == 0
@@ -387,3 +416,32 @@ def test_real_weights_fast_path_is_exact() -> None:
     fast = optimize_for_inference(model, use_compile=False)
     with torch.inference_mode():
         assert (fast(x) - model(x)).abs().max() <= 1e-4
+
+
+@pytest.mark.slow
+def test_compiled_fast_path_is_exact(random_model: InceptionI3d) -> None:
+    import shutil
+
+    x = torch.rand(2, 3, 9, 48, 64) * 2 - 1
+    fast = optimize_for_inference(random_model)
+    with torch.inference_mode():
+        assert (fast(x) - random_model(x)).abs().max() <= 1e-4
+        assert (fast.extract_features(x) - random_model.extract_features(x)).abs().max() <= 1e-4
+    if shutil.which("g++") or shutil.which("c++"):
+        assert fast.use_compile, "torch.compile failed although a C++ compiler is installed"
+    with pytest.raises(ValueError, match="at least 9 frames"):
+        fast(torch.zeros(1, 3, 8, 48, 64))
+    assert fast.use_compile or not (shutil.which("g++") or shutil.which("c++"))  # a bad shape keeps compiling
+
+
+def test_benchmark_reports_figures(tmp_path: Path) -> None:
+    from myosight.models.i3d_bench import benchmark_i3d
+
+    figures = benchmark_i3d(
+        repeats=2, warmup=0, batch_sizes=(1, 2), frames=9, size=48, use_compile=False, cache_dir=tmp_path
+    )  # an empty cache: random weights
+    assert figures["weights"] == "random" and figures["clip"] == "9x48x48"
+    assert figures["max_abs_logit_diff"] <= 1e-4
+    assert figures["eager"]["runs"] == 2 and 0 < figures["fast"]["median_s"] <= figures["fast"]["p95_s"]
+    assert set(figures["throughput_clips_per_s"]["fast"]) == {1, 2}
+    assert all(v > 0 for v in figures["throughput_clips_per_s"]["eager"].values())

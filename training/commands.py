@@ -270,3 +270,64 @@ def run_report(args: argparse.Namespace) -> int:
     print(markdown)
     print(f"wrote {out}/results.md, results.csv and confusion_*.png")
     return 0
+
+
+def register_figures(subparsers: argparse._SubParsersAction) -> None:
+    """`myosight figures` (the paper's figures 2, 3, 4, 6) and `myosight crossval` (k-fold on a feature npz)."""
+    figures = subparsers.add_parser(
+        "figures", help="draw the paper's figures 2, 3, 4 and 6 for a dataset",
+        description="Write fig2_pca_knn.png (PCA of the RGB features with nearest-neighbour frames), "
+        "fig3_emg_spectrograms.png (the first test sample), fig4_confusion_emg.png (linear_emg trained with the "
+        "default configuration) and fig6_attention.png (per-clip attention of a self-attention head: trained "
+        "here, or read from --run). Figures whose inputs the dataset lacks are skipped with a message.",
+    )
+    figures.add_argument("--data", type=Path, required=True, help="dataset directory")
+    figures.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    figures.add_argument("--run", type=Path, help="run directory (or bundle file) of a self_attention_lf* head")
+    figures.set_defaults(handler=run_figures)
+
+    crossval = subparsers.add_parser(
+        "crossval", help="stratified k-fold cross-validation of heads on a feature npz, over seeds",
+        description="Cross-validate single-modality heads on an npz holding `features` (N, clips, D) and `label` "
+        "(N,) (and `start_s` for --by action). --by subaction stratifies over sub-actions (the paper's protocol, "
+        "neighbours of one action on both sides); --by action keeps runs of adjacent sub-actions of one action "
+        "in one fold (no leakage). Prints a Markdown table: top-1 mean ± std over folds x seeds, top-5.",
+    )
+    crossval.add_argument("npz", type=Path, help="feature file (.npz)")
+    crossval.add_argument("--heads", nargs="+", default=["linear_rgb", "lstm_rgb"], help="heads to evaluate")
+    crossval.add_argument("--folds", type=int, default=5)
+    crossval.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    crossval.add_argument("--by", choices=("subaction", "action"), default="subaction", help="split unit")
+    crossval.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    _add_train_options(crossval, seed=False)
+    crossval.set_defaults(handler=run_crossval)
+
+
+def run_figures(args: argparse.Namespace) -> int:
+    import torch
+
+    from myosight.training.paper_figures import write_paper_figures
+
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    written = write_paper_figures(args.data, args.out, args.run)
+    print(f"{len(written)} figure(s) written to {args.out}")
+    return 0
+
+
+def run_crossval(args: argparse.Namespace) -> int:
+    import time
+
+    from myosight.training.crossval import crossval_markdown, crossval_npz, describe_split
+
+    grouped = args.by == "action"
+    started = time.perf_counter()
+    rows = crossval_npz(args.npz, heads=args.heads, folds=args.folds, seeds=args.seeds, config=_train_config(args),
+                        group_by_action=grouped, log=None if args.quiet else print)
+    title = f"{describe_split(args.npz, grouped)}; {time.perf_counter() - started:.0f} s"
+    markdown = crossval_markdown(rows, title=title)
+    print(markdown)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(markdown + "\n")
+        print(f"wrote {args.out}")
+    return 0
