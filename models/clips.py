@@ -41,3 +41,104 @@ def clip_segments(start_s: float, geometry: ClipGeometry) -> np.ndarray:
     """Return the (clips_per_sample, 2) [start, stop) times of the clips of a sample starting at `start_s`."""
     edges = start_s + geometry.clip_seconds * np.arange(geometry.clips_per_sample + 1)
     return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+# -- frame sampling --------------------------------------------------------------------------------------
+#
+# Every frame path (offline feature extraction, the live worker) chooses a clip's frames here, by time: the
+# wanted instants of a clip are computed from its segment, and each instant takes the latest video frame
+# not after it. Choosing by timestamps converts any camera rate (about 30 fps, with jitter and drops) to the
+# model's rate, and "latest not after" is what a live camera buffer can answer without seeing the future,
+# so offline features and live features come from the same frames.
+
+SAMPLING_MODES = ("dense", "uniform")
+
+
+def sample_bounds(start_s: float, geometry: ClipGeometry, stop_s: float | None = None) -> np.ndarray:
+    """The (clips_per_sample, 2) [start, stop) segments of a sample.
+
+    Without `stop_s` the sample lasts `geometry.sample_seconds` (ActionSense sub-actions, the live
+    window); with it the sample is [start_s, stop_s) cut into equal parts (variable-length action segments
+    such as EPIC-Kitchens').
+    """
+    if stop_s is None:
+        return clip_segments(start_s, geometry)
+    if not stop_s > start_s:
+        raise ValueError(f"a sample must end after it starts, got [{start_s}, {stop_s})")
+    edges = np.linspace(start_s, stop_s, geometry.clips_per_sample + 1)
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def clip_frame_times(
+    segment_start: float,
+    segment_stop: float,
+    geometry: ClipGeometry,
+    mode: str | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The (frames_per_clip,) instants whose frames make up the clip of one segment.
+
+    Each instant opens one frame period and the periods tile the span the clip looks at:
+
+    * dense: `frames_per_clip` consecutive periods of 1 / `geometry.fps` (16 frames at 25 fps = 0.64 s),
+      centred in the segment; with `rng` (training augmentation) the span starts at a random point that
+      keeps it inside the segment. A segment shorter than the span gets the centred span, which then
+      reaches into its neighbours.
+    * uniform: the segment cut into `frames_per_clip` equal periods; with `rng`, a random instant inside
+      each period instead of its start.
+
+    `mode` defaults to `geometry.sampling`.
+    """
+    mode = mode or geometry.sampling
+    count = geometry.frames_per_clip
+    length = float(segment_stop) - float(segment_start)
+    if length <= 0:
+        raise ValueError(f"empty clip segment [{segment_start}, {segment_stop})")
+    if mode == "dense":
+        period = 1.0 / geometry.fps
+        span = count * period
+        slack = length - span
+        offset = slack / 2 if rng is None or slack <= 0 else float(rng.uniform(0.0, slack))
+        return segment_start + offset + period * np.arange(count, dtype=np.float64)
+    if mode == "uniform":
+        period = length / count
+        jitter = np.zeros(count) if rng is None else rng.uniform(0.0, 1.0, count)
+        return segment_start + period * (np.arange(count, dtype=np.float64) + jitter)
+    raise ValueError(f"unknown sampling mode {mode!r}; expected one of {SAMPLING_MODES}")
+
+
+def sample_frame_times(
+    start_s: float,
+    geometry: ClipGeometry,
+    rng: np.random.Generator | None = None,
+    stop_s: float | None = None,
+) -> np.ndarray:
+    """The (clips_per_sample, frames_per_clip) frame instants of a sample (see `clip_frame_times`)."""
+    segments = sample_bounds(start_s, geometry, stop_s)
+    return np.stack([clip_frame_times(a, b, geometry, rng=rng) for a, b in segments])
+
+
+def frame_indices(frame_times: np.ndarray, wanted_times: np.ndarray) -> np.ndarray:
+    """For each wanted instant, the index of the latest video frame whose timestamp is not after it.
+
+    `frame_times` are the video's per-frame timestamps (non-decreasing, same clock as `wanted_times`); the
+    result has the shape of `wanted_times`. Instants before the first frame take the first frame. A
+    tolerance of 1 microsecond absorbs timestamps that were rounded when stored.
+    """
+    times = np.asarray(frame_times, dtype=np.float64).reshape(-1)
+    wanted = np.asarray(wanted_times, dtype=np.float64)
+    if len(times) == 0:
+        raise ValueError("the video has no frames")
+    indices = np.searchsorted(times, wanted + 1e-6, side="right") - 1
+    return np.clip(indices, 0, len(times) - 1).astype(np.int64)
+
+
+def clip_ready(segment_stop: float, latest_frame_time: float | None) -> bool:
+    """Whether a live frame buffer can already give every frame of the clip ending at `segment_stop`.
+
+    Frames arrive in time order, so once a frame at or after the segment's stop has arrived, no later frame
+    can change which frame is "latest not after" any instant of the clip (all of them lie before the stop
+    when the segment is at least the clip's span, as in the live 1-s segments). The clip's sEMG window
+    ends at the same instant, so both modalities of the clip are complete together.
+    """
+    return latest_frame_time is not None and float(latest_frame_time) >= float(segment_stop)

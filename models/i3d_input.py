@@ -84,3 +84,27 @@ def prepare_frames(frames_bgr: np.ndarray, short_side: int = 256, crop: int = 22
         out[i] = resized[top : top + crop, left : left + crop]
     tensor = torch.from_numpy(out).permute(3, 0, 1, 2).flip(0)  # (3, T, H, W), BGR -> RGB
     return tensor.to(torch.float32).div_(127.5).sub_(1.0).contiguous()
+
+
+def model_frame(frame_bgr: np.ndarray, size: int = 224) -> np.ndarray:
+    """One camera frame as the live model sees it: RGB uint8 (size, size, 3).
+
+    The shorter side is resized to round(size * 256 / 224) and the centre `size` x `size` is kept, the
+    geometry the I3D weights expect scaled to `size`; sources publish frames in this form so that the
+    worker only has to scale pixels.
+    """
+    resized = resize_short_side(np.asarray(frame_bgr), round(size * 256 / 224))
+    top = (resized.shape[0] - size) // 2
+    left = (resized.shape[1] - size) // 2
+    return np.ascontiguousarray(resized[top:top + size, left:left + size, ::-1])
+
+
+def frames_to_tensor(frames_rgb: np.ndarray, size: int | None = None) -> torch.Tensor:
+    """(T, S, S, 3) RGB uint8 model frames -> (3, T, size, size) float32 in [-1, 1] (resized when size differs)."""
+    import cv2
+    import torch
+
+    frames = np.asarray(frames_rgb)
+    if size is not None and frames.shape[1] != size:
+        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).to(torch.float32).div_(127.5).sub_(1.0)

@@ -34,3 +34,26 @@ def myo_timestamps(n_pairs: int, rate_hz: float, start_s: float, rng: np.random.
     times = np.repeat(stamps, 2)
     times[2::2] = (stamps[:-1] + stamps[1:]) / 2  # earlier of each pair halfway to the previous pair
     return times
+
+
+@pytest.fixture(scope="session")
+def synthetic_emg_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two synthetic subjects (with video), a dataset, the sEMG CNN and a `linear_emg` bundle."""
+    import torch
+
+    from myosight.cli import main
+    from myosight.data.synth import SynthConfig, write_sessions
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("synthetic-model")
+    classes = ("Peel a cucumber", "Clean a plate with a towel", "Pour water from a pitcher into a glass",
+               "Open/close a jar of almond butter", "Stack on table: 3 each large/small plates, bowls")
+    config = SynthConfig(subjects=("S04", "S07"), actions_per_class=2, seconds_per_action=(10.5, 14.0),
+                         classes=classes, seed=3)
+    sessions = write_sessions(config, root / "sessions", progress=False)
+    data = root / "data"
+    assert main(["dataset", *[str(s.hdf5_path) for s in sessions], "--out", str(data)]) == 0
+    assert main(["features", "emg", str(data), "--epochs", "30", "--quiet"]) == 0
+    run = root / "run_emg"
+    assert main(["train", "--model", "linear_emg", "--data", str(data), "--out", str(run), "--quiet"]) == 0
+    return {"sessions": sessions, "data": data, "bundle": run / "bundle.safetensors"}

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     spec.set_defaults(handler=run_spectrograms)
     emg.set_defaults(handler=lambda args: emg.print_help() or 2)
     register_training(subparsers)
+    register_figures(subparsers)
 
 
 def run_spectrograms(args: argparse.Namespace) -> int:
@@ -304,11 +305,8 @@ def register_figures(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_figures(args: argparse.Namespace) -> int:
-    import torch
-
     from myosight.training.paper_figures import write_paper_figures
 
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     written = write_paper_figures(args.data, args.out, args.run)
     print(f"{len(written)} figure(s) written to {args.out}")
     return 0
@@ -325,6 +323,12 @@ def run_crossval(args: argparse.Namespace) -> int:
                         group_by_action=grouped, log=None if args.quiet else print)
     title = f"{describe_split(args.npz, grouped)}; {time.perf_counter() - started:.0f} s"
     markdown = crossval_markdown(rows, title=title)
+    unseen = max(row["unseen"] for row in rows)
+    if unseen > 0:
+        unit = "whole actions" if grouped else "samples"
+        markdown += (f"\n\nNote: on average {unseen:.1%} of a fold's test samples belong to a class with no training "
+                     f"sample in that fold (the class has too few {unit} to be on both sides); top-1 cannot exceed "
+                     f"{1 - unseen:.1%} on average.")
     print(markdown)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

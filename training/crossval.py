@@ -136,6 +136,18 @@ def _head_modality(name: str) -> str:
     return modalities[0]
 
 
+def _validation_groups(labels: np.ndarray, groups: np.ndarray, config: TrainConfig) -> np.ndarray | None:
+    """`groups` for the early-stopping carve, or None when no whole action can be held out for validation.
+
+    With one or two actions per class no group is carved, and the trainer cannot carve an empty group
+    set; the fallback carves validation by sample, which only affects the choice of epoch, never the test.
+    """
+    from myosight.training.trainer import carve_validation
+
+    _, first = np.unique(groups, return_index=True)
+    return groups if len(carve_validation(labels[first], config.val_fraction, config.seed)[1]) else None
+
+
 def crossval_npz(
     path: str | Path,
     heads: Sequence[str] = ("linear_rgb", "lstm_rgb"),
@@ -172,8 +184,11 @@ def crossval_npz(
                 train = ~test
                 torch.manual_seed(seed)
                 head = build_head(name, num_classes=len(data.classes), feature_dim=data.features.shape[-1])
-                fit(head, {modalities[name]: data.features[train]}, data.labels[train], replace(config, seed=seed),
-                    progress=False, description=name, groups=groups[train] if group_by_action else None)
+                fold_config = replace(config, seed=seed)
+                fit_groups = _validation_groups(data.labels[train], groups[train], fold_config) \
+                    if group_by_action else None
+                fit(head, {modalities[name]: data.features[train]}, data.labels[train], fold_config,
+                    progress=False, description=name, groups=fit_groups)
                 logits = predict_logits(head, to_tensors({modalities[name]: data.features[test]})).numpy()
                 metrics = classification_metrics(logits, data.labels[test], data.classes)
                 unseen = ~np.isin(data.labels[test], data.labels[train])

@@ -64,23 +64,26 @@ def nearest_neighbours(
     return order, np.take_along_axis(distances, order, axis=1)
 
 
-def choose_queries(features: np.ndarray, labels: np.ndarray, count: int = 3) -> list[int]:
+def choose_queries(
+    features: np.ndarray, labels: np.ndarray, count: int = 3, eligible: np.ndarray | None = None
+) -> list[int]:
     """`count` query samples from different classes, the same on every run.
 
-    The classes are spread evenly over the sorted classes present; each query is its class's most typical
-    sample (nearest, by cosine, to the class mean), so the neighbour strips show a class's core rather
-    than an outlier.
+    The classes are spread evenly over the sorted classes that have an `eligible` sample (default: all);
+    each query is its class's most typical eligible sample (nearest, by cosine, to the class mean), so the
+    neighbour strips show a class's core rather than an outlier.
     """
-    labels = np.asarray(labels)
-    present = np.unique(labels)
+    features, labels = np.asarray(features), np.asarray(labels)
+    eligible = np.ones(len(labels), bool) if eligible is None else np.asarray(eligible, bool)
+    present = np.unique(labels[eligible])
     if len(present) == 0:
         return []
     picks = present[np.unique(np.linspace(0, len(present) - 1, min(count, len(present))).round().astype(int))]
     queries = []
     for label in picks:
-        members = np.flatnonzero(labels == label)
-        centre = np.asarray(features)[members].mean(axis=0, keepdims=True)
-        queries.append(int(members[np.argmin(cosine_distances(np.asarray(features)[members], centre)[0])]))
+        centre = features[labels == label].mean(axis=0, keepdims=True)
+        members = np.flatnonzero((labels == label) & eligible)
+        queries.append(int(members[np.argmin(cosine_distances(features[members], centre)[0])]))
     return queries
 
 
@@ -130,7 +133,9 @@ def _class_colours(count: int) -> list:
 
 
 def _wrap(text: str, width: int = 22, lines: int = 2) -> str:
-    return "\n".join(textwrap.wrap(text, width)[:lines]) or text
+    """At most `lines` lines of `width` characters, breaking after slashes too (long activity names)."""
+    wrapped = textwrap.wrap(text.replace("/", "/ "), width, break_long_words=True)[:lines]
+    return "\n".join(line.replace("/ ", "/") for line in wrapped) or text
 
 
 def plot_feature_pca(
@@ -157,13 +162,21 @@ def plot_feature_pca(
     coords, ratio = pca_2d(features)
     colours = _class_colours(len(classes))
     have_thumbnails = thumbnails is not None and any(t is not None for t in thumbnails)
-    query_index = choose_queries(features, labels, queries) if have_thumbnails else []
+    query_index = []
+    if have_thumbnails:
+        query_index = choose_queries(features, labels, queries, np.array([t is not None for t in thumbnails]))
     k = min(k, len(features) - 1)
     neighbours, distances = nearest_neighbours(features, query_index, k) if query_index else (None, None)
 
     if query_index:
-        fig = plt.figure(figsize=(7.0 + 1.55 * (k + 1), max(6.0, 2.0 * len(query_index) + 0.8)))
-        left, right = fig.subfigures(1, 2, width_ratios=[7.0, 1.55 * (k + 1)], wspace=0.02)
+        # size the strips so each cell fits its thumbnail plus a 3-line caption, without empty bands
+        first = next(t for t in thumbnails if t is not None)
+        cell_in = 1.45
+        row_height = cell_in * first.shape[0] / first.shape[1] + 0.62
+        strips = (cell_in * (k + 1) + 0.3, row_height * len(query_index) + 0.45)
+        height = max(6.6, strips[1])
+        fig = plt.figure(figsize=(7.0 + strips[0], height))
+        left, right = fig.subfigures(1, 2, width_ratios=[7.0, strips[0]], wspace=0.0)
     else:
         fig = plt.figure(figsize=(8.0, 6.5))
         left, right = fig, None
@@ -172,7 +185,7 @@ def plot_feature_pca(
         members = labels == c
         if members.any():
             axis.scatter(coords[members, 0], coords[members, 1], s=14, color=colours[c], alpha=0.8,
-                         linewidths=0, label=_wrap(short_name(name), 32, 1))
+                         linewidths=0, label=_wrap(short_name(name), 34))
     for q, index in enumerate(query_index):
         axis.scatter(coords[index, 0], coords[index, 1], s=140, marker="*", color=colours[labels[index]],
                      edgecolors="black", linewidths=0.8, zorder=5)
@@ -185,21 +198,24 @@ def plot_feature_pca(
                 markerscale=1.5)
 
     if right is not None and neighbours is not None:
+        margin = (1.0 - strips[1] / height) / 2  # centre the strips beside the scatter
         right.suptitle(f"{k} nearest neighbours in the {features.shape[1]}-d space (cosine distance d)",
-                       fontsize=9)
+                       fontsize=9, y=1.0 - margin)
         grid = right.subplots(len(query_index), k + 1, squeeze=False)
+        right.subplots_adjust(left=0.01, right=0.99, wspace=0.06, hspace=0.5, top=1.0 - margin - 0.45 / height,
+                              bottom=margin)
         for q, index in enumerate(query_index):
-            cells = [(index, f"Q{q + 1}: {short_name(classes[labels[index]])}", "black")]
+            cells = [(index, f"query Q{q + 1}\n{_wrap(short_name(classes[labels[index]]), 24)}", "black")]
             for rank, (other, distance) in enumerate(zip(neighbours[q], distances[q], strict=True)):
                 colour = "tab:green" if labels[other] == labels[index] else "tab:red"
-                cells.append((int(other), f"#{rank + 1} d={distance:.3f}: {short_name(classes[labels[other]])}",
-                              colour))
+                caption = f"#{rank + 1}  d = {distance:.3f}\n{_wrap(short_name(classes[labels[other]]), 24)}"
+                cells.append((int(other), caption, colour))
             for cell, (sample, caption, colour) in zip(grid[q], cells, strict=True):
                 image = thumbnails[sample] if thumbnails is not None else None
                 if image is not None:
                     cell.imshow(image)
-                else:
-                    cell.set_facecolor("0.85")
+                else:  # a grey frame of the same shape keeps the strip aligned
+                    cell.imshow(np.full(first.shape[:2], 0.85), cmap="gray", vmin=0.0, vmax=1.0)
                     cell.text(0.5, 0.5, "no frame", ha="center", va="center", fontsize=7,
                               transform=cell.transAxes)
                 cell.set_xticks([])
@@ -207,7 +223,7 @@ def plot_feature_pca(
                 for spine in cell.spines.values():
                     spine.set_edgecolor(colour)
                     spine.set_linewidth(2.0 if cell is not grid[q][0] else 1.0)
-                cell.set_title(_wrap(caption, 24), fontsize=6.5, color=colour)
+                cell.set_title(caption, fontsize=6.5, color=colour)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -220,8 +236,9 @@ def plot_clip_attention(
 ) -> Path:
     """Fig. 6: the clip weights a self-attention head gave each of M samples, RGB and sEMG side by side.
 
-    `weights_*` are (M, n) with rows summing to 1. Tiles are coloured around the uniform weight 1/n
-    (blue: the clip counted less than average, red: more), with the value printed in each tile.
+    `weights_*` are (M, n) with rows summing to 1; a title may hold line breaks (each line is wrapped).
+    Tiles are coloured around the uniform weight 1/n (blue: the clip counted less than average, red: more),
+    with the value printed in each tile.
     """
     from matplotlib.colors import TwoSlopeNorm
 
@@ -233,22 +250,26 @@ def plot_clip_attention(
     uniform = 1.0 / clips
     top = max(float(np.max(rgb, initial=0.0)), float(np.max(emg, initial=0.0)), 1.5 * uniform)
     norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=top)
-    fig = plt.figure(figsize=(2.0 + 1.15 * 2 * clips, 1.15 * samples + 1.2))
-    rows = fig.subfigures(samples, 1, squeeze=False)[:, 0]
+    tile = 0.72  # inches per clip tile
+    fig, axes = plt.subplots(samples, 2, figsize=(3.2 + 2 * tile * clips + 1.0, (tile + 0.28) * samples + 0.9),
+                             squeeze=False)
+    fig.subplots_adjust(left=3.0 / (5.2 + 2 * tile * clips), wspace=0.06)
     image = None
-    for row, title, pair in zip(rows, titles, zip(rgb, emg, strict=True), strict=True):
-        row.suptitle(title, fontsize=9, y=0.98)
-        axes = row.subplots(1, 2)
-        for axis, name, weights in zip(axes, ("RGB", "sEMG"), pair, strict=True):
+    for r, (title, pair) in enumerate(zip(titles, zip(rgb, emg, strict=True), strict=True)):
+        for axis, name, weights in zip(axes[r], ("RGB", "sEMG"), pair, strict=True):
             image = axis.imshow(weights[None, :], cmap="coolwarm", norm=norm, aspect="equal")
             for c, value in enumerate(weights):
                 axis.text(c, 0, f"{value:.2f}", ha="center", va="center", fontsize=8)
-            axis.set_xticks(range(clips), [f"clip {c + 1}" for c in range(clips)], fontsize=7)
-            axis.set_yticks([0], [name], fontsize=8)
+            axis.set_xticks(range(clips), [f"clip {c + 1}" for c in range(clips)] if r == samples - 1 else [],
+                            fontsize=7)
+            axis.set_yticks([])
             axis.tick_params(length=0)
+            if r == 0:
+                axis.set_title(f"{name} clip weights", fontsize=9)
+        label = "\n".join(_wrap(line, 34) for line in str(title).split("\n"))
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8, labelpad=8)
     if image is not None:
-        colourbar = fig.colorbar(image, ax=[a for r in rows for a in r.axes], orientation="vertical",
-                                 fraction=0.02, pad=0.02)
+        colourbar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02)
         colourbar.set_label(f"clip weight (uniform = {uniform:.2f})", fontsize=8)
         colourbar.ax.tick_params(labelsize=7)
     path = Path(path)
@@ -319,6 +340,7 @@ def write_paper_figures(
 
     from myosight.data.activities import short_name
     from myosight.errors import ConfigError
+    from myosight.models.clips import ClipGeometry
     from myosight.models.heads import build_head
     from myosight.training.feature_store import array_names, read_manifest, read_split
     from myosight.training.figures import plot_confusion, plot_emg_spectrograms
@@ -328,18 +350,32 @@ def write_paper_figures(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     manifest = read_manifest(data_dir)
     classes = list(manifest["classes"])
-    geometry = manifest.get("clip_geometry", {})
-    sample_seconds = float(geometry.get("sample_seconds", 5.0))
-    clip_seconds = float(geometry.get("clip_seconds", 1.0))
+    geometry = ClipGeometry.from_dict(manifest["clip_geometry"]) if "clip_geometry" in manifest else ClipGeometry()
+    sample_seconds, clip_seconds = geometry.sample_seconds, geometry.clip_seconds
     available = set(array_names(data_dir / "train.h5")) & set(array_names(data_dir / "test.h5"))
     written: list[Path] = []
+    bundle = bundle_path = None
+    if run_dir is not None:  # check the run first, before any figure is trained or drawn
+        from myosight.models.bundle import load_bundle
+
+        bundle_path = Path(run_dir)
+        bundle_path = bundle_path / "bundle.safetensors" if bundle_path.is_dir() else bundle_path
+        bundle = load_bundle(bundle_path)
+        if not hasattr(bundle.head, "attention_matrices"):
+            raise ConfigError(f"{bundle_path}: head '{bundle.head_name}' has no clip self-attention; "
+                              "fig. 6 needs a self_attention_lf* run")
+        if list(bundle.classes) != classes:
+            raise ConfigError(f"{bundle_path}: the bundle's classes differ from those of {data_dir}")
+        missing = {"rgb", "emg"} - available
+        if missing:
+            raise ConfigError(f"{data_dir}: fig. 6 with --run needs the {' and '.join(sorted(missing))} array(s)")
 
     if "rgb" in available:
         both = _concat_splits(read_split(data_dir / "train.h5", ("rgb",)), read_split(data_dir / "test.h5", ("rgb",)))
         features = both.arrays["rgb"].mean(axis=1)
         thumbnails = None
         if any(both.videos):
-            queries = choose_queries(features, both.labels, 3)
+            queries = choose_queries(features, both.labels, 3, both.videos != "")
             needed = sorted(set(queries) | {int(i) for i in nearest_neighbours(features, queries, 5)[0].ravel()})
             thumbnails = _load_thumbnails(both, needed, sample_seconds, log)
         else:
@@ -350,7 +386,7 @@ def write_paper_figures(
 
     if "spectrograms" in available:
         test = read_split(data_dir / "test.h5", ("spectrograms",))
-        title = f"test sample {test.uids[0]}: {classes[test.labels[0]]}"
+        title = f"test sample 0 ({'/'.join(Path(str(test.uids[0])).parts[-3:])}): {classes[test.labels[0]]}"
         written.append(plot_emg_spectrograms(test.arrays["spectrograms"][0], out_dir / "fig3_emg_spectrograms.png",
                                              title, clip_seconds))
     else:
@@ -364,20 +400,10 @@ def write_paper_figures(
     else:
         log("skipped fig. 4: the dataset has no `emg` array (run `myosight features emg` first)")
 
-    if run_dir is not None or {"rgb", "emg"} <= available:
+    if bundle is not None or {"rgb", "emg"} <= available:
         test = read_split(data_dir / "test.h5", ("rgb", "emg"))
-        if run_dir is not None:
-            from myosight.models.bundle import load_bundle
-
-            bundle_path = Path(run_dir)
-            bundle_path = bundle_path / "bundle.safetensors" if bundle_path.is_dir() else bundle_path
-            bundle = load_bundle(bundle_path)
+        if bundle is not None:
             head, source = bundle.head, f"{bundle.head_name} from {bundle_path}"
-            if not hasattr(head, "attention_matrices"):
-                raise ConfigError(f"{bundle_path}: head '{bundle.head_name}' has no clip self-attention; "
-                                  "fig. 6 needs a self_attention_lf* run")
-            if list(bundle.classes) != classes:
-                raise ConfigError(f"{bundle_path}: the bundle's classes differ from {data_dir}'s")
         else:
             train = read_split(data_dir / "train.h5", ("rgb", "emg"))
             torch.manual_seed(0)
@@ -391,8 +417,8 @@ def write_paper_figures(
         with torch.inference_mode():
             logits, weights = head.forward_with_attention(batch)
         predicted = logits.argmax(1).numpy()
-        titles = [f"{test.uids[i]}: {short_name(classes[test.labels[i]])}  (predicted: "
-                  f"{short_name(classes[p])})" for i, p in zip(chosen, predicted, strict=True)]
+        titles = [f"test sample {i}\ntrue: {short_name(classes[test.labels[i]])}\npredicted: {short_name(classes[p])}"
+                  for i, p in zip(chosen, predicted, strict=True)]
         log(f"  fig. 6: {source}")
         written.append(plot_clip_attention(weights["rgb"].numpy(), weights["emg"].numpy(), titles,
                                            out_dir / "fig6_attention.png"))

@@ -47,7 +47,7 @@ def carve_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         n_val = round(len(members) * fraction) if len(members) > 1 else 0
         val += members[:n_val].tolist()
         train += members[n_val:].tolist()
-    return np.sort(train), np.sort(val)
+    return np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(val, np.int64))
 
 
 def _carve(labels: np.ndarray, groups: np.ndarray | None, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:

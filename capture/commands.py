@@ -1,0 +1,140 @@
+"""CLI: `myosight myo`, `myosight camera`, `myosight camera-throughput` and `myosight lsl-emg`.
+
+Each command publishes until Ctrl-C (or, for a file without --loop, its end). Imports of OpenCV and the
+Myo libraries happen in the handlers, so `myosight --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+
+def register_capture(subparsers: argparse._SubParsersAction) -> None:
+    myo = subparsers.add_parser(
+        "myo",
+        help="stream one or two Myo armbands as LSL EMG (myosight-emg-left/right)",
+        description="Connect to Myo armbands and publish their EMG (8 channels, 200 Hz nominal) as the "
+        "LSL streams myosight-emg-left and myosight-emg-right. Backend bleak uses the computer's Bluetooth "
+        "(no dongle); pyomyo uses the BLED112 USB dongle (one per armband). Both need "
+        "pip install 'myosight[myo]'. Reconnects on its own until Ctrl-C.",
+    )
+    myo.add_argument("--left", metavar="ADDR", nargs="?", const="auto", help="left armband address ('auto' or no "
+                     "value: the first Myo found)")
+    myo.add_argument("--right", metavar="ADDR", nargs="?", const="auto", help="right armband address (as --left)")
+    myo.add_argument("--backend", choices=("bleak", "pyomyo"), default="bleak")
+    myo.add_argument("--mode", choices=("raw", "filtered"), default="raw",
+                     help="EMG mode: raw (unfiltered) or the armband's filtered EMG, both 200 Hz (default raw)")
+    myo.add_argument("--left-port", help="pyomyo: serial port of the left arm's dongle (default: auto-detect)")
+    myo.add_argument("--right-port", help="pyomyo: serial port of the right arm's dongle")
+    myo.set_defaults(handler=run_myo)
+
+    camera = subparsers.add_parser(
+        "camera",
+        help="publish a camera or a video file as the LSL video stream (myosight-video)",
+        description="Capture frames from a camera (by index) or play a video file as if it were one, resize "
+        "and centre-crop them to SIZE x SIZE RGB (the model's input) and publish them as myosight-video.",
+    )
+    camera.add_argument("device", help="camera index (0, 1, ...) or a video file")
+    camera.add_argument("--size", type=int, default=224, help="output frame size in pixels (default 224)")
+    camera.add_argument("--fps", type=float, help="camera: rate to request; file: playback rate (default: own)")
+    camera.add_argument("--loop", action="store_true", help="replay a video file from the start at its end")
+    camera.add_argument("--no-frame-timeout", type=float, default=5.0,
+                        help="seconds without a frame before a camera counts as failed (default 5)")
+    camera.set_defaults(handler=run_camera)
+
+    bench = subparsers.add_parser(
+        "camera-throughput",
+        help="measure whether raw video frames go through LSL on loopback without drops",
+        description="Send synthetic SIZE x SIZE x 3 frames at FPS through an LSL outlet to an inlet in the same "
+        "process for SECONDS and report frames sent, received and dropped, latency and CPU time.",
+    )
+    bench.add_argument("--seconds", type=float, default=10.0)
+    bench.add_argument("--size", type=int, default=224)
+    bench.add_argument("--fps", type=float, default=30.0)
+    bench.set_defaults(handler=run_camera_throughput)
+
+    lsl = subparsers.add_parser(
+        "lsl-emg",
+        help="relay another program's LSL EMG stream as myosight-emg-<arm>",
+        description="Find an EMG stream published by another program (by name, type and/or source id), check "
+        "it has 8 channels and republish it as myosight-emg-<arm>, keeping its time stamps (moved onto this "
+        "computer's clock).",
+    )
+    lsl.add_argument("--name", help="stream name to look for")
+    lsl.add_argument("--type", default="EMG", help="stream type to look for (default EMG)")
+    lsl.add_argument("--source-id", help="stream source id to look for")
+    lsl.add_argument("--arm", choices=("left", "right"), required=True, help="which arm the stream is")
+    lsl.add_argument("--channels", type=int, default=8, help="expected channel count (default 8)")
+    lsl.add_argument("--timeout", type=float, default=5.0, help="seconds to look for the stream (default 5)")
+    lsl.set_defaults(handler=run_lsl_emg)
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM, so sources stop cleanly (armbands told to sleep, outlets closed)."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_myo(args: argparse.Namespace) -> int:
+    from myosight.capture.myo import MyoSource
+    from myosight.errors import ConfigError
+
+    arms = {arm: (None if value == "auto" else value) for arm, value in (("left", args.left), ("right", args.right))
+            if value is not None}
+    if not arms:
+        raise ConfigError("name at least one armband: --left [ADDR] and/or --right [ADDR]")
+    source = MyoSource(arms, backend=args.backend, emg_mode=args.mode,
+                       ports={"left": args.left_port, "right": args.right_port})
+    with stop_on_interrupt() as stop:
+        source.run(stop)
+    return 0
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    from myosight.capture.camera import CameraSource, parse_device
+
+    source = CameraSource(parse_device(args.device), size=args.size, fps=args.fps, loop=args.loop,
+                          no_frame_timeout_s=args.no_frame_timeout)
+    with stop_on_interrupt() as stop:
+        stats = source.run(stop)
+    print(f"frames read {stats.read}, published {stats.published}, dropped {stats.dropped}, loops {stats.loops}")
+    return 0
+
+
+def run_camera_throughput(args: argparse.Namespace) -> int:
+    from myosight.capture.camera import measure_video_throughput
+
+    print(json.dumps(measure_video_throughput(args.seconds, args.size, args.fps), indent=2))
+    return 0
+
+
+def run_lsl_emg(args: argparse.Namespace) -> int:
+    from myosight.capture.lsl_emg import EmgRelay, describe, find_emg_stream
+
+    info = find_emg_stream(name=args.name, type=args.type, source_id=args.source_id, channels=args.channels,
+                           timeout=args.timeout)
+    print(f"relaying {describe(info)} as myosight-emg-{args.arm}")
+    with stop_on_interrupt() as stop:
+        stats = EmgRelay(info, args.arm).run(stop)
+    print(f"relayed {stats.samples} samples in {stats.chunks} chunks")
+    return 0

@@ -1,0 +1,73 @@
+"""The LSL stream conventions every myosight source follows, and the outlets that publish them.
+
+- sEMG: one stream per arm, type "EMG", 8 float32 channels (Myo units, -128..127), nominal rate 200 Hz
+  (the Myo's nominal rate; the worker measures the real one), name `myosight-emg-<arm>`.
+- Video: type "Video", one sample per frame: the frame as the model sees it (RGB, `size` x `size`, uint8
+  bytes carried in an int8 channel array, row-major H x W x 3), nominal rate = the camera's fps, name
+  `myosight-video`. The description carries width, height and the pixel layout.
+- Labels: type "Markers", one string channel, irregular rate, name `myosight-labels`; each sample is
+  "<activity>|Start" or "<activity>|Stop".
+
+Timestamps are `pylsl.local_clock()` seconds of the publishing host; the worker corrects clock offsets.
+Every stream has a stable `source_id` (`myosight-<source>-<kind>`) so an inlet can find it again when the
+source restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pylsl
+
+EMG_TYPE = "EMG"
+VIDEO_TYPE = "Video"
+MARKER_TYPE = "Markers"
+EMG_CHANNELS = 8
+MYO_NOMINAL_RATE = 200.0
+ARMS = ("left", "right")
+
+
+@dataclass(frozen=True)
+class StreamNames:
+    """Names and source ids of one source's streams."""
+
+    source: str  # e.g. "synthetic", "replay", "myo", "camera"
+
+    def source_id(self, kind: str) -> str:
+        return f"myosight-{self.source}-{kind}"
+
+
+def emg_stream_info(arm: str, source: str, rate_hz: float = MYO_NOMINAL_RATE) -> pylsl.StreamInfo:
+    if arm not in ARMS:
+        raise ValueError(f"arm must be one of {ARMS}, not {arm!r}")
+    info = pylsl.StreamInfo(f"myosight-emg-{arm}", EMG_TYPE, EMG_CHANNELS, rate_hz, pylsl.cf_float32,
+                            StreamNames(source).source_id(f"emg-{arm}"))
+    desc = info.desc()
+    desc.append_child_value("arm", arm)
+    desc.append_child_value("units", "myo")
+    channels = desc.append_child("channels")
+    for index in range(EMG_CHANNELS):
+        channel = channels.append_child("channel")
+        channel.append_child_value("label", f"{arm}-{index + 1}")
+        channel.append_child_value("type", "EMG")
+    return info
+
+
+def video_stream_info(size: int, fps: float, source: str) -> pylsl.StreamInfo:
+    info = pylsl.StreamInfo("myosight-video", VIDEO_TYPE, size * size * 3, fps, pylsl.cf_int8,
+                            StreamNames(source).source_id("video"))
+    desc = info.desc()
+    desc.append_child_value("width", str(size))
+    desc.append_child_value("height", str(size))
+    desc.append_child_value("layout", "HWC-RGB-uint8")
+    return info
+
+
+def marker_stream_info(source: str) -> pylsl.StreamInfo:
+    return pylsl.StreamInfo("myosight-labels", MARKER_TYPE, 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
+                            StreamNames(source).source_id("labels"))
+
+
+def open_outlet(info: pylsl.StreamInfo, chunk_size: int = 0, max_buffered_s: int = 10) -> pylsl.StreamOutlet:
+    """An outlet that buffers at most `max_buffered_s` seconds for a slow inlet (memory stays bounded)."""
+    return pylsl.StreamOutlet(info, chunk_size, max_buffered_s)

@@ -1,0 +1,254 @@
+"""The live worker: LSL inlets -> buffers -> sliding 5-clip windows -> predictions on ZeroMQ.
+
+Windows end on a fixed grid of the LSL clock (`hop_s`, default one clip). A window is ready when every
+live stream it needs has data past its end (a lost stream is not waited for). The worker always predicts
+the newest ready window: when inference is slower than the data (I3D on a small CPU), the windows in
+between are skipped and counted, and only the newest clip's I3D feature is computed (older clips without
+one reuse their neighbour's and are counted), so predictions stay current and nothing queues without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from myosight.capture.streams import StreamNames
+from myosight.data.actionsense import ARMS
+from myosight.errors import StreamError
+from myosight.models.bundle import Bundle
+from myosight.realtime.inlets import LiveInlet, resolve
+from myosight.realtime.live import EmgLiveBuffer, FrameRing, LivePredictor, Prediction
+from myosight.realtime.messages import ResultPublisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerConfig:
+    source: str = "synthetic"  # the LSL source name: streams are found by `myosight-<source>-<kind>`
+    hop_s: float = 1.0
+    emg_only: bool = False
+    video_size: int = 224  # I3D input size; 112 is the reduced-resolution mode
+    resolve_timeout_s: float = 10.0
+    lost_after_s: float = 1.0
+    health_every_s: float = 1.0
+    use_compile: bool = True
+
+
+class LabelTrack:
+    """The true activity at a time, from a replay's marker stream ("<activity>|Start" / "|Stop")."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str | None]] = []
+
+    def push(self, time_s: np.ndarray, markers: list) -> None:
+        for t, marker in zip(time_s, markers, strict=True):
+            text = marker[0] if isinstance(marker, list | tuple | np.ndarray) else marker
+            label, _, kind = str(text).rpartition("|")
+            self.events.append((float(t), label if kind == "Start" else None))
+        self.events = self.events[-200:]
+
+    def at(self, time_s: float) -> str | None:
+        current = None
+        for t, label in self.events:
+            if t > time_s:
+                break
+            current = label
+        return current
+
+
+class Worker:
+    """Resolves the source's streams, runs the live loop, publishes predictions and health."""
+
+    def __init__(self, bundle: Bundle, config: WorkerConfig, publisher: ResultPublisher) -> None:
+        self.bundle, self.config, self.publisher = bundle, config, publisher
+        names = StreamNames(config.source)
+        self.emg_inlets: dict[str, LiveInlet] = {}
+        self.missing_arms: list[str] = []
+        for arm in ARMS:
+            try:
+                info = resolve(names.source_id(f"emg-{arm}"), config.resolve_timeout_s)
+            except StreamError:
+                self.missing_arms.append(arm)  # a one-arm set-up: that arm's channels stay zero
+                log.warning("no %s-arm EMG stream from source '%s': its channels are zero", arm, config.source)
+                continue
+            self.emg_inlets[arm] = LiveInlet(info, channels=8, lost_after_s=config.lost_after_s)
+        if not self.emg_inlets:
+            raise StreamError(
+                f"no EMG stream from source '{config.source}' (looked for myosight-{config.source}-emg-*)"
+            )
+        self.video_inlet: LiveInlet | None = None
+        self.frames: FrameRing | None = None
+        i3d = None
+        if not config.emg_only and "rgb" in bundle.modalities:
+            info = resolve(names.source_id("video"), config.resolve_timeout_s)
+            self.video_inlet = LiveInlet(info, lost_after_s=max(config.lost_after_s, 1.0), max_chunk=64)
+            side = round(math.sqrt(self.video_inlet.channels / 3))
+            self.frames = FrameRing(side)
+            i3d = _load_i3d(bundle, config.use_compile)
+        self.label_inlet: LiveInlet | None = None
+        try:
+            self.label_inlet = LiveInlet(resolve(names.source_id("labels"), 0.5), lost_after_s=1e9)
+        except StreamError:
+            log.info("no label stream from source '%s': predictions carry no true label", config.source)
+        self.labels = LabelTrack()
+        self.emg = EmgLiveBuffer(bundle)
+        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, config.video_size)
+        self.last_window: float | None = None
+        self._first_time: float | None = None
+        self.windows_predicted = 0
+        self.windows_skipped = 0
+        self.latencies: deque[float] = deque(maxlen=200)
+        self.compute_times: deque[float] = deque(maxlen=200)
+        self._ready_since: dict[float, float] = {}
+        self._next_health = 0.0
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, max_windows: int | None = None) -> None:
+        while not stop.is_set():
+            produced = self.step()
+            if max_windows is not None and self.windows_predicted >= max_windows:
+                return
+            if not produced:
+                stop.wait(0.005)
+
+    def step(self) -> list[Prediction]:
+        """Pull every inlet once; predict the newest ready window if there is a new one."""
+        self._pull()
+        now = time.monotonic()
+        predictions = []
+        ready_end = self._newest_ready_window()
+        if ready_end is not None:
+            self._ready_since.setdefault(ready_end, now)
+            previous = self.last_window
+            if previous is None:  # windows that became ready before the first prediction count as skipped
+                previous = math.ceil(self._first_data_time() / self.config.hop_s - 1e-9) * self.config.hop_s \
+                    + self.bundle.geometry.sample_seconds - self.config.hop_s
+            self.windows_skipped += max(0, round((ready_end - previous) / self.config.hop_s) - 1)
+            prediction = self.predictor.predict(ready_end)
+            self.last_window = ready_end
+            self.windows_predicted += 1
+            latency = time.monotonic() - self._ready_since.pop(ready_end)
+            self.latencies.append(latency)
+            self.compute_times.append(prediction.compute_s)
+            self._publish(prediction, latency)
+            predictions.append(prediction)
+        if now >= self._next_health:
+            self._next_health = now + self.config.health_every_s
+            self.publisher.send("health", self.health())
+        return predictions
+
+    def _pull(self) -> None:
+        for arm, inlet in self.emg_inlets.items():
+            stamps, samples = inlet.pull()
+            if len(stamps):
+                self.emg.push(arm, stamps, samples)
+        if self.video_inlet is not None:
+            stamps, frames = self.video_inlet.pull()
+            self.frames.push(stamps, frames)
+        if self.label_inlet is not None:
+            stamps, markers = self.label_inlet.pull_markers()
+            self.labels.push(stamps, markers)
+
+    def _newest_ready_window(self) -> float | None:
+        covered = [self.emg.covered_until(arm) for arm, inlet in self.emg_inlets.items()
+                   if not inlet.health.lost]
+        covered = [c for c in covered if c is not None]
+        if not covered:
+            return None
+        until = min(covered)
+        if self.video_inlet is not None and not self.video_inlet.health.lost and self.frames.latest_time is not None:
+            until = min(until, self.frames.latest_time)
+        hop = self.config.hop_s
+        end = math.floor(until / hop + 1e-9) * hop
+        first_possible = self._first_data_time() + self.bundle.geometry.sample_seconds
+        if end < first_possible or (self.last_window is not None and end <= self.last_window + 1e-9):
+            return None
+        return end
+
+    def _first_data_time(self) -> float:
+        """Time of the first EMG sample seen (remembered: the ring forgets old samples)."""
+        if self._first_time is None:
+            starts = [self.emg.grid[arm][0] / self.bundle.emg_config.rate_hz for arm in self.emg_inlets
+                      if len(self.emg.grid[arm])]
+            if not starts:
+                return math.inf
+            self._first_time = min(starts)
+        return self._first_time
+
+    # -- output ------------------------------------------------------------------------------------
+    def _publish(self, p: Prediction, latency: float) -> None:
+        classes = self.bundle.classes
+        fields = {
+            "label": classes[p.label_index], "label_index": p.label_index, "classes": classes,
+            "window_end": p.window_end, "clip_starts": p.clip_starts.tolist(), "mode": p.mode,
+            "true_label": self.labels.at(p.window_end - self.bundle.geometry.sample_seconds / 2),
+            "latency_ms": 1e3 * latency, "compute_ms": 1e3 * p.compute_s, "rgb_reused": p.rgb_reused,
+            "windows_skipped": self.windows_skipped, "emg_coverage": p.emg_coverage.mean(axis=0).tolist(),
+        }
+        arrays = {"probs": p.probs.astype(np.float32)}
+        for modality, weights in p.attention.items():
+            arrays[f"attention_{modality}"] = weights.astype(np.float32)
+        if p.spectrogram is not None:
+            arrays["spectrogram"] = p.spectrogram
+        if p.kinetics_logits is not None:
+            top = np.argsort(-p.kinetics_logits)[:3]
+            scores = np.exp(p.kinetics_logits - p.kinetics_logits.max())
+            arrays["kinetics_top"] = top.astype(np.int32)
+            arrays["kinetics_probs"] = (scores[top] / scores.sum()).astype(np.float32)
+        self.publisher.send("prediction", fields, arrays)
+
+    def health(self) -> dict:
+        streams = {}
+        for arm, inlet in self.emg_inlets.items():
+            processor = self.emg.processors[arm].health
+            streams[f"emg-{arm}"] = {
+                "lost": inlet.health.lost, "samples": inlet.health.samples,
+                "rate_hz": round(processor.measured_rate_hz, 1), "gaps": len(processor.gaps),
+                "stuck_channels": list(processor.stuck_channels), "nonfinite": processor.nonfinite_values,
+                "clock_offset_ms": round(1e3 * inlet.health.clock_offset_s, 3),
+                "lost_events": inlet.health.lost_events, "recovered_events": inlet.health.recovered_events,
+            }
+        if self.video_inlet is not None:
+            h = self.video_inlet.health
+            streams["video"] = {"lost": h.lost, "frames": h.samples, "rate_hz": round(h.arrival_rate_hz(), 1),
+                                "clock_offset_ms": round(1e3 * h.clock_offset_s, 3), "lost_events": h.lost_events,
+                                "recovered_events": h.recovered_events}
+        latencies = np.array(self.latencies) * 1e3 if self.latencies else np.zeros(1)
+        compute = float(np.mean(self.compute_times)) if self.compute_times else 0.0
+        video_lost = self.video_inlet is not None and self.video_inlet.health.lost
+        for arm in self.missing_arms:
+            streams[f"emg-{arm}"] = {"lost": True, "missing": True}
+        return {
+            "streams": streams,
+            "mode": "emg" if (self.predictor.frames is None or video_lost) else "fusion",
+            "video_lost": video_lost,
+            "windows_predicted": self.windows_predicted, "windows_skipped": self.windows_skipped,
+            "latency_p50_ms": float(np.percentile(latencies, 50)),
+            "latency_p95_ms": float(np.percentile(latencies, 95)),
+            "realtime_factor": compute / self.config.hop_s if compute else 0.0,
+            "rgb_features": self.predictor.rgb_features_computed, "emg_features": self.predictor.emg_features_computed,
+        }
+
+    def close(self) -> None:
+        """Close inlets in a fixed order (labels, video, EMG) while their sources still exist."""
+        for inlet in [self.label_inlet, self.video_inlet, *self.emg_inlets.values()]:
+            if inlet is not None:
+                inlet.close()
+
+
+def _load_i3d(bundle: Bundle, use_compile: bool):
+    from myosight.errors import ConfigError
+    from myosight.models.i3d import optimize_for_inference
+    from myosight.models.i3d_weights import load_i3d, verify_weights
+
+    manifest = verify_weights()
+    if bundle.i3d_sha256 and manifest.get("weights_sha256") != bundle.i3d_sha256:
+        raise ConfigError("the bundle's heads were trained on other I3D weights than the cached ones")
+    return optimize_for_inference(load_i3d(), use_compile=use_compile)

@@ -1,0 +1,35 @@
+"""Loopback LSL helpers for tests: find exactly the outlet a test made, pull with a bounded wait."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pylsl
+
+
+def inlet_for(outlet: pylsl.StreamOutlet, max_buflen: int = 10, timeout: float = 10.0) -> pylsl.StreamInlet:
+    """A connected inlet on this very outlet (matched by uid, so other streams on the network never interfere)."""
+    uid = outlet.get_info().uid()
+    found = pylsl.resolve_bypred(f"uid='{uid}'", 1, timeout)
+    assert found, f"outlet {outlet.get_info().name()} (uid {uid}) not resolved on loopback within {timeout} s"
+    inlet = pylsl.StreamInlet(found[0], max_buflen=max_buflen)
+    inlet.open_stream(timeout)
+    return inlet
+
+
+def pull_at_least(inlet: pylsl.StreamInlet, count: int, timeout: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pull chunks until `count` samples have arrived or `timeout` seconds pass; returns what came."""
+    chunks: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    got = 0
+    deadline = time.monotonic() + timeout
+    while got < count and time.monotonic() < deadline:
+        samples, times = inlet.pull_chunk(timeout=0.2, as_numpy=True)
+        if samples is not None and len(times):
+            chunks.append(samples)
+            stamps.append(np.asarray(times))
+            got += len(times)
+    if not chunks:
+        return np.zeros((0, inlet.channel_count)), np.zeros(0)
+    return np.concatenate(chunks), np.concatenate(stamps)

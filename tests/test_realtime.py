@@ -1,0 +1,209 @@
+"""The live path on loopback: replay over LSL, the worker, ZeroMQ results, and stream faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from myosight.capture.replay import SessionReplay
+from myosight.capture.streams import emg_stream_info, open_outlet
+from myosight.data.actionsense import ARMS, ActionSenseSession
+from myosight.errors import StreamError
+from myosight.models.bundle import load_bundle
+from myosight.models.clips import clip_segments
+from myosight.models.emg_pipeline import clip_spectrograms
+from myosight.realtime.live import EmgLiveBuffer, LivePredictor
+from myosight.realtime.messages import ResultPublisher, ResultSubscriber
+from myosight.realtime.worker import Worker, WorkerConfig
+from myosight.training.emg_spectrograms import session_tracks
+
+
+def unique_source() -> str:
+    return f"test{uuid.uuid4().hex[:8]}"
+
+
+def wait_for(condition, timeout_s: float, step_s: float = 0.01) -> bool:
+    """Poll a condition with a bounded wait (no fixed sleeps as synchronisation)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step_s)
+    return condition()
+
+
+def test_streaming_features_equal_offline(synthetic_emg_model: dict) -> None:
+    """The live buffer fed in random chunks gives the offline pass's clip spectrograms."""
+    bundle = load_bundle(synthetic_emg_model["bundle"])
+    session_path = synthetic_emg_model["sessions"][1].hdf5_path
+    with ActionSenseSession(session_path) as session:
+        offline = session_tracks(session, bundle.emg_config, bundle.normalisation)
+        streams = {arm: session.emg(arm) for arm in ARMS}
+    live = EmgLiveBuffer(bundle, keep_s=10_000)
+    rng = np.random.default_rng(0)
+    for arm, series in streams.items():
+        i = 0
+        while i < len(series):
+            n = int(rng.integers(1, 501))
+            live.push(arm, series.time_s[i:i + n], series.data[i:i + n])
+            i += n
+    first = np.ceil(max(s.time_s[0] for s in streams.values())) + 1
+    compared = 0
+    for start in np.arange(first, first + 100, 1.7):
+        segments = clip_segments(start, bundle.geometry)
+        offline_spec, _ = clip_spectrograms(offline.ordered(), segments, bundle.emg_config)
+        live_spec = np.stack([live.clip_spectrogram(s, bundle.geometry.clip_seconds)[0] for s, _ in segments])
+        assert np.abs(live_spec - offline_spec).max() < 1e-5
+        compared += 1
+    assert compared > 50
+
+
+def run_replay_through_worker(session: Path, bundle_path: Path, *, speed: float, emg_only: bool = True,
+                              max_seconds: float | None = None, resolve_timeout_s: float = 5.0):
+    """Replay a session over LSL into a worker; collect what a ZeroMQ subscriber receives."""
+    source = unique_source()
+    replay = SessionReplay(session, speed=speed, source=source, include_video=not emg_only, max_seconds=max_seconds)
+    replay.open()
+    publisher = ResultPublisher("tcp://127.0.0.1:0")
+    subscriber = ResultSubscriber(publisher.address)
+    worker = Worker(load_bundle(bundle_path), WorkerConfig(source=source, emg_only=emg_only,
+                                                          resolve_timeout_s=resolve_timeout_s), publisher)
+    # the subscription is live once a health message gets through
+    assert wait_for(lambda: (publisher.send("health", {}), subscriber.receive(timeout_ms=20))[1] is not None, 10)
+    stop = threading.Event()
+    sender = threading.Thread(target=replay.run, args=(stop,), daemon=True)
+    sender.start()
+    received, predictions = [], []
+    deadline = time.monotonic() + replay.duration_s / speed + 30
+    try:
+        while (sender.is_alive() or predictions_pending(worker)) and time.monotonic() < deadline:
+            predictions += worker.step()
+            message = subscriber.receive(timeout_ms=2)
+            while message is not None:
+                received.append(message)
+                message = subscriber.receive(timeout_ms=0)
+        for _ in range(50):
+            message = subscriber.receive(timeout_ms=10)
+            if message is not None:
+                received.append(message)
+    finally:
+        stop.set()
+        sender.join(timeout=5)
+        worker.close()
+        subscriber.close()
+        publisher.close()
+    return replay, worker, predictions, [m for m in received if m.kind == "prediction"], received
+
+
+def predictions_pending(worker: Worker) -> bool:
+    before = worker.windows_predicted
+    worker.step()
+    return worker.windows_predicted > before
+
+
+def test_replay_end_to_end_matches_offline(synthetic_emg_model: dict) -> None:
+    session = synthetic_emg_model["sessions"][1].hdf5_path
+    bundle = load_bundle(synthetic_emg_model["bundle"])
+    replay, worker, predictions, messages, _ = run_replay_through_worker(
+        session, synthetic_emg_model["bundle"], speed=6.0)
+    assert replay.stats.passes == 1
+    first = worker._first_data_time()
+    last = min(worker.emg.covered_until(arm) for arm in ARMS)
+    expected_windows = np.floor(last) - np.ceil(first + bundle.geometry.sample_seconds) + 1  # one per second
+    assert worker.windows_predicted + worker.windows_skipped >= expected_windows - 1
+    assert predictions[-1].window_end >= replay._t0 + replay.duration_s - 2.0  # up to the end of the session
+    assert len(messages) >= 0.9 * worker.windows_predicted
+    # every live prediction equals the offline prediction of the same window
+    offline_buffer = EmgLiveBuffer(bundle, keep_s=10_000)
+    with ActionSenseSession(session) as recorded:
+        for arm in ARMS:
+            series = recorded.emg(arm)
+            offline_buffer.push(arm, series.time_s, series.data)
+        actions = recorded.activities()
+    offline = LivePredictor(bundle, offline_buffer)
+    live_to_recorded = replay.first_s - replay._t0  # the replay shifted recorded time onto the LSL clock
+    differences = np.array([np.abs(p.probs - offline.predict(p.window_end + live_to_recorded).probs).max()
+                            for p in predictions])
+    print("max prob difference live vs offline: median", np.median(differences), "max", differences.max())
+    assert np.mean(differences < 1e-4) > 0.97
+    # accuracy against the replayed labels, as the offline evaluation of the bundle on this session
+    def truth(t: float) -> str | None:
+        return next((a.label for a in actions if a.start_s <= t < a.stop_s), None)
+
+    labelled = [(p, truth(p.window_end + live_to_recorded - 2.5)) for p in predictions]
+    live_acc = np.mean([bundle.classes[p.label_index] == label for p, label in labelled if label])
+    marker_acc = np.mean([m.fields["label"] == m.fields["true_label"] for m in messages if m.fields["true_label"]])
+    assert live_acc > 0.5 and abs(marker_acc - live_acc) < 0.1
+    message = messages[-1]
+    assert message.arrays["probs"].shape == (len(bundle.classes),)
+    assert message.arrays["spectrogram"].shape == (16, 10, 17)
+    assert message.fields["mode"] == "emg" and message.fields["latency_ms"] >= 0
+
+
+def test_real_one_arm_session_with_gaps(real_dir: Path, synthetic_emg_model: dict) -> None:
+    """Real Myo EMG (left arm only, ~160 Hz, gaps between actions) runs through the worker."""
+    replay, worker, predictions, _, received = run_replay_through_worker(
+        real_dir / "S06_1_myo.hdf5", synthetic_emg_model["bundle"], speed=25.0, max_seconds=150,
+        resolve_timeout_s=1.0)
+    health = worker.health()
+    assert worker.missing_arms == ["right"]
+    assert health["streams"]["emg-right"]["missing"] is True
+    assert 150 < health["streams"]["emg-left"]["rate_hz"] < 170
+    assert health["streams"]["emg-left"]["gaps"] >= 1
+    assert len(predictions) > 10
+    assert any(m.kind == "health" and m.fields.get("streams") for m in received)
+
+
+def test_emg_gap_is_reported_and_recovered(synthetic_emg_model: dict) -> None:
+    """The EMG stream stops (3 s of missing data), comes back, and the worker goes on predicting."""
+    source = unique_source()
+    outlets = {arm: open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
+    publisher = ResultPublisher("tcp://127.0.0.1:0")
+    worker = Worker(load_bundle(synthetic_emg_model["bundle"]),
+                    WorkerConfig(source=source, emg_only=True, lost_after_s=0.3), publisher)
+    rng = np.random.default_rng(0)
+    t = pylsl.local_clock() - 20.0
+
+    def send(seconds: float) -> None:
+        nonlocal t
+        n = int(seconds * 160)
+        stamps = t + np.arange(n) / 160
+        for outlet in outlets.values():
+            outlet.push_chunk(rng.normal(0, 20, (n, 8)).astype(np.float32), stamps.tolist())
+        t = stamps[-1] + 1 / 160
+
+    try:
+        send(8.0)
+        assert wait_for(lambda: bool(worker.step()) or worker.windows_predicted > 0, 10)
+        assert wait_for(lambda: (worker.step(), worker.emg_inlets["left"].health.lost)[1], 5)  # no data: lost
+        t += 3.0  # three seconds with no samples
+        send(8.0)
+        before = worker.windows_predicted
+        assert wait_for(lambda: (worker.step(), worker.windows_predicted > before)[1], 10)
+        health = worker.health()
+        left = health["streams"]["emg-left"]
+        assert left["gaps"] == 1 and left["lost_events"] >= 1 and left["recovered_events"] >= 1
+        assert not left["lost"]
+    finally:
+        worker.close()
+        publisher.close()
+
+
+def test_wrong_channel_count_is_refused(synthetic_emg_model: dict) -> None:
+    source = unique_source()
+    info = pylsl.StreamInfo("myosight-emg-left", "EMG", 7, 200, pylsl.cf_float32, f"myosight-{source}-emg-left")
+    outlet = pylsl.StreamOutlet(info)
+    publisher = ResultPublisher("tcp://127.0.0.1:0")
+    try:
+        with pytest.raises(StreamError, match="has 7 channels, expected 8"):
+            Worker(load_bundle(synthetic_emg_model["bundle"]), WorkerConfig(source=source, emg_only=True,
+                                                                           resolve_timeout_s=2.0), publisher)
+    finally:
+        publisher.close()
+        del outlet
