@@ -14,6 +14,7 @@ behind (slow decoding, a busy machine) it skips frames, as a real camera would, 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -256,7 +257,7 @@ def measure_video_throughput(seconds: float = 10.0, size: int = I3D_CROP, fps: f
     receiver = threading.Thread(target=receive, name="throughput-receiver", daemon=True)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     receiver.start()
-    total = max(int(round(seconds * fps)), 1)
+    total = max(round(seconds * fps), 1)
     start = pylsl.local_clock()
     late = 0
     for index in range(total):
@@ -277,7 +278,7 @@ def measure_video_throughput(seconds: float = 10.0, size: int = I3D_CROP, fps: f
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     inlet.close_stream()
     unique = sorted(set(received))
-    gaps = sum(1 for a, b in zip(unique, unique[1:], strict=False) if b != a + 1)
+    gaps = sum(1 for a, b in itertools.pairwise(unique) if b != a + 1)
     return {
         "size": size, "fps": fps, "seconds": seconds, "sent": total, "received": len(unique),
         "dropped": total - len(unique), "sequence_gaps": gaps, "sender_late": late,

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "myosight.data.commands",
     "myosight.models.commands",
     "myosight.training.commands",
+    "myosight.realtime.commands",
     "myosight.bench",
 )
 

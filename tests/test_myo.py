@@ -112,7 +112,8 @@ class FakeBleak:
 
     class Client:
         def __init__(self, owner: FakeBleak, device: object, disconnected_callback: object, with_data: bool) -> None:
-            self.owner, self.device, self.on_disconnect, self.with_data = owner, device, disconnected_callback, with_data
+            self.owner, self.device, self.with_data = owner, device, with_data
+            self.on_disconnect = disconnected_callback
             self.is_connected = False
             self.writes: list[tuple[str, bytes]] = []
             self.subscribed: dict[str, object] = {}

@@ -25,7 +25,9 @@ def test_uuids_follow_the_published_base() -> None:
     assert mp.COMMAND_UUID == "d5060401-a904-deb9-4748-2c7f4a124842"
     assert mp.CONTROL_SERVICE_UUID == "d5060001-a904-deb9-4748-2c7f4a124842"
     assert mp.EMG_DATA_SERVICE_UUID == "d5060005-a904-deb9-4748-2c7f4a124842"
-    assert mp.EMG_DATA_UUIDS == tuple(f"d506{n}05-a904-deb9-4748-2c7f4a124842" for n in ("01", "02", "03", "04"))
+    expected = tuple(f"d506{n}05-a904-deb9-4748-2c7f4a124842" for n in ("01", "02", "03", "04"))
+    uuids = mp.EMG_DATA_UUIDS
+    assert uuids == expected
 
 
 def test_command_bytes() -> None:
@@ -110,5 +112,5 @@ def test_unchecked_index_and_bad_index() -> None:
     for n in (0, 5, 1):
         assembler.feed(None, counting_packet(n), 1.0 + n)
     assert assembler.stats.lost == 0
-    with pytest.raises(ValueError, match="0..3"):
+    with pytest.raises(ValueError, match=r"0\.\.3"):
         assembler.feed(4, counting_packet(0), 9.0)

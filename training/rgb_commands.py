@@ -77,7 +77,8 @@ def run_features_rgb(args: argparse.Namespace) -> int:
         sampling=args.sampling, limit=args.limit, skip_bad=args.skip_bad, force=args.force, device=args.device,
         progress=not args.quiet, log=print,
     )
-    speed = f" ({result.clips_per_second:.2f} clips/s)" if result.clips else ""
+    speed = (f" ({result.clips_per_second:.2f} clips/s overall, {result.steady_clips_per_second:.2f} after the first "
+             "batch)") if result.clips else ""
     print(f"{args.data}: {result.samples} sample(s), {result.clips} clips this run{speed}; ", end="")
     if result.complete:
         print(f"`rgb` features complete in both splits at size {args.size}")

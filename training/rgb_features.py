@@ -244,10 +244,20 @@ class RgbResult:
     complete: bool = False
     bad: list[dict[str, str]] = field(default_factory=list)
     splits_done: list[str] = field(default_factory=list)
+    #: Time and clips of the first batch, which includes torch.compile's warm-up on the fast path.
+    warmup_seconds: float = 0.0
+    warmup_clips: int = 0
 
     @property
     def clips_per_second(self) -> float:
+        """Overall rate of this run, warm-up included."""
         return self.clips / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_clips_per_second(self) -> float:
+        """Rate after the first batch (what a long extraction runs at); the overall rate if one batch ran."""
+        clips, seconds = self.clips - self.warmup_clips, self.seconds - self.warmup_seconds
+        return clips / seconds if clips > 0 and seconds > 0 else self.clips_per_second
 
 
 def _read_plan(path: Path, name: str) -> SplitPlan:
@@ -334,6 +344,9 @@ def extract_rgb_features(
         stored = _array_settings(plan.path)
         if force:
             partial.unlink(missing_ok=True)
+            if stored is not None:
+                with h5py.File(plan.path, "a") as handle:
+                    del handle[f"arrays/{ARRAY}"]
             continue
         if stored is not None and stored != wanted:
             raise _mismatch(stored, wanted, str(plan.path))
@@ -354,7 +367,7 @@ def extract_rgb_features(
     progresses: dict[str, Progress] = {}
     try:
         for plan in plans:
-            if not force and _array_settings(plan.path) == wanted:
+            if _array_settings(plan.path) == wanted:
                 result.splits_done.append(plan.name)
                 continue
             progress_file = Progress(data_dir / f"{plan.name}{PARTIAL_SUFFIX}", len(plan.uids),
@@ -438,6 +451,8 @@ def _extract_split(
         progress_file.write(pending_rows, features)
         result.samples += count
         result.clips += count * geometry.clips_per_sample
+        if not result.warmup_clips:
+            result.warmup_clips, result.warmup_seconds = result.clips, time.perf_counter() - started
         bar.update(count)
         bar.set_postfix(clips_per_s=f"{result.clips / max(time.perf_counter() - started, 1e-9):.2f}")
         pending_rows.clear()
