@@ -11,8 +11,8 @@ With `loop`, each pass is shifted by the session's length so time keeps increasi
 from __future__ import annotations
 
 import itertools
-import math
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator

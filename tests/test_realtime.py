@@ -148,7 +148,7 @@ def test_replay_end_to_end_matches_offline(synthetic_emg_model: dict) -> None:
 
 def test_real_one_arm_session_with_gaps(real_dir: Path, synthetic_emg_model: dict) -> None:
     """Real Myo EMG (left arm only, ~160 Hz, gaps between actions) runs through the worker."""
-    replay, worker, predictions, _, received = run_replay_through_worker(
+    _replay, worker, predictions, _, received = run_replay_through_worker(
         real_dir / "S06_1_myo.hdf5", synthetic_emg_model["bundle"], speed=25.0, max_seconds=150,
         resolve_timeout_s=1.0)
     health = worker.health()
