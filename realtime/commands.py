@@ -79,8 +79,8 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help="ZeroMQ address to publish results on")
     parser.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
     parser.add_argument("--hop", type=float, default=1.0, help="seconds between predictions (default: one clip)")
-    parser.add_argument("--size", type=int, default=224,
-                        help="I3D input size; 112 is the reduced-resolution mode for small CPUs")
+    parser.add_argument("--size", type=int, default=None,
+                        help="I3D input size (default: the bundle's; 112 is the reduced-resolution mode)")
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def _source_spec(args: argparse.Namespace, source_name: str):
     if kind not in ("replay", "synthetic", "camera+myo", "camera+lsl-emg"):
         raise ConfigError(f"unknown --source {kind!r}: replay FILE | synthetic | camera+myo | camera+lsl-emg")
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
-                      video=not args.emg_only, video_size=args.size, camera=args.camera, myo_left=args.myo_left,
+                      video=not args.emg_only, video_size=224, camera=args.camera, myo_left=args.myo_left,
                       myo_right=args.myo_right, lsl_emg_name=args.lsl_emg_name, source=source_name)
 
 

@@ -48,7 +48,7 @@ class RunSpec:
     address: str = DEFAULT_ADDRESS
     emg_only: bool = False
     hop_s: float = 1.0
-    video_size: int = 224
+    video_size: int | None = None
     duration_s: float | None = None
     extra: dict = field(default_factory=dict)
 

@@ -34,7 +34,7 @@ class WorkerConfig:
     source: str = "synthetic"  # the LSL source name: streams are found by `myosight-<source>-<kind>`
     hop_s: float = 1.0
     emg_only: bool = False
-    video_size: int = 224  # I3D input size; 112 is the reduced-resolution mode
+    video_size: int | None = None  # I3D input size; None: the bundle's (112 is the reduced-resolution mode)
     resolve_timeout_s: float = 10.0
     lost_after_s: float = 1.0
     health_every_s: float = 1.0
@@ -99,7 +99,11 @@ class Worker:
             log.info("no label stream from source '%s': predictions carry no true label", config.source)
         self.labels = LabelTrack()
         self.emg = EmgLiveBuffer(bundle)
-        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, config.video_size)
+        video_size = config.video_size or bundle.geometry.crop_size
+        if video_size != bundle.geometry.crop_size:
+            log.warning("I3D runs at %d px but the bundle's RGB features were extracted at %d px",
+                        video_size, bundle.geometry.crop_size)
+        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, video_size)
         self.last_window: float | None = None
         self._first_time: float | None = None
         self.windows_predicted = 0

@@ -1,0 +1,68 @@
+"""The demo model: trained on first use from synthetic sessions with the project's own commands, then cached.
+
+The recipe is the one a user would type (synth -> dataset -> features emg -> features rgb -> train), run
+in-process; the result is `<cache>/demo/<recipe>/bundle.safetensors`. RGB features are extracted at the
+reduced 112-pixel resolution so that the whole recipe stays within a few minutes on a 2-core CPU, and the
+live worker then runs I3D at that resolution too (the size is part of the bundle's clip geometry). Without
+the I3D weights the demo model is sEMG-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from myosight.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+RECIPE = "v1"
+SUBJECTS = ("S04", "S07", "S08")
+HEAD = "self_attention_lf"
+RGB_SIZE = 112
+
+
+def demo_dir(override: str | Path | None = None) -> Path:
+    return cache_dir(override) / "demo" / RECIPE
+
+
+def demo_bundle(override: str | Path | None = None, *, progress: bool = True) -> Path:
+    """Path of the demo bundle, building it first if it is not cached."""
+    root = demo_dir(override)
+    bundle = root / "run" / "bundle.safetensors"
+    if bundle.is_file():
+        return bundle
+    print(f"building the demo model in {root} (first run only; a few minutes) ...")
+    return build_demo_bundle(root, progress=progress)
+
+
+def build_demo_bundle(root: Path, *, progress: bool = True) -> Path:
+    from myosight.data.synth import SynthConfig, write_sessions
+    from myosight.errors import MyosightError
+    from myosight.models.i3d_weights import weights_path
+    from myosight.training.dataset import build_emg_dataset
+    from myosight.training.emg_features import add_emg_features, train_emg_cnn
+    from myosight.training.run import train_head
+    from myosight.training.trainer import TrainConfig
+
+    config = SynthConfig(subjects=SUBJECTS, actions_per_class=1, seconds_per_action=(10.5, 14.0), seed=11)
+    sessions = write_sessions(config, root / "sessions", progress=progress)
+    data = root / "data"
+    build_emg_dataset([s.hdf5_path for s in sessions], data, progress=progress)
+    cnn, _ = train_emg_cnn(data, TrainConfig(epochs=40), progress=progress)
+    add_emg_features(data, cnn)
+    head = "linear_emg"
+    if weights_path().is_file():
+        from myosight.training.rgb_features import extract_rgb_features
+
+        try:
+            extract_rgb_features(data, size=RGB_SIZE, progress=progress)
+            head = HEAD
+        except MyosightError as error:
+            log.warning("demo model without RGB: %s", error)
+    else:
+        log.warning("I3D weights not cached (run `myosight weights fetch`): the demo model is sEMG-only")
+    result = train_head(data, head, run_dir=root / "run", progress=progress)
+    print(f"demo model ({head}): top-1 {result.metrics['top1']:.1%} on {result.metrics['samples']} synthetic "
+          f"test samples")
+    return root / "run" / "bundle.safetensors"
