@@ -237,6 +237,7 @@ def measure_video_throughput(seconds: float = 10.0, size: int = I3D_CROP, fps: f
         raise StreamError("the throughput test could not resolve its own outlet on loopback")
     inlet = pylsl.StreamInlet(found[0], max_buflen=4)
     inlet.open_stream(5.0)
+    inlet.info(5.0)  # fetched now, so that no pull waits for it
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(4, n_values), dtype=np.uint8)
     received: list[int] = []

@@ -110,6 +110,9 @@ class EmgRelay:
         self.inlet = pylsl.StreamInlet(self.info, max_buflen=10, processing_flags=pylsl.proc_clocksync)
         try:
             self.inlet.open_stream(self.open_timeout)
+            # Cache the full stream info now: liblsl's first pull would otherwise fetch it without a time
+            # limit and hang (ignoring the stop event) if the other program had quit meanwhile.
+            self.inlet.info(self.open_timeout)
         except LslTimeoutError as error:
             raise StreamError(f"{describe(self.info)} did not accept a connection within {self.open_timeout:g} s") \
                 from error

@@ -42,7 +42,13 @@ def _i3d(args: argparse.Namespace) -> list[dict]:
     return figures
 
 
-BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"emg": _emg, "i3d": _i3d}
+def _realtime(args: argparse.Namespace) -> list[dict]:
+    from myosight.realtime.bench import benchmark_realtime
+
+    return benchmark_realtime()
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"emg": _emg, "i3d": _i3d, "realtime": _realtime}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -192,11 +192,16 @@ def _stop(stop, worker, source) -> None:
 
 
 def _bridge(stop: mp.Event) -> threading.Event:
-    """A threading.Event mirroring a multiprocessing.Event (the loops wait on threading events)."""
+    """A threading.Event mirroring a multiprocessing.Event (the loops wait on threading events).
+
+    It polls rather than waits: a process that exits while one of its threads waits on a multiprocessing
+    Event leaves the Event's condition expecting that waiter, and the parent's `set()` then blocks forever.
+    """
     local = threading.Event()
 
     def follow() -> None:
-        stop.wait()
+        while not stop.is_set():
+            time.sleep(0.05)
         local.set()
 
     threading.Thread(target=follow, daemon=True).start()

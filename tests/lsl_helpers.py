@@ -15,6 +15,9 @@ def inlet_for(outlet: pylsl.StreamOutlet, max_buflen: int = 10, timeout: float =
     assert found, f"outlet {outlet.get_info().name()} (uid {uid}) not resolved on loopback within {timeout} s"
     inlet = pylsl.StreamInlet(found[0], max_buflen=max_buflen)
     inlet.open_stream(timeout)
+    # Fetch the full info now: liblsl's first pull otherwise fetches it with no time limit, and hangs if the
+    # outlet is already gone by then (a source that published and closed before the test pulled).
+    inlet.info(timeout)
     return inlet
 
 

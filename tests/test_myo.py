@@ -186,6 +186,7 @@ def test_bleak_driver_streams_and_reconnects(monkeypatch: pytest.MonkeyPatch) ->
 def test_pyomyo_driver_rebuilds_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[FakeMyo] = []
     stop = threading.Event()
+    pulled = threading.Event()  # the test has read the samples: the fake may end the session
 
     class FakeMyo:
         def __init__(self, tty: str | None = None, mode: object = None) -> None:
@@ -200,6 +201,7 @@ def test_pyomyo_driver_rebuilds_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
 
         def run(self) -> None:
             if self.sent == 5:
+                pulled.wait(timeout=20)
                 stop.set()
                 return
             values = np.frombuffer(notification(self.sent), dtype=np.int8)
@@ -222,8 +224,14 @@ def test_pyomyo_driver_rebuilds_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
                        ports={"right": "/dev/ttyACM1"})
     source.open()
     inlet = inlet_for(source.outlet("right"))
-    source.run(stop)
-    samples, _ = pull_at_least(inlet, 10)
+    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        samples, _ = pull_at_least(inlet, 10)
+    finally:
+        pulled.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
     assert len(made) == 1 and made[0].tty == "/dev/ttyACM1" and made[0].mode == "FILTERED"
     assert made[0].addr == [0xAB, 0x89, 0x67, 0x45, 0x23, 0x01]
     assert made[0].slept == mp.SLEEP_NORMAL and made[0].disconnected

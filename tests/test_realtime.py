@@ -207,3 +207,39 @@ def test_wrong_channel_count_is_refused(synthetic_emg_model: dict) -> None:
     finally:
         publisher.close()
         del outlet
+
+
+def test_run_command_replays_headless_and_logs(synthetic_emg_model: dict, tmp_path: Path) -> None:
+    """`myosight run` starts source and worker processes, logs predictions, and ends with the replay."""
+    import json
+    import subprocess
+    import sys
+
+    session = synthetic_emg_model["sessions"][0].hdf5_path
+    log = tmp_path / "predictions.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "myosight", "run", "--model", str(synthetic_emg_model["bundle"]), "--source", "replay",
+         str(session), "--speed", "10", "--emg-only", "--headless", "--jsonl", str(log), "--address",
+         "tcp://127.0.0.1:5591"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) > 50
+    assert {"label", "true_label", "probs", "latency_ms", "window_end"} <= set(records[0])
+    assert "running accuracy" in result.stdout
+
+
+def test_run_command_reports_a_failed_source(synthetic_emg_model: dict, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "broken.hdf5"
+    bad.write_text("not a session")
+    result = subprocess.run(
+        [sys.executable, "-m", "myosight", "run", "--model", str(synthetic_emg_model["bundle"]), "--source", "replay",
+         str(bad), "--emg-only", "--headless", "--address", "tcp://127.0.0.1:5592"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 3
+    assert "broken.hdf5" in result.stderr + result.stdout

@@ -112,6 +112,9 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
     _add_train_options(emg)
     emg.set_defaults(handler=run_features_emg)
     features.set_defaults(handler=lambda args: features.print_help() or 2)
+    from myosight.training.rgb_commands import register_rgb
+
+    register_rgb(kinds, subparsers)
 
     train = subparsers.add_parser(
         "train", help="train one head of the paper on a dataset and write a run directory with its bundle",
