@@ -1,5 +1,5 @@
 # myosight: the two set-up commands of the README, and a few conveniences.
-#   make demo   install everything into .venv and run the main job on a synthetic session
+#   make demo   install everything into .venv and run the live demo (synthetic person, headless)
 #   make test   install everything into .venv and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,6 +8,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
+DEMO_SECONDS ?= 90
 
 .PHONY: demo test install lint bench clean
 
@@ -21,13 +22,8 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	rm -rf $(DEMO_DIR)
-	$(BIN)/myosight synth --out $(DEMO_DIR)/sessions --subjects S04 --actions-per-class 1 --seconds 10.5,14
-	$(BIN)/myosight info $(DEMO_DIR)/sessions/*.hdf5
-	$(BIN)/myosight subactions $(DEMO_DIR)/sessions/*.hdf5 --csv $(DEMO_DIR)/split.csv
-	$(BIN)/myosight emg spectrograms $(DEMO_DIR)/sessions/*.hdf5 --sample 4 --out $(DEMO_DIR)/emg_spectrograms.png
-	$(BIN)/myosight bench emg --repeat 50
-	@echo "demo output in $(DEMO_DIR)/"
+	$(BIN)/myosight weights fetch
+	$(BIN)/myosight demo --headless --duration $(DEMO_SECONDS) --jsonl $(DEMO_DIR)/predictions.jsonl
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -19,8 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
-from pylsl.util import LostError
-from pylsl.util import TimeoutError as LslTimeoutError
+
+try:  # pylsl >= 1.17 keeps its exceptions in pylsl.util; earlier releases export them from pylsl itself
+    from pylsl.util import LostError
+    from pylsl.util import TimeoutError as LslTimeoutError
+except ImportError:  # pragma: no cover
+    from pylsl import LostError  # type: ignore[attr-defined,no-redef]
+    from pylsl import TimeoutError as LslTimeoutError  # type: ignore[attr-defined,no-redef]
 
 from myosight.capture.streams import EMG_CHANNELS, EMG_TYPE, MYO_NOMINAL_RATE, emg_stream_info, open_outlet
 from myosight.errors import StreamError
@@ -126,13 +131,18 @@ class EmgRelay:
         try:
             while not stop_event.is_set():
                 try:
-                    samples, stamps = self.inlet.pull_chunk(timeout=poll_s, as_numpy=True)
+                    # Block for the first sample (returns as soon as one is there), then take what else has
+                    # arrived: low latency with calls every pylsl >= 1.16 has.
+                    first, first_stamp = self.inlet.pull_sample(timeout=poll_s)
+                    if first is None:
+                        continue
+                    rest, rest_stamps = self.inlet.pull_chunk(timeout=0.0, max_samples=512)
                 except LostError as error:
                     raise StreamError(f"{describe(self.info)} was lost and cannot be recovered "
                                       "(it has no source_id)") from error
-                if samples is None or len(stamps) == 0:
-                    continue
-                self.outlet.push_chunk(np.asarray(samples, dtype=np.float32), np.asarray(stamps).tolist())
+                samples = np.asarray([first, *rest], dtype=np.float32)
+                stamps = [first_stamp, *rest_stamps]
+                self.outlet.push_chunk(samples, stamps)
                 self.stats.chunks += 1
                 self.stats.samples += len(stamps)
         finally:

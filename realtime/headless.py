@@ -18,6 +18,8 @@ class HeadlessViewer:
 
     def __init__(self, address: str, jsonl: Path | None = None) -> None:
         self.subscriber = ResultSubscriber(address)
+        if jsonl is not None:
+            jsonl.parent.mkdir(parents=True, exist_ok=True)
         self.log: IO[str] | None = jsonl.open("a", encoding="utf-8") if jsonl else None
         self.last_prediction: Message | None = None
         self.last_health: Message | None = None

@@ -28,7 +28,10 @@ def pull_at_least(inlet: pylsl.StreamInlet, count: int, timeout: float = 10.0) -
     got = 0
     deadline = time.monotonic() + timeout
     while got < count and time.monotonic() < deadline:
-        samples, times = inlet.pull_chunk(timeout=0.2, as_numpy=True)
+        # min_samples=1: return as soon as something arrived (by default pylsl waits for max_samples or the
+        # timeout); a small max_samples keeps the buffer pylsl allocates small for video frames.
+        samples, times = inlet.pull_chunk(timeout=0.2, max_samples=min(count - got, 64), min_samples=1,
+                                          as_numpy=True)
         if samples is not None and len(times):
             chunks.append(samples)
             stamps.append(np.asarray(times))
