@@ -2,9 +2,9 @@
 
 Each frame is made into what the model sees before it is sent: shorter side resized to
 round(size * 256 / 224) (256 for the I3D input size 224, bilinear), centre crop size x size, BGR -> RGB.
-Sending the crop rather than the camera frame keeps the stream small (147 kB a frame at 224) and puts the
-resize on the capture machine, which does nothing else; the resize itself is `resize_short_side`, the one
-the offline feature extractor uses, so live and offline frames match.
+Sending the crop rather than the camera frame keeps the stream small (147 kB a frame at 224) and does the
+resize where the frames are captured; the resize itself is `resize_short_side`, the one the offline feature
+extractor uses, so live and offline frames match.
 
 Time stamps are `pylsl.local_clock()` seconds: the read time for a camera; for a video file, its frame's
 scheduled time t0 + i / fps, which is what a camera's own clock would have said. A file is paced against
@@ -112,8 +112,9 @@ class CameraSource:
         """Open the device and create the outlet; raises StreamError naming the device when it cannot open."""
         if self.outlet is not None:
             return
-        if isinstance(self.device, str) and not self.is_file and "://" not in self.device:
-            raise StreamError(f"cannot open {self.device!r}: no such video file (a camera is given by its index)")
+        if isinstance(self.device, str) and "://" not in self.device and not Path(self.device).exists():
+            raise StreamError(f"cannot open {self.device!r}: no such file or device (a camera can also be given by "
+                              "its index)")
         capture = self._open_capture()
         if not capture.isOpened():
             capture.release()

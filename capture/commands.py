@@ -138,3 +138,6 @@ def run_lsl_emg(args: argparse.Namespace) -> int:
         stats = EmgRelay(info, args.arm).run(stop)
     print(f"relayed {stats.samples} samples in {stats.chunks} chunks")
     return 0
+
+
+register = register_capture

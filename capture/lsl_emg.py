@@ -4,8 +4,7 @@ Design: relay, not subscription by predicate. `relay_emg_stream` republishes the
 `myosight-emg-<arm>` (source "lsl"), so the worker has one way to find EMG whatever produced it, and the
 checks (channel count, numeric format) happen once, here, with an error naming the stream. The relay keeps
 each sample's own time stamp, mapped to this host's `pylsl.local_clock()` by LSL's clock-offset estimate,
-so a stream from another computer lines up with the local camera. It costs one extra hop on loopback
-(well under a millisecond for 8 channels).
+so a stream from another computer lines up with the local camera. It costs one extra hop on loopback.
 
 Streams published by a relay (source ids `myosight-lsl-...`) are never picked up again by
 `find_emg_stream`, so an unfiltered search cannot relay a relay into itself.

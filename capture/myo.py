@@ -141,7 +141,9 @@ class MyoSource:
 
     def __init__(self, arm_addresses: Mapping[str, str | None], backend: str = "bleak", emg_mode: str = "raw", *,
                  ports: Mapping[str, str | None] | None = None, reconnect_initial_s: float = 1.0,
-                 reconnect_max_s: float = 30.0, stall_timeout_s: float = 3.0, scan_timeout_s: float = 10.0) -> None:
+                 reconnect_max_s: float = 30.0, stall_timeout_s: float = 3.0, scan_timeout_s: float = 10.0,
+                 source: str = SOURCE) -> None:
+        self.source = source
         if not arm_addresses:
             raise ConfigError("MyoSource needs at least one arm (left and/or right)")
         for arm in arm_addresses:
@@ -180,7 +182,7 @@ class MyoSource:
                 assembler = EmgPacketAssembler(arm)
                 channel = self._channels[arm] = _ArmChannel(arm, assembler, None, ArmStats(assembler.stats))
             if channel.outlet is None:
-                channel.outlet = open_outlet(emg_stream_info(arm, SOURCE))
+                channel.outlet = open_outlet(emg_stream_info(arm, self.source))
 
     def close(self) -> None:
         """Drop the outlets (inlets see the streams end); the counts stay readable."""
@@ -334,8 +336,14 @@ class MyoSource:
                    for arm in self.arm_addresses]
         for thread in threads:
             thread.start()
+        # pyomyo's scan and connect block until an armband answers, so a stop may find a thread stuck there:
+        # give the threads a moment after the stop, then leave them (they are daemons) rather than hang.
+        while any(thread.is_alive() for thread in threads) and not stop_event.wait(0.5):
+            pass
         for thread in threads:
-            thread.join()
+            thread.join(timeout=2.0)
+            if thread.is_alive():
+                log.warning("Myo %s: the dongle did not answer; leaving its thread behind", thread.name)
         if errors:
             raise errors[0]
 

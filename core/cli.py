@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "myosight.models.commands",
     "myosight.training.commands",
     "myosight.realtime.commands",
+    "myosight.capture.commands",
     "myosight.bench",
 )
 
@@ -30,10 +31,12 @@ myosight recognises kitchen actions live from a head-mounted camera and two Myo 
 fusing frozen I3D video features with sEMG spectrogram-CNN features.
 
 Typical first steps:
-  myosight synth --out sessions/          write a synthetic session (HDF5 + world video)
-  myosight info sessions/<file>.hdf5      show the streams, rates and labelled actions of a session
-  myosight emg spectrograms <file>.hdf5   run the sEMG pipeline over a session and plot it
-  myosight bench emg                      time the sEMG pipeline on this machine
+  myosight demo --headless                the live demo: a synthetic person, the demo model, a live table
+  myosight synth --out sessions/          write synthetic sessions (HDF5 + world video)
+  myosight info sessions/<file>.hdf5      streams, measured rates, gaps and labelled actions of a session
+  myosight dataset sessions/*.hdf5 --out data/ && myosight features emg data/ && myosight features rgb data/
+  myosight report --data data/            train and evaluate every model of the paper
+  myosight run --model BUNDLE --source replay <file>.hdf5 --headless
 """
 
 

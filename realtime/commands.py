@@ -69,7 +69,8 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
     parser.add_argument("--myo-left", help="left armband address (camera+myo)")
     parser.add_argument("--myo-right", help="right armband address (camera+myo)")
-    parser.add_argument("--lsl-emg-name", help="name of the existing LSL EMG stream (camera+lsl-emg)")
+    parser.add_argument("--lsl-emg-left", metavar="NAME", help="existing LSL EMG stream of the left arm (camera+lsl-emg)")
+    parser.add_argument("--lsl-emg-right", metavar="NAME", help="existing LSL EMG stream of the right arm")
     parser.add_argument("--headless", action="store_true", help="terminal table instead of the desktop viewer")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--jsonl", type=Path, help="log every prediction to this file")
@@ -133,7 +134,8 @@ def _source_spec(args: argparse.Namespace, source_name: str):
         raise ConfigError(f"unknown --source {kind!r}: replay FILE | synthetic | camera+myo | camera+lsl-emg")
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
                       video=not args.emg_only, video_size=224, camera=args.camera, myo_left=args.myo_left,
-                      myo_right=args.myo_right, lsl_emg_name=args.lsl_emg_name, source=source_name)
+                      myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
+                      lsl_emg_right=args.lsl_emg_right, source=source_name)
 
 
 def run_run(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ class LiveInlet:
         self.lost_after_s = lost_after_s
         self._inlet = pylsl.StreamInlet(info, max_buflen=max_buffer_s, recover=True)
         self._inlet.open_stream(timeout=5.0)
+        self._inlet.info(timeout=5.0)  # a first pull after the outlet closed can otherwise hang in recovery
         self._buffer = np.empty((0 if self.is_text else max_chunk, self.channels), dtype=dtype)
         self._stamps = np.empty(max_chunk, dtype=np.float64)
         self.health = InletHealth(self.name)

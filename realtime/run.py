@@ -36,7 +36,8 @@ class SourceSpec:
     camera: str = "0"
     myo_left: str | None = None
     myo_right: str | None = None
-    lsl_emg_name: str | None = None
+    lsl_emg_left: str | None = None
+    lsl_emg_right: str | None = None
     classes: tuple[str, ...] | None = None
     source: str = "live"
 
@@ -93,10 +94,13 @@ def _hardware_sources(spec: SourceSpec, stop: threading.Event, ready: mp.Event) 
         myo = MyoSource({"left": spec.myo_left, "right": spec.myo_right}, source=spec.source)
         threads.append(threading.Thread(target=myo.run, args=(stop,), daemon=True))
     else:
-        from myosight.capture.lsl_emg import relay_emg_streams
+        from myosight.capture.lsl_emg import EmgRelay, find_emg_stream
 
-        threads.append(threading.Thread(target=relay_emg_streams, args=(spec.lsl_emg_name, spec.source, stop),
-                                        daemon=True))
+        for arm, name in (("left", spec.lsl_emg_left), ("right", spec.lsl_emg_right)):
+            if name:
+                relay = EmgRelay(find_emg_stream(name=name), arm, source=spec.source)
+                relay.open()
+                threads.append(threading.Thread(target=relay.run, args=(stop,), daemon=True))
     for thread in threads:
         thread.start()
     ready.set()
