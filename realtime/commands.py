@@ -69,7 +69,7 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
     parser.add_argument("--myo-left", help="left armband address (camera+myo)")
     parser.add_argument("--myo-right", help="right armband address (camera+myo)")
-    parser.add_argument("--lsl-emg-left", metavar="NAME", help="existing LSL EMG stream of the left arm (camera+lsl-emg)")
+    parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg)")
     parser.add_argument("--lsl-emg-right", metavar="NAME", help="existing LSL EMG stream of the right arm")
     parser.add_argument("--headless", action="store_true", help="terminal table instead of the desktop viewer")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
