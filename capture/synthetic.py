@@ -26,6 +26,17 @@ class SyntheticStats:
     actions: list[str] = field(default_factory=list)
 
 
+def camera_compression(frame_bgr: np.ndarray, quality: int = 60) -> np.ndarray:
+    """The frame after JPEG compression, as a USB camera (MJPEG) or a recorded mp4 delivers it.
+
+    Models trained on recorded (compressed) video see different statistics in perfectly clean renders.
+    """
+    import cv2
+
+    ok, encoded = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else frame_bgr
+
+
 class SyntheticSource:
     """Publishes a synthetic subject live until stopped (or for `duration_s`)."""
 
@@ -74,7 +85,7 @@ class SyntheticSource:
                     self.outlets[f"emg-{arm}"].push_chunk(chunk.data[arm].astype(np.float32), times.tolist())
                     self.stats.emg_samples += len(times)
             while renderer is not None and next_frame <= now:
-                frame = render_frame(renderer, motion, next_frame)
+                frame = camera_compression(render_frame(renderer, motion, next_frame))
                 self.outlets["video"].push_sample(model_frame(frame, self.video_size).reshape(-1).view(np.int8),
                                                   next_frame)
                 self.stats.frames += 1

@@ -39,6 +39,7 @@ class SourceSpec:
     lsl_emg_left: str | None = None
     lsl_emg_right: str | None = None
     classes: tuple[str, ...] | None = None
+    subject: str = "S00"
     source: str = "live"
 
 
@@ -51,6 +52,7 @@ class RunSpec:
     hop_s: float = 1.0
     video_size: int | None = None
     duration_s: float | None = None
+    use_compile: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -73,7 +75,7 @@ def source_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
         from myosight.data.activities import ACTIVITIES
 
         source = SyntheticSource(classes=spec.classes or ACTIVITIES, video=spec.video, video_size=spec.video_size,
-                                 source=spec.source)
+                                 subject=spec.subject, source=spec.source)
         ready.set()
         source.run(stop_thread)
     elif spec.kind in ("camera+myo", "camera+lsl-emg"):
@@ -119,8 +121,8 @@ def worker_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
     run = RunSpec(**{**spec, "sources": SourceSpec(**spec["sources"])})
     publisher = ResultPublisher(run.address)
     worker = Worker(load_bundle(run.bundle), WorkerConfig(source=run.sources.source, hop_s=run.hop_s,
-                                                          emg_only=run.emg_only, video_size=run.video_size),
-                    publisher)
+                                                          emg_only=run.emg_only, video_size=run.video_size,
+                                                          use_compile=run.use_compile), publisher)
     ready.set()
     try:
         worker.run(_bridge(stop))

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 RECIPE = "v1"
 SUBJECTS = ("S04", "S07", "S08")
-HEAD = "self_attention_lf"
+HOLDOUT_SUBJECT = "S07"  # a new session of a training subject, never trained on, replayed by `myosight demo`
+HEAD = "late_fusion_par_const"
+HEAD_OPTIONS = {"p": 0.8}  # the weight the paper's learnable p converged to (towards RGB)
 RGB_SIZE = 112
 
 
@@ -36,6 +38,18 @@ def demo_bundle(override: str | Path | None = None, *, progress: bool = True) ->
     return build_demo_bundle(root, progress=progress)
 
 
+def demo_session(override: str | Path | None = None, *, progress: bool = True) -> Path:
+    """A new synthetic session of a training subject (never trained on), replayed by the demo; made on first use."""
+    from myosight.data.synth import SynthConfig, write_session
+
+    folder = demo_dir(override) / "holdout"
+    found = sorted(folder.glob("*.hdf5"))
+    if found:
+        return found[0]
+    config = SynthConfig(subjects=(HOLDOUT_SUBJECT,), actions_per_class=1, seconds_per_action=(8.0, 12.0), seed=12)
+    return write_session(config, folder, HOLDOUT_SUBJECT, progress=progress).hdf5_path
+
+
 def build_demo_bundle(root: Path, *, progress: bool = True) -> Path:
     from myosight.data.synth import SynthConfig, write_sessions
     from myosight.errors import MyosightError
@@ -51,18 +65,18 @@ def build_demo_bundle(root: Path, *, progress: bool = True) -> Path:
     build_emg_dataset([s.hdf5_path for s in sessions], data, progress=progress)
     cnn, _ = train_emg_cnn(data, TrainConfig(epochs=40), progress=progress)
     add_emg_features(data, cnn)
-    head = "linear_emg"
+    head, options = "linear_emg", {}
     if weights_path().is_file():
         from myosight.training.rgb_features import extract_rgb_features
 
         try:
             extract_rgb_features(data, size=RGB_SIZE, progress=progress)
-            head = HEAD
+            head, options = HEAD, HEAD_OPTIONS
         except MyosightError as error:
             log.warning("demo model without RGB: %s", error)
     else:
         log.warning("I3D weights not cached (run `myosight weights fetch`): the demo model is sEMG-only")
-    result = train_head(data, head, run_dir=root / "run", progress=progress)
+    result = train_head(data, head, options=options, run_dir=root / "run", progress=progress)
     print(f"demo model ({head}): top-1 {result.metrics['top1']:.1%} on {result.metrics['samples']} synthetic "
           f"test samples")
     return root / "run" / "bundle.safetensors"
