@@ -160,7 +160,7 @@ def table_markdown(table: list[dict]) -> str:
             lines.append(f"| {entry['row']} | - | - | ({entry['skipped']}) |")
             continue
         spread = f" ± {100 * entry['top1_std']:.1f}" if entry["seeds"] > 1 else ""
-        extra = f" (p = {entry['p']:.2f})" if "p" in entry else ""
+        extra = f" (p at convergence {entry['p']:.2f})" if "p" in entry and "learnable" in entry["head"] else ""
         lines.append(f"| {entry['row']}{extra} | {100 * entry['top1']:.1f}{spread} | {100 * entry['top5']:.1f} | "
                      f"{entry['seconds']:.1f} |")
     return "\n".join(lines)
