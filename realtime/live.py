@@ -100,9 +100,10 @@ class FrameRing:
     def latest_time(self) -> float | None:
         return float(self.times[-1]) if len(self.times) else None
 
-    def frames_at(self, wanted_s: np.ndarray) -> np.ndarray | None:
-        """For each wanted time, the latest frame not after it; None if the ring does not reach back."""
-        if len(self.times) == 0 or wanted_s[0] < self.times[0]:
+    def frames_at(self, wanted_s: np.ndarray, max_stale_s: float = 0.25) -> np.ndarray | None:
+        """For each wanted time, the latest frame not after it; None if the ring does not cover the times
+        (starts later, or its newest frame is more than `max_stale_s` older than the last wanted time)."""
+        if len(self.times) == 0 or wanted_s[0] < self.times[0] or wanted_s[-1] - self.times[-1] > max_stale_s:
             return None
         index = np.searchsorted(self.times, wanted_s, side="right") - 1
         return self.frames[np.clip(index, 0, len(self.times) - 1)]

@@ -243,3 +243,62 @@ def test_run_command_reports_a_failed_source(synthetic_emg_model: dict, tmp_path
     )
     assert result.returncode == 3
     assert "broken.hdf5" in result.stderr + result.stdout
+
+
+def test_video_loss_switches_to_emg_only(tmp_path: Path) -> None:
+    """The camera stops: the worker goes on with sEMG alone and says so; fusion resumes when frames return."""
+    import torch
+
+    from myosight.capture.streams import video_stream_info
+    from myosight.models.bundle import save_bundle
+    from myosight.models.clips import ClipGeometry
+    from myosight.models.emg_cnn import EmgSpectrogramCNN
+    from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
+    from myosight.models.heads import build_head
+    from myosight.models.i3d_weights import weights_path
+
+    if not weights_path().is_file():
+        pytest.skip("I3D weights not cached (run `myosight weights fetch`)")
+    torch.manual_seed(0)
+    classes = ["Slice bread", "Peel a potato", "Clean a pan with a towel"]
+    head = build_head("late_fusion", num_classes=3)
+    bundle_path = save_bundle(
+        tmp_path / "fusion.safetensors", head_name="late_fusion", head=head,
+        head_kwargs={k: v for k, v in head.head_config.items() if k != "name"}, classes=classes,
+        geometry=ClipGeometry(crop_size=112, short_side=128), emg_config=EmgPipelineConfig(),
+        normalisation=EmgNormalisation.full_scale(), emg_cnn=EmgSpectrogramCNN(num_classes=3),
+        emg_cnn_kwargs={"num_classes": 3},
+    )
+    source = unique_source()
+    emg_outlets = {arm: open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
+    video_outlet = open_outlet(video_stream_info(112, 25, source))
+    publisher = ResultPublisher("tcp://127.0.0.1:0")
+    worker = Worker(load_bundle(bundle_path), WorkerConfig(source=source, lost_after_s=0.5), publisher)
+    rng = np.random.default_rng(1)
+    clock = {"t": pylsl.local_clock() - 30.0}
+
+    def send(seconds: float, video: bool) -> None:
+        t = clock["t"]
+        n = int(seconds * 160)
+        stamps = t + np.arange(n) / 160
+        for outlet in emg_outlets.values():
+            outlet.push_chunk(rng.normal(0, 20, (n, 8)).astype(np.float32), stamps.tolist())
+        if video:
+            for k in range(int(seconds * 25)):
+                frame = rng.integers(0, 255, 112 * 112 * 3, dtype=np.uint8).view(np.int8)
+                video_outlet.push_sample(frame, t + k / 25)
+        clock["t"] = stamps[-1] + 1 / 160
+
+    try:
+        send(7.0, video=True)
+        assert wait_for(lambda: any(p.mode == "fusion" for p in worker.step()), 30)
+        send(4.0, video=False)  # the camera died
+        assert wait_for(lambda: (worker.step(), worker.video_inlet.health.lost)[1], 10)
+        send(2.0, video=False)
+        modes = []
+        assert wait_for(lambda: (modes.extend(p.mode for p in worker.step()), "emg" in modes)[1], 10)
+        health = worker.health()
+        assert health["video_lost"] is True and health["mode"] == "emg"
+    finally:
+        worker.close()
+        publisher.close()
