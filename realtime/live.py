@@ -20,7 +20,7 @@ import torch
 
 from myosight.data.actionsense import ARMS
 from myosight.models.bundle import Bundle
-from myosight.models.clips import clip_segments
+from myosight.models.clips import clip_frame_times, clip_segments
 from myosight.models.emg_pipeline import EmgStreamProcessor, EnvelopeChunk, log_mel_spectrogram
 
 CHANNELS_PER_ARM = 8
@@ -109,13 +109,6 @@ class FrameRing:
         return self.frames[np.clip(index, 0, len(self.times) - 1)]
 
 
-def dense_frame_times(segment_start: float, segment_stop: float, frames: int, fps: float) -> np.ndarray:
-    """`frames` consecutive times at `fps`, centred in the segment (the paper's dense sampling)."""
-    span = (frames - 1) / fps
-    first = (segment_start + segment_stop) / 2 - span / 2
-    return first + np.arange(frames) / fps
-
-
 @dataclass
 class Prediction:
     window_end: float
@@ -187,8 +180,7 @@ class LivePredictor:
         """The clip's I3D feature, computing it if its frames are in the ring (None otherwise)."""
         key = self._key(start_s)
         if key not in self.rgb_cache:
-            times = dense_frame_times(start_s, start_s + self.geometry.clip_seconds, self.geometry.frames_per_clip,
-                                      self.geometry.fps)
+            times = clip_frame_times(start_s, start_s + self.geometry.clip_seconds, self.geometry)
             frames = self.frames.frames_at(times) if self.frames is not None else None
             if frames is None:
                 return None
