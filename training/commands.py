@@ -109,6 +109,9 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
         "by sample) and write the 1024-d feature of every clip into the dataset's split files.",
     )
     emg.add_argument("data", type=Path, help="dataset directory")
+    emg.add_argument("--cross-fit", type=int, default=5, metavar="K",
+                     help="training features out-of-fold from K CNNs, each trained without that fold (default 5; "
+                     "1: from the final CNN, which makes heads over-trust sEMG)")
     _add_train_options(emg)
     emg.set_defaults(handler=run_features_emg)
     features.set_defaults(handler=lambda args: features.print_help() or 2)
@@ -202,7 +205,7 @@ def run_features_emg(args: argparse.Namespace) -> int:
     from myosight.training.emg_features import add_emg_features, train_emg_cnn
 
     cnn, meta = train_emg_cnn(args.data, _train_config(args), progress=not args.quiet)
-    add_emg_features(args.data, cnn)
+    add_emg_features(args.data, cnn, cross_fit=args.cross_fit, config=_train_config(args), progress=not args.quiet)
     print(f"sEMG CNN: best epoch {meta['best_epoch']}, validation {meta['val_accuracy']:.1%}, "
           f"test clips {meta['test_clip_top1']:.1%}; features written to {args.data}/{{train,test}}.h5")
     return 0

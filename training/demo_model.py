@@ -64,7 +64,7 @@ def build_demo_bundle(root: Path, *, progress: bool = True) -> Path:
     data = root / "data"
     build_emg_dataset([s.hdf5_path for s in sessions], data, progress=progress)
     cnn, _ = train_emg_cnn(data, TrainConfig(epochs=40), progress=progress)
-    add_emg_features(data, cnn)
+    add_emg_features(data, cnn, cross_fit=3, config=TrainConfig(epochs=40), progress=progress)
     head, options = "linear_emg", {}
     if weights_path().is_file():
         from myosight.training.rgb_features import extract_rgb_features

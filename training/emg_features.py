@@ -34,21 +34,30 @@ class _ClipModel(nn.Module):
         return self.cnn(batch["spectrograms"])
 
 
-def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True) -> tuple[EmgSpectrogramCNN, dict]:
-    """Train the CNN on the dataset's training clips; save weights and metadata beside the dataset."""
-    manifest = read_manifest(data_dir)
-    train = read_split(data_dir / "train.h5", ("spectrograms",))
-    spectrograms = train.arrays["spectrograms"]
+def fit_emg_cnn(spectrograms: np.ndarray, labels: np.ndarray, num_classes: int, config: TrainConfig,
+                *, progress: bool = True) -> tuple[EmgSpectrogramCNN, FitResult, dict]:
+    """Train a CNN on the clips of (N, clips, 16, n_mels, frames) samples; validation carved by sample."""
     clips = spectrograms.reshape(-1, *spectrograms.shape[2:])
-    clip_labels = np.repeat(train.labels, spectrograms.shape[1])
-    groups = np.repeat(np.arange(len(train)), spectrograms.shape[1])
-    kwargs = {"num_classes": len(manifest["classes"]), "in_channels": clips.shape[1],
-              "n_mels": clips.shape[2], "frames": clips.shape[3]}
+    clip_labels = np.repeat(labels, spectrograms.shape[1])
+    groups = np.repeat(np.arange(len(labels)), spectrograms.shape[1])
+    kwargs = {"num_classes": num_classes, "in_channels": clips.shape[1], "n_mels": clips.shape[2],
+              "frames": clips.shape[3]}
     torch.manual_seed(config.seed)
     cnn = EmgSpectrogramCNN(**kwargs)
     cnn.set_input_statistics(torch.as_tensor(clips))
     result: FitResult = fit(_ClipModel(cnn), {"spectrograms": clips}, clip_labels, config, progress=progress,
                             description="sEMG CNN", groups=groups)
+    return cnn, result, kwargs
+
+
+def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True) -> tuple[EmgSpectrogramCNN, dict]:
+    """Train the CNN on the dataset's training clips; save weights and metadata beside the dataset."""
+    manifest = read_manifest(data_dir)
+    train = read_split(data_dir / "train.h5", ("spectrograms",))
+    spectrograms = train.arrays["spectrograms"]
+    cnn, result, kwargs = fit_emg_cnn(spectrograms, train.labels, len(manifest["classes"]), config,
+                                      progress=progress)
+    clips = spectrograms.reshape(-1, *spectrograms.shape[2:])
     test = read_split(data_dir / "test.h5", ("spectrograms",))
     test_clips = test.arrays["spectrograms"].reshape(-1, *clips.shape[1:])
     logits = predict_logits(_ClipModel(cnn), {"spectrograms": torch.as_tensor(test_clips)})
@@ -78,9 +87,47 @@ def extract_emg_features(cnn: EmgSpectrogramCNN, spectrograms: np.ndarray, batch
     return np.concatenate(out).astype(np.float32)
 
 
-def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN) -> None:
-    """Write the `emg` feature array into both split files."""
-    for split in ("train", "test"):
-        path = data_dir / f"{split}.h5"
-        spectrograms = read_split(path, ("spectrograms",)).arrays["spectrograms"]
-        write_array(path, "emg", extract_emg_features(cnn, spectrograms))
+def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int = 1,
+                     config: TrainConfig | None = None, progress: bool = True) -> None:
+    """Write the `emg` feature array into both split files.
+
+    Test features come from `cnn`. With `cross_fit` K > 1 the training samples' features are out-of-fold:
+    each fold's features come from a CNN trained on the other K - 1 folds. The features of the very samples a
+    CNN was trained on are more confident than on new samples, and heads trained on them learn to trust
+    sEMG more than it deserves; out-of-fold features show the heads what sEMG is worth on unseen data.
+    """
+    test_path = data_dir / "test.h5"
+    write_array(test_path, "emg", extract_emg_features(cnn, read_split(test_path, ("spectrograms",)).arrays[
+        "spectrograms"]))
+    train_path = data_dir / "train.h5"
+    train = read_split(train_path, ("spectrograms",))
+    spectrograms = train.arrays["spectrograms"]
+    if cross_fit <= 1:
+        write_array(train_path, "emg", extract_emg_features(cnn, spectrograms))
+        return
+    config = config or TrainConfig()
+    num_classes = cnn.classifier.out_features
+    folds = _stratified_folds(train.labels, cross_fit, config.seed)
+    features = np.zeros((len(train), spectrograms.shape[1], cnn.classifier.in_features), np.float32)
+    for k in range(cross_fit):
+        held_out = folds == k
+        fold_cnn, _, _ = fit_emg_cnn(spectrograms[~held_out], train.labels[~held_out], num_classes, config,
+                                     progress=progress)
+        features[held_out] = extract_emg_features(fold_cnn, spectrograms[held_out])
+    write_array(train_path, "emg", features)
+    meta_path = data_dir / CNN_META
+    meta = json.loads(meta_path.read_text())
+    meta["train_features_cross_fit"] = cross_fit
+    meta_path.write_text(json.dumps(meta, indent=2))
+
+
+def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold index per sample, classes spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    assignment = np.zeros(len(labels), np.int64)
+    offset = 0
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        assignment[members] = (np.arange(len(members)) + offset) % folds
+        offset += len(members)
+    return assignment
