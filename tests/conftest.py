@@ -53,7 +53,7 @@ def synthetic_emg_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
     sessions = write_sessions(config, root / "sessions", progress=False)
     data = root / "data"
     assert main(["dataset", *[str(s.hdf5_path) for s in sessions], "--out", str(data)]) == 0
-    assert main(["features", "emg", str(data), "--epochs", "30", "--quiet"]) == 0
+    assert main(["features", "emg", str(data), "--epochs", "30", "--cross-fit", "1", "--quiet"]) == 0
     run = root / "run_emg"
     assert main(["train", "--model", "linear_emg", "--data", str(data), "--out", str(run), "--quiet"]) == 0
     return {"sessions": sessions, "data": data, "bundle": run / "bundle.safetensors"}

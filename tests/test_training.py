@@ -30,7 +30,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sessions = write_sessions(config, root / "sessions", progress=False)
     data = root / "data"
     assert main(["dataset", *[str(s.hdf5_path) for s in sessions], "--out", str(data)]) == 0
-    assert main(["features", "emg", str(data), "--epochs", "25", "--quiet"]) == 0
+    assert main(["features", "emg", str(data), "--epochs", "25", "--cross-fit", "2", "--quiet"]) == 0
     return data
 
 
@@ -111,3 +111,15 @@ def test_report_skips_rows_without_inputs(dataset: Path, tmp_path: Path, capsys:
     text = (out / "results.md").read_text()
     assert "| Linear sEMG |" in text and "needs rgb" in text
     assert (out / "confusion_linear_emg.png").exists()
+
+
+def test_training_features_are_out_of_fold(dataset: Path) -> None:
+    """Train features come from CNNs that never saw those samples; test features from the final CNN."""
+    from myosight.training.emg_features import extract_emg_features, load_emg_cnn
+
+    assert json.loads((dataset / "emg_cnn.json").read_text())["train_features_cross_fit"] == 2
+    cnn = load_emg_cnn(dataset)
+    train = read_split(dataset / "train.h5", ("spectrograms", "emg"))
+    test = read_split(dataset / "test.h5", ("spectrograms", "emg"))
+    np.testing.assert_allclose(extract_emg_features(cnn, test.arrays["spectrograms"]), test.arrays["emg"], atol=1e-5)
+    assert not np.allclose(extract_emg_features(cnn, train.arrays["spectrograms"]), train.arrays["emg"], atol=1e-3)
