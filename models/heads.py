@@ -160,7 +160,7 @@ class LSTMClipClassifier(nn.Module):
         return self.fc(self.dropout(steps))
 
 
-class RawEMGClipClassifier(nn.Module):
+class RawEMGClipClassifier(LSTMClipClassifier):
     """An LSTM over the sEMG samples of each clip; the last hidden state classifies the clip.
 
     (B, n, T, channels) -> (B, n, C): clips are independent sequences (folded into the batch).
@@ -169,18 +169,7 @@ class RawEMGClipClassifier(nn.Module):
     def __init__(
         self, channels: int, num_classes: int, hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.5
     ) -> None:
-        super().__init__()
-        rate = _dropout_rate(dropout)
-        num_layers = _positive_int("num_layers", num_layers)
-        self.lstm = nn.LSTM(
-            _positive_int("channels", channels),
-            _positive_int("hidden_size", hidden_size),
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=rate if num_layers > 1 else 0.0,
-        )
-        self.dropout = nn.Dropout(rate)
-        self.fc = nn.Linear(hidden_size, num_classes)
+        super().__init__(channels, num_classes, hidden_size, num_layers, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         B, n, T, channels = x.shape
