@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from myosight.errors import ConfigError, MyosightError
+from myosight.errors import ConfigError
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
 log = logging.getLogger(__name__)
@@ -220,11 +220,7 @@ def _quiet_child() -> None:
 
 
 def check_bundle(path: str) -> None:
+    """Fail early, in the parent, with the bundle's own error message (before any process starts)."""
     from myosight.models.bundle import read_bundle_metadata
 
-    try:
-        read_bundle_metadata(path)
-    except MyosightError:
-        raise
-    except Exception as error:  # pragma: no cover - a clear message for anything unexpected
-        raise ConfigError(f"{path}: cannot read the model bundle ({error})") from error
+    read_bundle_metadata(path)
