@@ -134,14 +134,15 @@ def worker_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
 def run(spec: RunSpec, *, headless: bool = True, jsonl: Path | None = None, live_table: bool = True) -> int:
     """Start the processes, run the viewer until the end, stop everything in order; return the exit code."""
     context = mp.get_context("spawn")
-    stop = context.Event()
+    stop_source, stop_worker = context.Event(), context.Event()
     source_ready, worker_ready = context.Event(), context.Event()
-    source = context.Process(target=source_process, args=(asdict(spec.sources), stop, source_ready),
+    source = context.Process(target=source_process, args=(asdict(spec.sources), stop_source, source_ready),
                              name="myosight-source")
-    worker = context.Process(target=worker_process, args=(asdict(spec), stop, worker_ready), name="myosight-worker")
+    worker = context.Process(target=worker_process, args=(asdict(spec), stop_worker, worker_ready),
+                             name="myosight-worker")
     source.start()
     if not source_ready.wait(30) or not source.is_alive():
-        _stop(stop, worker, source)
+        _stop(stop_worker, stop_source, worker, source)
         return EXIT_SOURCE_FAILED
     worker.start()
     viewer_stop = threading.Event()
@@ -163,7 +164,7 @@ def run(spec: RunSpec, *, headless: bool = True, jsonl: Path | None = None, live
                   f"over {viewer.scored} predictions")
     finally:
         signal.signal(signal.SIGINT, previous)
-        _stop(stop, worker, source)
+        _stop(stop_worker, stop_source, worker, source)
     return code
 
 
@@ -187,9 +188,10 @@ def _exit_code(source, worker, spec: RunSpec) -> int:
     return 0
 
 
-def _stop(stop, worker, source) -> None:
-    stop.set()
-    for process in (worker, source):  # worker first: its inlets close before the outlets go
+def _stop(stop_worker, stop_source, worker, source) -> None:
+    """Stop the worker first (its inlets close while the outlets still exist), then the sources."""
+    for event, process in ((stop_worker, worker), (stop_source, source)):
+        event.set()
         if process.pid is not None:
             process.join(timeout=10)
             if process.is_alive():
