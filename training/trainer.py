@@ -105,7 +105,8 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     best = (-1.0, float("inf"))
     best_state, best_epoch, history = copy.deepcopy(model.state_dict()), 0, []
-    bar = tqdm(range(config.epochs), desc=description, disable=not progress, leave=False)
+    # disable=None: a bar on a terminal, nothing in a log file (one epoch bar per head would flood it)
+    bar = tqdm(range(config.epochs), desc=description, disable=None if progress else True, leave=False)
     for epoch in bar:
         model.train()
         total, seen = 0.0, 0
