@@ -31,10 +31,24 @@ OLD_SPELLINGS: dict[str, str] = {
     "Get items from refrigerator/cabinets/drawers": "Get/replace items from refrigerator/cabinets/drawers",
 }
 
-#: Groups of activities with the same muscle pattern: sEMG alone confuses them, vision separates them.
+#: Groups of activities with the same muscle pattern: in synthetic sessions sEMG alone confuses them and
+#: vision separates them.
 SAME_MUSCLE_GROUPS: tuple[tuple[str, ...], ...] = (
     ("Peel a cucumber", "Peel a potato"),
     ("Slice a cucumber", "Slice a potato", "Slice bread"),
+)
+
+#: Groups of activities that look alike: in synthetic sessions they share one scene, held object and hand
+#: motion, so vision alone confuses them while their muscle patterns differ (sEMG separates them). With
+#: `SAME_MUSCLE_GROUPS` this gives each modality blind spots the other covers, as in real recordings.
+SAME_LOOK_GROUPS: tuple[tuple[str, ...], ...] = (
+    (
+        "Get items from cabinets: 3 each large/small plates, bowls, mugs, glasses, sets of utensils",
+        "Set table: 3 each large/small plates, bowls, mugs, glasses, sets of utensils",
+        "Stack on table: 3 each large/small plates, bowls",
+        "Load dishwasher: 3 each large/small plates, bowls, mugs, glasses, sets of utensils",
+        "Unload dishwasher: 3 each large/small plates, bowls, mugs, glasses, sets of utensils",
+    ),
 )
 
 

@@ -11,7 +11,9 @@ camera mp4 beside it) and carries the structure of the paper's data:
   envelope exactly, so sEMG alone cannot separate them, while the other classes differ with some
   overlap (families of similar actions), so sEMG alone is far above chance but well below 100 %;
 * a first-person video whose hands move with the same rhythm as the sEMG and whose objects identify
-  the class, so vision separates the same-muscle classes;
+  the class, so vision separates the same-muscle classes; the classes of a same-look group
+  (`SAME_LOOK_GROUPS`: the dish handling) share one scene, object and motion, so vision confuses them
+  while their muscle patterns differ: each modality has blind spots the other covers;
 * Start/Stop label presses rated 'Good' (and, on request, 'Bad'/'Maybe' presses and a zero-time row that
   a correct reader must drop).
 
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from myosight.data.activities import ACTIVITIES, SAME_MUSCLE_GROUPS, canonical_activity
+from myosight.data.activities import ACTIVITIES, SAME_LOOK_GROUPS, SAME_MUSCLE_GROUPS, canonical_activity
 from myosight.errors import ConfigError, MyosightError
 
 if TYPE_CHECKING:
@@ -104,10 +106,10 @@ _PATTERN_TABLE: dict[str, tuple[str, float, str, float]] = {
     "pan_sponge": ("clean", 2.8, "scrub", 2.0),
     "pan_towel": ("clean", 1.8, "wipe", 1.0),
     "cabinet_get": ("dishes", 0.45, "reach", 1.0),
-    "set_table": ("dishes", 0.5, "place", 1.0),
-    "stack": ("dishes", 0.6, "lift", 1.5),
-    "load_dishwasher": ("dishes", 0.55, "lower", 1.5),
-    "unload_dishwasher": ("dishes", 0.5, "lift_out", 1.5),
+    "set_table": ("dishes", 0.8, "place", 1.0),
+    "stack": ("dishes", 1.1, "lift", 1.5),
+    "load_dishwasher": ("dishes", 0.6, "lower", 2.5),
+    "unload_dishwasher": ("dishes", 1.4, "lift_out", 2.0),
 }
 
 #: Which muscle pattern each activity uses; same-muscle groups map to one key.
@@ -123,9 +125,10 @@ _FAMILY_ARMS: dict[str, tuple[float, float]] = {
     "solo": (0.6, 0.8),
 }
 #: How far (log scale) a pattern's channel levels stray from its family's ('solo' patterns share one
-#: broad family: unrelated actions still use the same forearm muscles).
-FAMILY_SPREAD = 0.2
-SOLO_SPREAD = 0.3
+#: broad family: unrelated actions still use the same forearm muscles). The dish-handling patterns stray
+#: further: they look alike on video, so their muscles must be what tells them apart.
+FAMILY_SPREAD = {"solo": 0.3, "dishes": 0.6}
+DEFAULT_FAMILY_SPREAD = 0.2
 #: Per-action variation (log scale) of the overall strength and of each channel's strength.
 ACTION_GAIN_SD = 0.12
 ACTION_CHANNEL_SD = 0.4
@@ -143,7 +146,7 @@ def _build_pattern(key: str) -> MusclePattern:
     proto = np.concatenate([left * fam_rng.uniform(0.25, 1.0, 8), right * fam_rng.uniform(0.25, 1.0, 8)])
     fam_phase = fam_rng.uniform(0, 2 * np.pi, CHANNELS)
     rng = _stable_rng("pattern", key)
-    spread = FAMILY_SPREAD if family != "solo" else SOLO_SPREAD
+    spread = FAMILY_SPREAD.get(family, DEFAULT_FAMILY_SPREAD)
     level = np.clip(proto * np.exp(spread * rng.standard_normal(CHANNELS)), 0.05, 1.0)
     return MusclePattern(
         key=key, family=family, freq_hz=freq, motion=motion, sharpness=sharpness,
@@ -170,6 +173,10 @@ def _check_groups() -> None:
 
 
 _check_groups()
+
+#: The motion name and rhythm (Hz) that every class of a same-look group shows on video.
+SAME_LOOK_MOTION: tuple[str, float] = ("place", 0.6)
+_SAME_LOOK_CLASSES = frozenset(label for group in SAME_LOOK_GROUPS for label in group)
 
 
 # -- configuration --------------------------------------------------------------------------------------
@@ -469,10 +476,14 @@ def plan_session(config: SynthConfig, subject: str) -> _Plan:
 def render_frame(renderer: SceneRenderer, motion: ActionMotion | None, t: float) -> np.ndarray:
     """The world-camera frame at epoch time `t` while `motion` is performed (None: resting hands).
 
-    Shared by the file writer and a live synthetic camera, so both show the rhythm the sEMG follows.
+    Shared by the file writer and a live synthetic camera, so both show the rhythm the sEMG follows, except
+    for the classes of a same-look group, which all show one motion at one rhythm (`SAME_LOOK_MOTION`).
     """
     if motion is None:
         return renderer.render(None, "idle", 2 * math.pi * 0.2 * t, t)
+    if motion.label in _SAME_LOOK_CLASSES:
+        name, freq_hz = SAME_LOOK_MOTION
+        return renderer.render(motion.label, name, 2 * math.pi * freq_hz * (t - motion.start_s) + motion.phase0, t)
     return renderer.render(motion.label, motion.pattern.motion, float(motion.theta(t)), t)
 
 

@@ -252,10 +252,15 @@ def run_report(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from myosight.errors import ConfigError
     from myosight.training.feature_store import read_manifest
     from myosight.training.figures import plot_confusion
     from myosight.training.run import TABLE_ROWS, report, table_markdown
 
+    unknown = sorted(set(args.rows or ()) - {r[1] for r in TABLE_ROWS})
+    if unknown:
+        raise ConfigError(f"--rows: unknown head(s) {', '.join(unknown)}; the rows are "
+                          f"{', '.join(r[1] for r in TABLE_ROWS)}")
     rows = [r for r in TABLE_ROWS if not args.rows or r[1] in args.rows]
     table = report(args.data, rows, seeds=args.seeds, config=_train_config(args), progress=not args.quiet)
     out = args.out or args.data / "report"

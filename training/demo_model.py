@@ -16,7 +16,7 @@ from myosight.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-RECIPE = "v1"
+RECIPE = "v2"  # v2: synthetic sessions with a same-look (vision-confusable) dish group
 SUBJECTS = ("S04", "S07", "S08")
 HOLDOUT_SUBJECT = "S07"  # a new session of a training subject, never trained on, replayed by `myosight demo`
 HEAD = "late_fusion_par_const"
