@@ -1,5 +1,5 @@
 # myosight: the two set-up commands of the README, and a few conveniences.
-#   make demo   install everything into .venv and run the live demo (synthetic person, headless)
+#   make demo   install everything into .venv and run the live demo (replayed synthetic session, no hardware)
 #   make test   install everything into .venv and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,6 +9,8 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
 DEMO_SECONDS ?= 90
+# The desktop viewer where there is a display, the live terminal table otherwise.
+DEMO_VIEW ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,--headless)
 
 .PHONY: demo test install lint bench clean
 
@@ -23,7 +25,7 @@ install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/myosight weights fetch
-	$(BIN)/myosight demo --headless --duration $(DEMO_SECONDS) --jsonl $(DEMO_DIR)/predictions.jsonl
+	$(BIN)/myosight demo $(DEMO_VIEW) --duration $(DEMO_SECONDS) --jsonl $(DEMO_DIR)/predictions.jsonl
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from myosight.capture.streams import VIDEO_TYPE, open_outlet, video_stream_info
+from myosight.capture.streams import VIDEO_TYPE, open_outlet, push_frame, video_stream_info
 from myosight.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class CameraSource:
     def _publish(self, frame_bgr: np.ndarray, stamp: float) -> None:
         assert self.outlet is not None
         rgb = prepare_frame(frame_bgr, self.size)
-        self.outlet.push_chunk(rgb.reshape(1, -1).view(np.int8), stamp)
+        push_frame(self.outlet, rgb, stamp)
         self.stats.published += 1
 
     def _rewind(self, frames_this_pass: int) -> bool:
@@ -275,7 +275,7 @@ def measure_video_throughput(seconds: float = 10.0, size: int = I3D_CROP, fps: f
             late += 1
         frame = frames[index % len(frames)].copy()
         frame[:4] = np.frombuffer(np.uint32(index).tobytes(), dtype=np.uint8)
-        outlet.push_chunk(frame.reshape(1, -1).view(np.int8), due)
+        push_frame(outlet, frame, due)
     deadline = time.monotonic() + 3.0
     while len(received) < total and time.monotonic() < deadline and receiver.is_alive():
         receiver.join(timeout=0.1)

@@ -1,4 +1,4 @@
-"""CLI: `myosight myo`, `myosight camera`, `myosight camera-throughput` and `myosight lsl-emg`.
+"""CLI: `myosight myo`, `myosight camera`, `myosight camera-throughput`, `myosight lsl-emg` and `myosight record`.
 
 Each command publishes until Ctrl-C (or, for a file without --loop, its end). Imports of OpenCV and the
 Myo libraries happen in the handlers, so `myosight --help` stays instant.
@@ -11,8 +11,10 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,29 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     lsl.add_argument("--timeout", type=float, default=5.0, help="seconds to look for the stream (default 5)")
     lsl.set_defaults(handler=run_lsl_emg)
 
+    record = subparsers.add_parser(
+        "record",
+        help="record a source's LSL streams into a session file (HDF5 + world video)",
+        description="Record the LSL streams of a source (myosight-NAME-emg-left/right, -video, -labels) and the "
+        "label markers of --label-source into an ActionSense-layout session in --out: the HDF5 file plus the "
+        "world-camera mp4 beside it, read back by every myosight command. The file is flushed every "
+        "--flush-every seconds: a crash loses at most that, and `--recover` rebuilds the video after one "
+        "(unfinished sessions in --out are recovered when recording starts). Ctrl-C stops.",
+    )
+    record.add_argument("--source", help="LSL source name to record (its streams are myosight-NAME-*)")
+    record.add_argument("--out", type=Path, help="folder for the session (created if missing)")
+    record.add_argument("--label-source", default="gui",
+                        help="source whose label markers become the activity rows (default gui: the desktop "
+                        "viewer's; 'none': the recorded source's own labels)")
+    record.add_argument("--subject", default="S00", help="subject id written into the session (default S00)")
+    record.add_argument("--duration", type=float, help="stop after this many seconds")
+    record.add_argument("--flush-every", type=float, default=1.0, help="seconds between flushes (default 1)")
+    record.add_argument("--classes", nargs="+", metavar="LABEL", help="the label list stored with the session")
+    record.add_argument("--recover", type=Path, metavar="PATH",
+                        help="rebuild the world video of a session (a file) or of every unfinished session in "
+                        "a folder, after a recording that did not stop cleanly")
+    record.set_defaults(handler=run_record)
+
 
 @contextmanager
 def stop_on_interrupt() -> Iterator[threading.Event]:
@@ -137,6 +162,63 @@ def run_lsl_emg(args: argparse.Namespace) -> int:
     with stop_on_interrupt() as stop:
         stats = EmgRelay(info, args.arm).run(stop)
     print(f"relayed {stats.samples} samples in {stats.chunks} chunks")
+    return 0
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from myosight.capture.session_video import unfinished_sessions
+    from myosight.errors import ConfigError
+
+    if args.recover is not None:
+        sessions = unfinished_sessions(args.recover) if args.recover.is_dir() else [args.recover]
+        _recover(sessions)
+        return 0
+    if not args.source or args.out is None:
+        raise ConfigError("name the source and the folder: myosight record --source NAME --out DIR")
+    if args.out.is_dir():
+        _recover(unfinished_sessions(args.out))
+    return _record(args)
+
+
+def _recover(sessions: list[Path]) -> None:
+    from myosight.capture.session_video import recover_session
+
+    for session in sessions:
+        video = recover_session(session)
+        print(f"recovered {session}" + (f" (world video {video.name})" if video else " (no video)"))
+
+
+def _record(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from myosight.capture.recorder import RecorderSpec, SessionRecorder
+
+    label_source = None if args.label_source.lower() == "none" else args.label_source
+    recorder = SessionRecorder(RecorderSpec(out_dir=str(args.out), source=args.source, label_source=label_source,
+                                            subject=args.subject, flush_every_s=args.flush_every,
+                                            classes=args.classes))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit becomes a clear error, not a core dump
+    path = recorder.open()
+    print(f"recording {', '.join(recorder.stats.streams)} into {path}; Ctrl-C stops")
+    with stop_on_interrupt() as stop, tqdm(total=args.duration, unit="s", desc="recording", disable=None,
+                                           bar_format="{desc}: {n:.0f} s {postfix}") as bar:
+        timer = threading.Timer(args.duration, stop.set) if args.duration else None
+        if timer is not None:
+            timer.start()
+        started = time.monotonic()
+
+        def show(stats) -> None:
+            bar.set_postfix(stats.rows, refresh=False)
+            bar.update(time.monotonic() - started - bar.n)
+
+        recorder.on_flush = show
+        try:
+            recorder.run(stop)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            stats = recorder.close()
+    print(f"wrote {stats.session}: {stats.rows} rows" + (f"; world video {stats.video}" if stats.video else ""))
     return 0
 
 

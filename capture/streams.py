@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pylsl
 
 EMG_TYPE = "EMG"
@@ -66,6 +67,15 @@ def video_stream_info(size: int, fps: float, source: str) -> pylsl.StreamInfo:
 def marker_stream_info(source: str) -> pylsl.StreamInfo:
     return pylsl.StreamInfo("myosight-labels", MARKER_TYPE, 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
                             StreamNames(source).source_id("labels"))
+
+
+def push_frame(outlet: pylsl.StreamOutlet, frame: np.ndarray, stamp: float) -> None:
+    """Publish one video frame (any uint8/int8 array of the stream's size) with its timestamp.
+
+    Sent as a one-row chunk: pylsl's `push_sample` copies a large sample element by element (about 18 ms
+    for a 224 x 224 x 3 frame, half a core at 30 fps), its chunk path hands the buffer over (0.05 ms).
+    """
+    outlet.push_chunk(np.ascontiguousarray(frame).reshape(1, -1).view(np.int8), stamp)
 
 
 def open_outlet(info: pylsl.StreamInfo, chunk_size: int = 0, max_buffered_s: int = 10) -> pylsl.StreamOutlet:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from myosight.capture.streams import emg_stream_info, marker_stream_info, open_outlet, video_stream_info
+from myosight.capture.streams import emg_stream_info, marker_stream_info, open_outlet, push_frame, video_stream_info
 from myosight.data.activities import ACTIVITIES
 from myosight.data.synth import SynthConfig, SyntheticEmg, render_frame
 from myosight.models.i3d_input import model_frame
@@ -86,8 +86,7 @@ class SyntheticSource:
                     self.stats.emg_samples += len(times)
             while renderer is not None and next_frame <= now:
                 frame = camera_compression(render_frame(renderer, motion, next_frame))
-                self.outlets["video"].push_sample(model_frame(frame, self.video_size).reshape(-1).view(np.int8),
-                                                  next_frame)
+                push_frame(self.outlets["video"], model_frame(frame, self.video_size), next_frame)
                 self.stats.frames += 1
                 next_frame += 1.0 / self.fps
             stop.wait(0.01)

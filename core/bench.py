@@ -1,30 +1,48 @@
-"""`myosight bench`: the project's benchmarks, one table, optional JSON.
+"""`myosight bench`: the project's benchmarks, one table, JSON, and the README's performance section.
 
-Speed targets live here rather than in timed tests. Each benchmark returns a list of figures
-(`name`, `value`, `unit`, optional `target` and `note`).
+Speed targets live here rather than in timed tests. Each benchmark's code sits next to what it measures
+and returns a list of figures: `name`, `value`, `unit`, optional `target`, `note`, and, where the same run
+measured a baseline, `baseline` (the baseline figure's name, or what it stands for) with `ratio` = value /
+baseline. `--output FILE.md` writes the README's performance section from one run: date, command,
+machine, table.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
 from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
 
 from myosight.errors import ConfigError
+
+#: Distributions whose versions every report names (the first installed spelling of each is used).
+PACKAGES: tuple[tuple[str, ...], ...] = (
+    ("myosight",), ("torch",), ("numpy",), ("pylsl",), ("pyzmq",), ("PySide6", "PySide6-Essentials"), ("pyqtgraph",),
+)
 
 
 def _emg(args: argparse.Namespace) -> list[dict]:
     from myosight.models.emg_bench import benchmark_emg
 
-    return benchmark_emg(repeats=args.repeat)
+    figures = benchmark_emg(repeats=args.repeat or 200)
+    relate(figures, "emg.new_clip_1s_16ch.p50", "emg.window_5s_16ch.p50")
+    relate(figures, "emg.new_clip_1s_16ch.p95", "emg.window_5s_16ch.p95")
+    for figure in figures:
+        if figure["name"].startswith("emg.offline_") and figure["unit"] == "s":
+            minutes = float(figure["name"].split("_")[1].removesuffix("min"))
+            figure.update(baseline=f"{minutes:g} min of recording (real time)", ratio=figure["value"] / (60 * minutes))
+    return figures
 
 
 def _i3d(args: argparse.Namespace) -> list[dict]:
     from myosight.models.i3d_bench import benchmark_i3d
 
-    result = benchmark_i3d(repeats=min(args.repeat, 10))
+    result = benchmark_i3d(repeats=args.repeat or 10)
     eager, fast = result["eager"], result["fast"]
     figures = [
         {"name": "i3d.clip_16x224.eager.p50", "value": eager["median_s"], "unit": "s"},
@@ -36,50 +54,137 @@ def _i3d(args: argparse.Namespace) -> list[dict]:
          "target": "<= 1e-4"},
         {"name": "i3d.fast_first_call", "value": result["fast_first_call_s"], "unit": "s (compiles)"},
     ]
+    relate(figures, "i3d.clip_16x224.fast.p50", "i3d.clip_16x224.eager.p50")
+    relate(figures, "i3d.clip_16x224.fast.p95", "i3d.clip_16x224.eager.p95")
     for path, by_batch in result["throughput_clips_per_s"].items():
         for batch, rate in by_batch.items():
             figures.append({"name": f"i3d.throughput.{path}.batch{batch}", "value": rate, "unit": "clips/s"})
+    for batch in result["throughput_clips_per_s"].get("fast", {}):
+        relate(figures, f"i3d.throughput.fast.batch{batch}", f"i3d.throughput.eager.batch{batch}")
+    for figure in figures:
+        figure.setdefault("note", f"{result['weights']} weights, {result['threads']} threads")
     return figures
 
 
 def _realtime(args: argparse.Namespace) -> list[dict]:
     from myosight.realtime.bench import benchmark_realtime
 
-    return benchmark_realtime()
+    figures = benchmark_realtime(seconds=args.seconds or 30.0)
+    for stat in ("latency_p50", "latency_p95"):
+        relate(figures, f"realtime.fusion.112px.{stat}", f"realtime.fusion.224px.{stat}")
+    for figure in figures:
+        if figure["name"] == "realtime.emg_only.hop50ms.latency_p50":
+            figure.update(baseline="the 50-ms hop", ratio=figure["value"] / 50.0)
+    return figures
 
 
-BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"emg": _emg, "i3d": _i3d, "realtime": _realtime}
+def _gui(args: argparse.Namespace) -> list[dict]:
+    try:
+        from myosight.gui.bench import benchmark_gui
+    except ImportError as error:
+        return [{"name": "gui", "value": None, "unit": "", "note": f"MISSING: myosight.gui.bench.benchmark_gui "
+                 f"cannot be imported ({error}); install the gui extra or update myosight"}]
+    return benchmark_gui()
+
+
+def _lsl(args: argparse.Namespace) -> list[dict]:
+    from myosight.realtime.lsl_bench import benchmark_lsl, lsl_figures
+
+    return lsl_figures(benchmark_lsl(seconds=args.seconds or 60.0))
+
+
+def _train(args: argparse.Namespace) -> list[dict]:
+    from myosight.training.train_bench import benchmark_train, train_figures
+
+    return train_figures(benchmark_train(repeats=args.repeat or 1))
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
+    "emg": _emg, "i3d": _i3d, "realtime": _realtime, "gui": _gui, "lsl": _lsl, "train": _train,
+}
+DEFAULTS = "repetitions: emg 200, i3d 10, train 1; seconds: realtime 30, lsl 60"
+
+
+def relate(figures: list[dict], name: str, baseline: str) -> None:
+    """Give figure `name` the ratio of its value to figure `baseline`'s (both from this run), if both exist."""
+    by_name = {figure["name"]: figure for figure in figures}
+    figure, base = by_name.get(name), by_name.get(baseline)
+    if figure is None or base is None or not base.get("value"):
+        return
+    figure.update(baseline=baseline, ratio=figure["value"] / base["value"])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="measure the speed of the pipeline's parts on this machine",
-        description="Run the benchmarks (all, or the ones named) after a warm-up and print median/p95 "
-        "figures with the machine's description. Targets: sEMG window < 2 ms, offline sEMG pass >= 1000x "
-        "real time, I3D 16x224x224 clip <= 0.6 s on a 2-core CPU.",
+        description="Run the benchmarks (all, or the ones named) after a warm-up and print one table of named "
+        "figures (median and p95 for latencies, each with its ratio to a baseline measured in the same run) with "
+        "the machine's description and the package versions. Targets: sEMG window < 2 ms, offline sEMG pass "
+        ">= 1000x real time, I3D 16x224x224 clip <= 0.6 s on a 2-core CPU, LSL: every frame and sample received.",
     )
     parser.add_argument(
         "names", nargs="*", metavar="NAME", help=f"benchmarks to run ({', '.join(BENCHMARKS)}; default: all)"
     )
-    parser.add_argument("--repeat", type=int, default=200, help="repetitions after warm-up (default 200)")
+    parser.add_argument("--repeat", type=int, help=f"repetitions after the warm-up (default per benchmark: {DEFAULTS})")
+    parser.add_argument("--seconds", type=float, help="length of the streaming runs (lsl, realtime)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--output", type=Path, metavar="FILE.md",
+                        help="also write the README's performance section (date, command, machine, table)")
     parser.set_defaults(handler=run_bench)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for spellings in PACKAGES:
+        found = "not installed"
+        for name in spellings:
+            try:
+                found = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        versions[spellings[0]] = found
+    return versions
+
+
 def machine_description() -> dict:
-    import numpy
     import torch
 
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() \
+        else []
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gpu": ", ".join(gpus) or None,
+        "load_avg_1min": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "system": f"{platform.system()} {platform.release()}",
+        "packages": package_versions(),
     }
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run."""
+    parts = ["myosight", "bench", *args.names]
+    if args.repeat:
+        parts += ["--repeat", str(args.repeat)]
+    if args.seconds:
+        parts += ["--seconds", f"{args.seconds:g}"]
+    return " ".join(parts)
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -87,20 +192,79 @@ def run_bench(args: argparse.Namespace) -> int:
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    if (args.repeat is not None and args.repeat < 1) or (args.seconds is not None and args.seconds <= 0):
+        raise ConfigError("--repeat must be at least 1 and --seconds positive")
+    from rich.console import Console
+
+    machine = machine_description()  # before the run: the load average says how busy the machine was
     figures: list[dict] = []
+    console = Console(stderr=True)
     for name in names:
-        figures += BENCHMARKS[name](args)
-    report = {"machine": machine_description(), "figures": figures}
+        with console.status(f"bench {name} ..."):
+            figures += BENCHMARKS[name](args)
+        console.log(f"bench {name}: done")
+    report = {"date": datetime.date.today().isoformat(), "command": command_line(args), "machine": machine,
+              "figures": figures}
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(performance_markdown(report), encoding="utf-8")
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
-    from rich.console import Console
+    else:
+        Console().print(_rich_table(report))
+    return 0
+
+
+def _value(figure: dict) -> str:
+    value = figure.get("value")
+    if value is None:
+        return "-"
+    if float(value).is_integer() and abs(value) < 1e12:  # counts: every digit, no exponent
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _ratio(figure: dict) -> str:
+    if figure.get("ratio") is None:
+        return ""
+    return f"{figure['ratio']:.3g} x {figure['baseline']}"
+
+
+def _rich_table(report: dict):
     from rich.table import Table
 
-    table = Table(title="myosight bench", caption=json.dumps(report["machine"]))
-    for column in ("figure", "value", "unit", "target"):
+    table = Table(title=f"myosight bench ({report['date']})", caption=machine_line(report["machine"]))
+    table.add_column("figure", no_wrap=True)
+    for column in ("value", "unit", "ratio to baseline", "target", "note"):
         table.add_column(column, justify="right" if column == "value" else "left")
-    for figure in figures:
-        table.add_row(figure["name"], f"{figure['value']:.4g}", figure["unit"], figure.get("target", ""))
-    Console().print(table)
-    return 0
+    for figure in report["figures"]:
+        table.add_row(figure["name"], _value(figure), figure.get("unit", ""), _ratio(figure),
+                      figure.get("target", ""), figure.get("note", ""))
+    return table
+
+
+def machine_line(machine: dict) -> str:
+    gpu = machine["gpu"] or "no GPU"
+    return (f"{machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), {gpu}, "
+            f"torch {machine['packages']['torch']} with {machine['torch_threads']} threads, "
+            f"1-min load average {machine['load_avg_1min']} at the start")
+
+
+def performance_markdown(report: dict) -> str:
+    """The README's performance section, generated from one run."""
+    machine = report["machine"]
+    versions = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
+    lines = [
+        "## Performance", "",
+        f"Generated on {report['date']} by `{report['command']}` (add `--json` for every figure with the machine "
+        "description; `ratio` is the figure divided by the baseline named beside it, measured in the same run).",
+        "", f"Machine: {machine_line(machine)}; Python {machine['python']} on {machine['system']}.", "",
+        f"Packages: {versions}.", "",
+        "| figure | value | unit | ratio to baseline | target | note |",
+        "| --- | ---: | --- | --- | --- | --- |",
+    ]
+    for figure in report["figures"]:
+        cells = [figure["name"], _value(figure), figure.get("unit", ""), _ratio(figure), figure.get("target", ""),
+                 figure.get("note", "")]
+        lines.append("| " + " | ".join(str(cell).replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "myosight.training.commands",
     "myosight.realtime.commands",
     "myosight.capture.commands",
+    "myosight.gui.commands",
     "myosight.bench",
 )
 

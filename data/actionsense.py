@@ -16,8 +16,10 @@ Decisions (see the README's "Data" section):
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +78,19 @@ class EmgPair:
         return tuple(arm for arm in ARMS if getattr(self, arm) is None)
 
 
+def _damaged_file_errors(method: Callable) -> Callable:
+    """Report what h5py raises on a damaged structure (OSError, RuntimeError) as a SessionFormatError."""
+
+    @functools.wraps(method)
+    def guarded(self: ActionSenseSession, *args: object, **kwargs: object) -> object:
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, RuntimeError) as error:
+            raise SessionFormatError(self.path, f"damaged HDF5 file ({type(error).__name__}: {error})") from error
+
+    return guarded
+
+
 def measured_rate_hz(time_s: np.ndarray, max_gap_s: float = 0.5) -> float:
     """Rate measured from timestamps: samples per second of recorded time, gaps excluded."""
     if len(time_s) < 2:
@@ -114,6 +129,7 @@ class ActionSenseSession:
 
     # -- structure ---------------------------------------------------------------------------------
     @property
+    @_damaged_file_errors
     def subject(self) -> str | None:
         """Subject id from the file's `Subject` attribute, else from an `Sxx` in the path."""
         if "Subject" in self._file.attrs:
@@ -124,13 +140,15 @@ class ActionSenseSession:
                 return match.group(1)
         return None
 
+    @_damaged_file_errors
     def streams(self) -> dict[str, int]:
         """Every `<device>/<stream>` group holding a `time_s` dataset, with its number of rows."""
         found: dict[str, int] = {}
 
         def visit(name: str, obj: object) -> None:
             if isinstance(obj, h5py.Group) and isinstance(obj.get("time_s"), h5py.Dataset):
-                found[name] = int(obj["time_s"].shape[0])
+                shape = obj["time_s"].shape
+                found[name] = int(shape[0]) if shape else 1  # a scalar is one timestamp
 
         try:
             self._file.visititems(visit)
@@ -138,21 +156,26 @@ class ActionSenseSession:
             raise SessionFormatError(self.path, f"damaged HDF5 structure ({error})") from error
         return found
 
+    @_damaged_file_errors
     def attrs(self, group: str) -> dict[str, str]:
         """A group's attributes as strings (the recorder stores every attribute as a string)."""
         return {key: _as_str(value) for key, value in self._group(group).attrs.items()}
 
     @property
+    @_damaged_file_errors
     def arms(self) -> tuple[str, ...]:
         """The arms whose Myo EMG stream is present, in ('left', 'right') order."""
         return tuple(arm for arm in ARMS if EMG_GROUPS[arm] in self._file)
 
     # -- streams -----------------------------------------------------------------------------------
+    @_damaged_file_errors
     def read_stream(self, group: str, start_s: float | None = None, stop_s: float | None = None) -> TimeSeries:
         """Read any stream, optionally only rows with `start_s <= time < stop_s` (reads just that slice)."""
         stream = self._group(group)
         time_s = self._read_times(group, stream)
         data_ds = self._dataset(stream, group, "data")
+        if data_ds.ndim == 0:
+            raise SessionFormatError(self.path, "expected one row per timestamp, found a scalar", f"{group}/data")
         if data_ds.shape[0] < len(time_s):
             raise SessionFormatError(
                 self.path, f"{data_ds.shape[0]} data rows but {len(time_s)} timestamps", f"{group}/data"
@@ -166,6 +189,7 @@ class ActionSenseSession:
             raise SessionFormatError(self.path, f"cannot read rows {lo}:{hi} ({error})", f"{group}/data") from error
         return TimeSeries(time_s=time_s[lo:hi], data=data, source=f"{self.path}:{group}")
 
+    @_damaged_file_errors
     def emg(self, arm: str, start_s: float | None = None, stop_s: float | None = None) -> TimeSeries:
         """One arm's Myo EMG: (N, 8) int samples with their timestamps."""
         if arm not in EMG_GROUPS:
@@ -177,6 +201,9 @@ class ActionSenseSession:
                 self.path, f"no Myo EMG for the {arm} arm (Myo arms present: {present})", group
             )
         series = self.read_stream(group, start_s, stop_s)
+        dtype = series.data.dtype
+        if dtype.kind not in "iuf":
+            raise SessionFormatError(self.path, f"EMG samples must be numbers, found dtype {dtype}", f"{group}/data")
         if series.data.ndim != 2 or series.data.shape[1] != MYO_EMG_CHANNELS:
             raise SessionFormatError(
                 self.path,
@@ -185,6 +212,7 @@ class ActionSenseSession:
             )
         return series
 
+    @_damaged_file_errors
     def emg_pair(
         self, start_s: float | None = None, stop_s: float | None = None, *, allow_missing: bool = False
     ) -> EmgPair:
@@ -208,6 +236,7 @@ class ActionSenseSession:
                 )
         return EmgPair(left=series["left"], right=series["right"])
 
+    @_damaged_file_errors
     def video_frame_times(self) -> np.ndarray:
         """Epoch time of every world-camera frame (row i = frame i of the video file)."""
         if VIDEO_TIMESTAMP_GROUP not in self._file:
@@ -215,13 +244,16 @@ class ActionSenseSession:
         return self._read_times(VIDEO_TIMESTAMP_GROUP, self._file[VIDEO_TIMESTAMP_GROUP])
 
     # -- labels ------------------------------------------------------------------------------------
+    @_damaged_file_errors
     def activities(self) -> list[Action]:
         """The labelled actions, in time order (see the module docstring for the pairing rules)."""
         if ACTIVITY_GROUP not in self._file:
             raise MissingStreamError(self.path, "no activity labels", ACTIVITY_GROUP)
         group = self._file[ACTIVITY_GROUP]
         rows = np.asarray(self._dataset(group, ACTIVITY_GROUP, "data")[()])
-        times = np.asarray(self._dataset(group, ACTIVITY_GROUP, "time_s")[()], dtype=np.float64).reshape(-1)
+        times = self._numbers(self._dataset(group, ACTIVITY_GROUP, "time_s"), f"{ACTIVITY_GROUP}/time_s").reshape(-1)
+        if not np.all(np.isfinite(times)):
+            raise SessionFormatError(self.path, "label times must be finite numbers", f"{ACTIVITY_GROUP}/time_s")
         if rows.ndim != 2 or rows.shape[1] < 3 or len(rows) != len(times):
             raise SessionFormatError(
                 self.path, f"label rows must be (N, 4) with N timestamps, found {rows.shape}",
@@ -247,12 +279,20 @@ class ActionSenseSession:
             raise SessionFormatError(self.path, f"missing dataset '{name}'", f"{group}/{name}")
         return node
 
+    def _numbers(self, dataset: h5py.Dataset, field: str) -> np.ndarray:
+        """A dataset's values as float64; strings, records or a damaged dataset name the field."""
+        if dataset.dtype.kind not in "iuf":
+            raise SessionFormatError(self.path, f"expected numbers, found dtype {dataset.dtype}", field)
+        try:
+            return np.asarray(dataset[()], dtype=np.float64)
+        except OSError as error:
+            raise SessionFormatError(self.path, f"cannot read the values ({error})", field) from error
+
     def _read_times(self, group: str, stream: h5py.Group) -> np.ndarray:
         field = f"{group}/time_s"
-        try:
-            time_s = np.asarray(self._dataset(stream, group, "time_s")[()], dtype=np.float64)
-        except OSError as error:
-            raise SessionFormatError(self.path, f"cannot read timestamps ({error})", field) from error
+        time_s = self._numbers(self._dataset(stream, group, "time_s"), field)
+        if time_s.ndim > 2 or (time_s.ndim == 2 and time_s.shape[1] == 0):
+            raise SessionFormatError(self.path, f"timestamps must be (N,) or (N, 1), found {time_s.shape}", field)
         time_s = time_s[:, 0] if time_s.ndim == 2 else time_s.reshape(-1)
         return check_timestamps(time_s, self.path, field)
 

@@ -49,14 +49,17 @@ def time_strings(time_s: np.ndarray) -> np.ndarray:
 class SessionWriter:
     """Append-only writer of an ActionSense-layout HDF5 file.
 
-    Datasets are chunked and resizable so a live recorder can append and `flush()` every few seconds;
-    after a crash the file still opens with everything up to the last flush.
+    Datasets are chunked and resizable so a live recorder can append and `flush()` every few seconds. A
+    live recorder passes `libver="earliest"`: a file of the latest format left open by a killed process is
+    marked "open for write" and refused by readers, while the earliest format opens with everything up to
+    the last flush.
     """
 
-    def __init__(self, path: str | Path, *, file_attrs: Mapping[str, str] | None = None) -> None:
+    def __init__(self, path: str | Path, *, file_attrs: Mapping[str, str] | None = None,
+                 libver: str = "latest") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.path, "w", libver="latest")
+        self._file = h5py.File(self.path, "w", libver=libver)
         for key, value in (file_attrs or {}).items():
             self._file.attrs[key] = str(value)
 
@@ -123,8 +126,14 @@ class SessionWriter:
         start = stream["time_s"].shape[0]
         stop = start + len(time_s)
         for name, rows in (("data", data), ("time_s", time_s), ("time_str", time_strings(time_s))):
-            stream[name].resize(stop, axis=0)
-            stream[name][start:stop] = rows
+            dataset = stream[name]
+            dataset.resize(stop, axis=0)
+            if h5py.check_vlen_dtype(dataset.dtype) is not None:
+                # row by row: a slice assignment reads equal-length rows as one 2-D array and fails
+                for index, row in enumerate(rows, start):
+                    dataset[index] = row
+            else:
+                dataset[start:stop] = rows
 
     def append_activity(
         self, activity: str, start_stop: str, time_s: float, validity: str = "Good", notes: str = ""
@@ -135,6 +144,10 @@ class SessionWriter:
 
     def flush(self) -> None:
         self._file.flush()
+
+    def size_bytes(self) -> int:
+        """The file's size as HDF5 knows it (space reserved beyond it by the caller is not counted)."""
+        return int(self._file.id.get_filesize())
 
     def close(self) -> None:
         if self._file.id.valid:

@@ -12,7 +12,9 @@ Loading checks every part and refuses a mismatch with a :class:`~myosight.errors
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -20,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from myosight.errors import ConfigError
-from myosight.models.clips import ClipGeometry
+from myosight.models.clips import SAMPLING_MODES, ClipGeometry
 from myosight.models.emg_cnn import EmgSpectrogramCNN
 from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
 
@@ -126,43 +128,86 @@ def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise ConfigError(f"{path}: cannot read bundle tensors ({error})") from error
-    try:
-        geometry = ClipGeometry.from_dict(meta["clip_geometry"])
-        emg_config = EmgPipelineConfig.from_dict(meta["emg_pipeline"])
-        normalisation = EmgNormalisation.from_dict(meta["emg_normalisation"])
-        head = build_head(meta["head"], **meta["head_kwargs"])
-    except (TypeError, KeyError, ValueError) as error:
-        raise ConfigError(f"{path}: invalid bundle configuration ({error})") from error
-    classes = list(meta["classes"])
-    _load_part(path, "head", head, tensors)
+    geometry, emg_config, normalisation = _read_pipeline(path, meta)
+    classes = meta["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+        raise ConfigError(f"{path}: bundle 'classes' must be a list of class names")
+    head = _build_checked(path, "head", lambda: build_head(meta["head"], **meta["head_kwargs"]), tensors,
+                          "invalid bundle configuration")
     num_classes = getattr(head, "num_classes", len(classes))
     if num_classes != len(classes):
         raise ConfigError(f"{path}: head predicts {num_classes} classes but the label list has {len(classes)}")
     emg_cnn = None
     if meta.get("emg_cnn_kwargs"):
-        try:
-            emg_cnn = EmgSpectrogramCNN(**meta["emg_cnn_kwargs"])
-        except TypeError as error:
-            raise ConfigError(f"{path}: invalid sEMG CNN configuration ({error})") from error
-        _load_part(path, "emg_cnn", emg_cnn, tensors)
-        emg_cnn.eval()
-    elif "emg" in meta.get("modalities", []):
+        kwargs = meta["emg_cnn_kwargs"]
+        emg_cnn = _build_checked(path, "emg_cnn", lambda: EmgSpectrogramCNN(**kwargs), tensors,
+                                 "invalid sEMG CNN configuration").eval()
+    elif "emg" in getattr(head, "modalities", ()):
         raise ConfigError(f"{path}: head reads sEMG features but the bundle holds no sEMG CNN")
     if len(normalisation.minimum) != 16:
         raise ConfigError(f"{path}: sEMG normalisation has {len(normalisation.minimum)} channels, expected 16")
     stored_hash = meta.get("i3d_sha256")
     if i3d_sha256 and stored_hash and i3d_sha256 != stored_hash:
         raise ConfigError(
-            f"{path}: trained on I3D weights {stored_hash[:12]}..., but the loaded I3D weights are "
+            f"{path}: trained on I3D weights {str(stored_hash)[:12]}..., but the loaded I3D weights are "
             f"{i3d_sha256[:12]}...; re-extract features and retrain, or fetch the matching weights"
         )
     head.eval()
     return Bundle(meta["head"], head, classes, geometry, emg_config, normalisation, emg_cnn, stored_hash, meta)
 
 
-def _load_part(path: Path, prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    expected = module.state_dict()
+def _read_pipeline(path: Path, meta: dict) -> tuple[ClipGeometry, EmgPipelineConfig, EmgNormalisation]:
+    """Clip geometry, sEMG pipeline and normalisation, each value checked."""
+    try:
+        geometry = ClipGeometry.from_dict(meta["clip_geometry"])
+        emg_config = EmgPipelineConfig.from_dict(meta["emg_pipeline"])
+        _check_numbers(geometry, "clip_geometry")
+        _check_numbers(emg_config, "emg_pipeline")
+        _ = emg_config.lowpass_sos  # a cut-off the rate cannot carry fails here, not in the live worker
+        normalisation = EmgNormalisation.from_dict(meta["emg_normalisation"])
+    except (TypeError, KeyError, ValueError, ConfigError) as error:
+        raise ConfigError(f"{path}: invalid bundle configuration ({error})") from error
+    return geometry, emg_config, normalisation
+
+
+def _build_checked(path: Path, prefix: str, build: Callable[[], torch.nn.Module], tensors: dict[str, torch.Tensor],
+                   what: str) -> torch.nn.Module:
+    """Build a module on the meta device first and compare its shapes with the file's, so that tampered sizes
+    are refused before any memory is allocated for them; then build it for real and load the weights."""
+    try:
+        with torch.device("meta"):
+            probe = build()
+    except (TypeError, ValueError, RuntimeError, ConfigError) as error:
+        raise ConfigError(f"{path}: {what} ({error})") from error
+    _check_part(path, prefix, {k: tuple(v.shape) for k, v in probe.state_dict().items()}, tensors)
+    module = build()
+    module.load_state_dict(_part(prefix, tensors))
+    return module
+
+
+def _check_numbers(config: ClipGeometry | EmgPipelineConfig, section: str) -> None:
+    """Every numeric field finite and positive, of the type its default has (a tampered value fails here)."""
+    for item in fields(config):
+        value, default = getattr(config, item.name), item.default
+        if default is None and value is None:
+            continue
+        if isinstance(default, str):
+            ok = isinstance(value, str) and (item.name != "sampling" or value in SAMPLING_MODES)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        if not ok:
+            raise ValueError(f"{section}.{item.name} = {value!r} is not a valid value")
+
+
+def _part(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _check_part(path: Path, prefix: str, expected: dict[str, tuple[int, ...]],
+                tensors: dict[str, torch.Tensor]) -> None:
+    state = _part(prefix, tensors)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise ConfigError(
@@ -170,8 +215,5 @@ def _load_part(path: Path, prefix: str, module: torch.nn.Module, tensors: dict[s
             f"unexpected: {unexpected[:5]})"
         )
     for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise ConfigError(
-                f"{path}: {prefix}.{key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
-            )
-    module.load_state_dict(state)
+        if tuple(value.shape) != expected[key]:
+            raise ConfigError(f"{path}: {prefix}.{key} has shape {tuple(value.shape)}, expected {expected[key]}")

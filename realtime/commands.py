@@ -1,4 +1,4 @@
-"""CLI: `myosight replay`, `myosight worker`, `myosight run`, `myosight demo`."""
+"""CLI: `myosight replay`, `myosight worker`, `myosight run`, `myosight demo` (and `view`, `soak`: ops_commands)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import argparse
 import threading
 from pathlib import Path
 
+from myosight.capture.replay_control import DEFAULT_CONTROL_ADDRESS
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     replay = subparsers.add_parser(
-        "replay", help="publish a recorded session as LSL streams (EMG, video, labels)",
-        description="Replay an ActionSense or synthetic session as LSL streams with the recorded relative "
-        "timing: myosight-emg-left/right, myosight-video (frames at the model's size) and myosight-labels.",
+        "replay", help="publish a recorded session or XDF file as LSL streams (EMG, video, labels)",
+        description="Replay an ActionSense or synthetic session (.hdf5), or a LabRecorder file (.xdf: its EMG, "
+        "myosight video and marker streams), as LSL streams with the recorded relative timing: "
+        "myosight-emg-left/right, myosight-video (frames at the model's size) and myosight-labels. With "
+        "--control, a viewer can play, pause, seek and change the speed.",
     )
-    replay.add_argument("session", type=Path)
+    replay.add_argument("session", type=Path, help="session .hdf5 file or LabRecorder .xdf file")
     replay.add_argument("--video", type=Path, help="world video (default: found beside the session)")
     replay.add_argument("--no-video", action="store_true", help="publish the EMG and labels only")
     replay.add_argument("--speed", type=float, default=1.0, help="replay speed (above 1: faster than real time)")
@@ -24,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--duration", type=float, help="replay only this many seconds")
     replay.add_argument("--size", type=int, default=224, help="frame size published (default 224)")
     replay.add_argument("--source", default="replay", help="LSL source name (stream source ids myosight-NAME-*)")
+    replay.add_argument("--control", metavar="ADDRESS", nargs="?", const=DEFAULT_CONTROL_ADDRESS,
+                        help="answer play/pause/seek/speed requests on this ZeroMQ address (no value: "
+                        f"{DEFAULT_CONTROL_ADDRESS})")
+    replay.add_argument("--left-stream", metavar="NAME", help="XDF: the left arm's EMG stream (name, source id or id)")
+    replay.add_argument("--right-stream", metavar="NAME", help="XDF: the right arm's EMG stream")
     replay.set_defaults(handler=run_replay)
 
     worker = subparsers.add_parser(
@@ -63,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--emg-only", action="store_true", help="sEMG only (no I3D)")
     demo.set_defaults(handler=run_demo)
 
+    from myosight.realtime.ops_commands import register_ops
+
+    register_ops(subparsers)  # `myosight view`, `myosight soak`
+
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", nargs="+", required=True, metavar="KIND [FILE]",
@@ -90,14 +102,11 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from myosight.capture.replay import SessionReplay
-
-    replay = SessionReplay(args.session, video=args.video, speed=args.speed, loop=args.loop,
-                           include_video=not args.no_video, video_size=args.size, source=args.source,
-                           start_offset_s=args.start, max_seconds=args.duration)
+    replay = _replay_for(args)
     replay.open()
-    print(f"replaying {args.session.name} ({replay.duration_s:.0f} s) as source '{args.source}' at {args.speed}x; "
-          "Ctrl-C stops")
+    control = f"; control on {replay.control_address}" if replay.control_address else ""
+    print(f"replaying {args.session.name} ({replay.duration_s:.0f} s) as source '{args.source}' at {args.speed}x"
+          f"{control}; Ctrl-C stops", flush=True)
     stop = threading.Event()
     try:
         stats = replay.run(stop)
@@ -106,6 +115,19 @@ def run_replay(args: argparse.Namespace) -> int:
         stats = replay.stats
     print(f"sent {stats.emg_samples} EMG samples, {stats.frames} frames, {stats.markers} labels")
     return 0
+
+
+def _replay_for(args: argparse.Namespace):
+    """A session replay, or an XDF replay for a .xdf file."""
+    common = {"speed": args.speed, "loop": args.loop, "source": args.source, "control_address": args.control,
+              "include_video": not args.no_video, "start_offset_s": args.start, "max_seconds": args.duration}
+    if args.session.suffix.lower() == ".xdf":
+        from myosight.capture.xdf_replay import XdfReplay
+
+        return XdfReplay(args.session, left=args.left_stream, right=args.right_stream, **common)
+    from myosight.capture.replay import SessionReplay
+
+    return SessionReplay(args.session, video=args.video, video_size=args.size, **common)
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""The terminal viewer: a live table of predictions and health, and a JSONL log of every prediction."""
+"""The terminal viewer: a live table of predictions and health, and a JSONL log of every prediction.
+
+It only subscribes, so it survives the worker: when the worker stops, the table says how long it has been
+silent; when a worker comes back on the same address, ZeroMQ reconnects by itself and the restart is
+recognised by the message sequence starting again.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +32,18 @@ class HeadlessViewer:
         self.scored = 0
         self.correct = 0
         self.predictions = 0
+        self.worker_restarts = 0
+        self.last_seq: int | None = None
+        self.last_message_at: float | None = None  # time.monotonic()
 
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.scored if self.scored else None
 
     def handle(self, message: Message) -> None:
+        if self.last_seq is not None and message.seq <= self.last_seq:
+            self.worker_restarts += 1  # a new publisher counts from 1 again
+        self.last_seq, self.last_message_at = message.seq, time.monotonic()
         if message.kind == "health":
             self.last_health = message
             return
@@ -88,7 +99,17 @@ class HeadlessViewer:
                 rate = stream.get("rate_hz", "-")
                 table.add_row(name, f"{state}, {rate} Hz, gaps {stream.get('gaps', 0)}")
         table.add_row("recent", " / ".join(short_name(label)[:16] for label in list(self.history)[-5:]))
+        table.add_row("worker", self.worker_status())
         return table
+
+    def worker_status(self, silent_after_s: float = 3.0) -> str:
+        """'ok', or how long the worker has been silent; and how often it restarted."""
+        if self.last_message_at is None:
+            status = "no message yet"
+        else:
+            silent = time.monotonic() - self.last_message_at
+            status = f"SILENT for {silent:.0f} s (stopped?)" if silent > silent_after_s else "ok"
+        return status + (f", restarted {self.worker_restarts}x" if self.worker_restarts else "")
 
     def run(self, stop: threading.Event, duration_s: float | None = None, live: bool = True) -> None:
         started = time.monotonic()

@@ -41,6 +41,7 @@ class SourceSpec:
     classes: tuple[str, ...] | None = None
     subject: str = "S00"
     source: str = "live"
+    control_address: str | None = None  # replay: ZeroMQ address of its play/pause/seek control
 
 
 @dataclass
@@ -62,10 +63,7 @@ def source_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
     _quiet_child()
     stop_thread = _bridge(stop)
     if spec.kind == "replay":
-        from myosight.capture.replay import SessionReplay
-
-        replay = SessionReplay(spec.session, speed=spec.speed, loop=spec.loop, include_video=spec.video,
-                               video_size=spec.video_size, source=spec.source)
+        replay = _open_replay(spec)
         replay.open()
         ready.set()
         time.sleep(1.0)  # let the worker's inlets connect before the first sample
@@ -84,17 +82,35 @@ def source_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
         raise ConfigError(f"unknown source kind {spec.kind!r}")
 
 
+def _open_replay(spec: SourceSpec):
+    """A LabRecorder replay for a .xdf file, a session replay otherwise."""
+    if str(spec.session).lower().endswith(".xdf"):
+        from myosight.capture.xdf_replay import XdfReplay
+
+        return XdfReplay(spec.session, speed=spec.speed, loop=spec.loop, source=spec.source,
+                         control_address=spec.control_address, include_video=spec.video)
+    from myosight.capture.replay import SessionReplay
+
+    return SessionReplay(spec.session, speed=spec.speed, loop=spec.loop, include_video=spec.video,
+                         video_size=spec.video_size, source=spec.source, control_address=spec.control_address)
+
+
 def _hardware_sources(spec: SourceSpec, stop: threading.Event, ready: mp.Event) -> None:
+    """Camera and armbands in threads of this process. A camera that fails (unplugged, no frames) is logged and
+    the armbands go on, so the worker continues with sEMG only; the source stops when an EMG thread ends or the
+    camera's file ends, and an EMG failure is raised (the process's exit code then says the source failed)."""
     from myosight.capture.camera import CameraSource
 
     camera = CameraSource(int(spec.camera) if spec.camera.isdigit() else spec.camera, size=spec.video_size,
                           source=spec.source)
-    threads = [threading.Thread(target=camera.run, args=(stop,), daemon=True)]
+    failures: dict[str, BaseException] = {}
+    camera_thread = _source_thread("camera", camera.run, stop, failures)
+    emg_threads = []
     if spec.kind == "camera+myo":
         from myosight.capture.myo import MyoSource
 
         myo = MyoSource({"left": spec.myo_left, "right": spec.myo_right}, source=spec.source)
-        threads.append(threading.Thread(target=myo.run, args=(stop,), daemon=True))
+        emg_threads.append(_source_thread("myo", myo.run, stop, failures))
     else:
         from myosight.capture.lsl_emg import EmgRelay, find_emg_stream
 
@@ -102,13 +118,31 @@ def _hardware_sources(spec: SourceSpec, stop: threading.Event, ready: mp.Event) 
             if name:
                 relay = EmgRelay(find_emg_stream(name=name), arm, source=spec.source)
                 relay.open()
-                threads.append(threading.Thread(target=relay.run, args=(stop,), daemon=True))
-    for thread in threads:
+                emg_threads.append(_source_thread(f"emg-{arm}", relay.run, stop, failures))
+    for thread in [camera_thread, *emg_threads]:
         thread.start()
     ready.set()
-    while not stop.is_set() and all(t.is_alive() for t in threads):
+    while not stop.is_set() and all(t.is_alive() for t in emg_threads) and (camera_thread.is_alive()
+                                                                            or "camera" in failures):
         stop.wait(0.2)
     stop.set()
+    emg_failures = [error for name, error in failures.items() if name != "camera"]
+    if emg_failures:
+        raise emg_failures[0]
+
+
+def _source_thread(name: str, run_source, stop: threading.Event, failures: dict) -> threading.Thread:
+    """A thread running one source until `stop`; an exception is logged and kept in `failures[name]`."""
+
+    def target() -> None:
+        try:
+            run_source(stop)
+        except Exception as error:
+            failures[name] = error
+            then = "the worker goes on with sEMG only" if name == "camera" else "stopping the sources"
+            log.error("%s stopped: %s; %s", name, error, then)
+
+    return threading.Thread(target=target, name=f"source-{name}", daemon=True)
 
 
 def worker_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
@@ -133,6 +167,10 @@ def worker_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
 
 def run(spec: RunSpec, *, headless: bool = True, jsonl: Path | None = None, live_table: bool = True) -> int:
     """Start the processes, run the viewer until the end, stop everything in order; return the exit code."""
+    if not headless:  # the desktop viewer starts and stops the same processes itself
+        from myosight.gui.app import ViewerOptions, run_viewer
+
+        return run_viewer(ViewerOptions.from_run(spec, jsonl))
     context = mp.get_context("spawn")
     stop_source, stop_worker = context.Event(), context.Event()
     source_ready, worker_ready = context.Event(), context.Event()
@@ -154,8 +192,6 @@ def run(spec: RunSpec, *, headless: bool = True, jsonl: Path | None = None, live
         viewer = HeadlessViewer(spec.address, jsonl)
         watcher = threading.Thread(target=_watch, args=(source, worker, viewer_stop, spec), daemon=True)
         watcher.start()
-        if not headless:
-            raise ConfigError("the desktop viewer is not available yet; use --headless")
         viewer.run(viewer_stop, spec.duration_s, live=live_table)
         viewer.close()
         code = _exit_code(source, worker, spec)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 
 import numpy as np
 import pylsl
@@ -39,3 +41,18 @@ def pull_at_least(inlet: pylsl.StreamInlet, count: int, timeout: float = 10.0) -
     if not chunks:
         return np.zeros((0, inlet.channel_count)), np.zeros(0)
     return np.concatenate(chunks), np.concatenate(stamps)
+
+
+def unique_source(prefix: str = "test") -> str:
+    """A source name no other test uses, so parallel or leftover streams never collide."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, step_s: float = 0.02) -> bool:
+    """Poll a condition with a bounded wait (no fixed sleeps as synchronisation)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step_s)
+    return bool(condition())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
+from lsl_helpers import unique_source, wait_for
 
 from myosight.capture.replay import SessionReplay
 from myosight.capture.streams import emg_stream_info, open_outlet
@@ -22,20 +22,6 @@ from myosight.realtime.live import EmgLiveBuffer, LivePredictor
 from myosight.realtime.messages import ResultPublisher, ResultSubscriber
 from myosight.realtime.worker import Worker, WorkerConfig
 from myosight.training.emg_spectrograms import session_tracks
-
-
-def unique_source() -> str:
-    return f"test{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(condition, timeout_s: float, step_s: float = 0.01) -> bool:
-    """Poll a condition with a bounded wait (no fixed sleeps as synchronisation)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step_s)
-    return condition()
 
 
 def test_streaming_features_equal_offline(synthetic_emg_model: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -13,7 +14,9 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
         description="Read the 5 clips of every sample of both splits from its video (frames chosen by timestamp, "
         "as live), prepare them for I3D at --size, and write `rgb` (N, 5, 1024) into the split files. Resumable: "
         "progress is saved after every batch and a re-run continues where the last one stopped. Needs the I3D "
-        "weights (`myosight weights fetch`).",
+        "weights (`myosight weights fetch`). Data-parallel on several GPUs or machines: `torchrun --nproc-per-node "
+        "N -m myosight features rgb DIR --device cuda` (each rank extracts whole videos into its own shard, rank 0 "
+        "merges; with RANK / WORLD_SIZE set by hand instead, finish with `myosight features merge DIR`).",
     )
     rgb.add_argument("data", type=Path, help="dataset directory")
     rgb.add_argument("--size", type=int, default=224,
@@ -34,6 +37,14 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
     rgb.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     rgb.add_argument("--quiet", action="store_true", help="no progress bar")
     rgb.set_defaults(handler=run_features_rgb)
+
+    merge = features_subparsers.add_parser(
+        "merge", help="merge the RGB feature shards of a data-parallel `features rgb` run into the split files",
+        description="Merge DIR/.rgb_shards/rank*of*/ (written by `features rgb` under torchrun, or with RANK and "
+        "WORLD_SIZE set by hand) into the split files, matching samples by uid; refuses if a sample is missing.",
+    )
+    merge.add_argument("data", type=Path, help="dataset directory")
+    merge.set_defaults(handler=run_features_merge)
 
     dataset = subparsers.add_parser(
         "dataset-epic", help="build a dataset directory from EPIC-Kitchens-55 annotations and frames (RGB only)",
@@ -72,6 +83,11 @@ def run_features_rgb(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 0:
         raise ConfigError("--limit must be 0 or more")
+    from myosight.training.sharding import shard_from_env
+
+    shard = shard_from_env()
+    if shard.active:
+        return _run_sharded(args, shard)
     result = extract_rgb_features(
         args.data, size=args.size, batch_size=args.batch_size, fast=args.fast, use_compile=not args.no_compile,
         sampling=args.sampling, limit=args.limit, skip_bad=args.skip_bad, force=args.force, device=args.device,
@@ -86,6 +102,37 @@ def run_features_rgb(args: argparse.Namespace) -> int:
         print("not finished yet: run the same command again to continue")
     if result.bad:
         print(f"{len(result.bad)} sample(s) had unreadable video and were zero-filled (listed in dataset.json)")
+    return 0
+
+
+def _run_sharded(args: argparse.Namespace, shard) -> int:
+    """One rank of a data-parallel extraction (see training/sharding.py)."""
+    from myosight.errors import ConfigError
+    from myosight.training.sharding import extract_shard, finish_sharded_run
+
+    if args.force:
+        raise ConfigError("--force is not available in a data-parallel run; discard old features with one process "
+                          "first: `myosight features rgb DIR --force --limit 0`")
+    device = f"cuda:{shard.local_rank}" if args.device == "cuda" else args.device
+    result = extract_shard(
+        args.data, shard, size=args.size, batch_size=args.batch_size, fast=args.fast, use_compile=not args.no_compile,
+        sampling=args.sampling, limit=args.limit, skip_bad=args.skip_bad, device=device,
+        progress=not args.quiet and shard.rank == 0, log=print,
+    )
+    state = "complete" if result.complete else "not finished (run the same command again)"
+    print(f"[{shard.name}] {result.samples} sample(s), {result.clips} clips this run; shard {state}", flush=True)
+    if finish_sharded_run(args.data, shard):
+        print(f"{args.data}: shards merged; `rgb` features complete in both splits at size {args.size}")
+    elif "MASTER_ADDR" not in os.environ:
+        print(f"when every rank has finished: myosight features merge {args.data}")
+    return 0
+
+
+def run_features_merge(args: argparse.Namespace) -> int:
+    from myosight.training.sharding import merge_rgb_shards
+
+    summary = merge_rgb_shards(args.data)
+    print(f"{args.data}: merged {len(summary['shards'])} shard(s) ({', '.join(summary['shards'])}); `rgb` complete")
     return 0
 
 

@@ -1,0 +1,416 @@
+"""The session recorder: a source's LSL streams into an ActionSense-layout session (HDF5 + world video).
+
+What is recorded: the streams of source S that exist (myosight-S-emg-left/right, -video, -labels, found by
+source id, also when they appear later) plus the markers of `label_source` (the GUI publishes the user's
+presses on myosight-<label_source>-labels as "<activity>|Start" / "<activity>|Stop"), which become the
+session's activity rows. With `label_source` None (or S), S's own labels are the activity rows; otherwise
+S's labels are kept as they came in `myosight-recorder/source-labels`. The result reads back with the
+project's reader and trains with the project's commands, like any session.
+
+Timestamps: an LSL stamp, moved to this host's clock by the inlet's clock offset, becomes epoch seconds by
+adding `time.time() - pylsl.local_clock()` measured once at the start; that number is stored in the file's
+attribute "LSL clock to epoch offset (s)".
+
+Why the file survives a crash and a full disk:
+- The HDF5 file uses the earliest format: a latest-format file left open by a killed process is marked
+  "open for write" and every reader refuses it.
+- Rows are held in memory and written all at once every `flush_every_s`, then flushed. Between two
+  flushes the file on disk is exactly what the last flush left, so a SIGKILL loses at most that interval.
+  (HDF5 keeps no journal: a kill inside the few milliseconds of a write itself can still damage the file.)
+- Video frames are JPEG rows of the file, flushed with everything else; the mp4 is written beside it under
+  a partial name and renamed at a clean stop, or rebuilt from the JPEG rows by `recover_session`
+  (`myosight record --recover FILE`, and automatically for unfinished sessions when `myosight record`
+  starts in their folder). See capture/session_video.py.
+- Before each write the recorder asks the file system for the room the pending rows can take (the file is
+  extended with posix_fallocate past its end). A full disk or a file-size limit says no (ENOSPC, EFBIG)
+  before HDF5 writes a byte, so the recorder stops with a RecordingError naming the file and the file keeps
+  everything up to the last flush. (When a write fails halfway inside HDF5, no reader can open the file.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pylsl
+
+from myosight.capture.recorder_tracks import METADATA_MARGIN, EmgTrack, LabelTrack, Track, VideoTrack
+from myosight.capture.session_video import LiveVideo, finish_video, partial_video_path, world_video_path
+from myosight.capture.streams import ARMS, StreamNames
+from myosight.data.activities import ACTIVITIES
+from myosight.data.layout import SessionWriter, session_filename
+from myosight.errors import ConfigError, MyosightError, StreamError
+from myosight.realtime.inlets import LiveInlet
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_EVERY_S = 1.0
+
+
+class RecordingError(MyosightError):
+    """The session file cannot be written on (a full disk, a file-size limit, an I/O error)."""
+
+
+@dataclass
+class RecorderSpec:
+    out_dir: str
+    source: str
+    label_source: str | None = "gui"
+    subject: str = "S00"
+    flush_every_s: float = 1.0
+    classes: list[str] | None = None
+    status_path: str | None = None  # JSON status after each flush; default <out_dir>/recorder-status.json
+    resolve_timeout_s: float = 2.0
+
+
+@dataclass
+class RecorderStats:
+    state: str = "starting"  # recording, finished, failed
+    session: str | None = None
+    video: str | None = None
+    streams: list[str] = field(default_factory=list)  # source ids being recorded
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per stream kind (emg-left, video, ...)
+    ignored_markers: int = 0
+    flushes: int = 0
+    started_epoch: float = 0.0
+    last_data_epoch: float | None = None
+    lsl_to_epoch_s: float = 0.0
+    error: str | None = None
+
+
+class SessionRecorder:
+    """open() finds the streams and creates the file, run(stop) records until `stop`, close() finishes the file
+    and the video. `stats` says what is in the file so far."""
+
+    def __init__(self, spec: RecorderSpec) -> None:
+        if spec.flush_every_s <= 0:
+            raise ConfigError(f"flush_every_s must be positive, got {spec.flush_every_s}")
+        self.spec = spec
+        self.stats = RecorderStats()
+        self.tracks: list[Track] = []
+        self.writer: SessionWriter | None = None
+        self.path: Path | None = None
+        self.on_flush: Callable[[RecorderStats], None] | None = None  # e.g. a progress display
+        self._roles = _wanted_roles(spec)
+        self._resolver: pylsl.ContinuousResolver | None = None
+        self._failed = False
+        self._write_failed = False  # HDF5 itself failed halfway: the file is left exactly as it is
+        self._closed = False
+        self._refused: set[str] = set()  # streams that appeared later but cannot be recorded
+
+    @property
+    def status_path(self) -> Path:
+        return Path(self.spec.status_path or Path(self.spec.out_dir) / "recorder-status.json")
+
+    # -- start -----------------------------------------------------------------------------------------
+    def open(self) -> Path:
+        """Find the streams (StreamError when the source has none) and create the session file."""
+        infos = _resolve(self._roles, self.spec.resolve_timeout_s)
+        source_ids = {sid for sid in self._roles if sid.startswith(f"myosight-{self.spec.source}-")}
+        if not any(info.source_id() in source_ids for info in infos):
+            raise StreamError(f"no LSL stream of source '{self.spec.source}' found within "
+                              f"{self.spec.resolve_timeout_s:g} s (looked for {', '.join(sorted(source_ids))})")
+        self.stats.lsl_to_epoch_s = lsl_to_epoch_offset()
+        self.stats.started_epoch = time.time()
+        self.path = _new_session_path(Path(self.spec.out_dir), self.stats.started_epoch, self.spec.subject)
+        for track in self._make_tracks(infos):  # before the file: a refused stream leaves no empty session
+            self._keep(track)
+        try:
+            self.writer = SessionWriter(self.path, libver="earliest", file_attrs=self._file_attrs())
+        except OSError as error:
+            self._close_inlets()
+            raise RecordingError(f"{self.path}: cannot create the session file ({error})") from error
+        self.stats.session = str(self.path)
+        self._resolver = pylsl.ContinuousResolver(pred=_predicate(self._roles))
+        self.stats.state = "recording"
+        self._write_status()
+        log.info("recording %s into %s", ", ".join(self.stats.streams), self.path)
+        return self.path
+
+    def _file_attrs(self) -> dict[str, str]:
+        return {"Subject": self.spec.subject, "Recorder": "myosight record", "LSL source": self.spec.source,
+                "Label source": self.spec.label_source or self.spec.source,
+                "LSL clock to epoch offset (s)": repr(self.stats.lsl_to_epoch_s),
+                "Recording started": datetime.fromtimestamp(self.stats.started_epoch).isoformat()}
+
+    def _make_tracks(self, infos: list[pylsl.StreamInfo]) -> list[Track]:
+        """One track per stream, opened side by side (an inlet takes ~0.6 s to measure its clock offset)."""
+        with ThreadPoolExecutor(max_workers=len(infos)) as pool:
+            futures = [pool.submit(self._make_track, info) for info in infos]
+        made = [f.result() for f in futures if f.exception() is None]
+        failed = [f.exception() for f in futures if f.exception() is not None]
+        if failed:
+            for track in made:
+                track.inlet.close()
+            raise failed[0]
+        return made
+
+    def _make_track(self, info: pylsl.StreamInfo) -> Track:
+        role = self._roles[info.source_id()]
+        offset = self.stats.lsl_to_epoch_s
+        if role.startswith("emg-"):
+            track: Track = EmgTrack(LiveInlet(info, channels=8), offset, role[4:])
+        elif role == "video":
+            side = round((info.channel_count() / 3) ** 0.5)
+            if side * side * 3 != info.channel_count():
+                raise StreamError(f"video stream '{info.name()}' ({info.source_id()}): {info.channel_count()} "
+                                  "channels is not a square RGB frame")
+            live = LiveVideo(partial_video_path(self.path), info.nominal_srate())
+            track = VideoTrack(LiveInlet(info, max_chunk=16), offset, live, side, side)
+        else:
+            track = LabelTrack(LiveInlet(info, lost_after_s=1e9), offset, as_activities=role == "activities",
+                               classes=list(self.spec.classes or ACTIVITIES))
+        track.role = role
+        return track
+
+    def _keep(self, track: Track) -> None:
+        self.tracks.append(track)
+        self.stats.streams.append(track.source_id)
+
+    def _discover(self) -> None:
+        """Open streams that appeared since the start (an armband that connected late, the GUI's labels)."""
+        have = set(self.stats.streams)
+        for info in self._resolver.results():
+            if info.source_id() in self._roles and info.source_id() not in have | self._refused:
+                try:
+                    self._keep(self._make_track(info))
+                    log.info("stream %s appeared; recording it too", info.source_id())
+                except StreamError as error:
+                    self._refused.add(info.source_id())
+                    log.error("not recording %s: %s", info.source_id(), error)
+
+    # -- recording -------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> RecorderStats:
+        """Record until `stop` is set; raises RecordingError when the file cannot take more (see close())."""
+        if self.writer is None:
+            self.open()
+        next_flush = time.monotonic() + self.spec.flush_every_s
+        next_look = time.monotonic() + DISCOVERY_EVERY_S
+        while not stop.is_set():
+            pulled = self.pull()
+            now = time.monotonic()
+            if now >= next_flush:
+                self.flush()
+                next_flush = now + self.spec.flush_every_s
+            if now >= next_look:
+                self._discover()
+                next_look = now + DISCOVERY_EVERY_S
+            if not pulled:
+                stop.wait(0.01)
+        return self.stats
+
+    def pull(self) -> int:
+        """Pull every stream once; returns the number of samples that came."""
+        return sum(track.pull() for track in self.tracks)
+
+    def flush(self) -> None:
+        """Write the pending rows and flush the file (after making sure the disk has room for them)."""
+        if self._failed or self.writer is None:
+            return
+        needed = sum(track.pending_bytes() for track in self.tracks) + METADATA_MARGIN
+        try:
+            before = self.writer.size_bytes()
+            reserve_space(self.path, before + needed)
+            for track in self.tracks:
+                track.write(self.writer)
+            self.writer.flush()
+            if self.writer.size_bytes() - before > needed:  # the estimate is meant to stay well above
+                log.warning("%s: a flush took %d bytes, %d were reserved", self.path,
+                            self.writer.size_bytes() - before, needed)
+        except RecordingError as error:
+            self._fail(str(error))
+            raise
+        except (OSError, RuntimeError) as error:
+            self._write_failed = True
+            self._fail(f"{self.path}: writing failed ({error}); the file holds what the previous flush wrote")
+            raise RecordingError(self.stats.error) from error
+        self._update_stats()
+        self._write_status()
+        if self.on_flush is not None:
+            self.on_flush(self.stats)
+
+    def _fail(self, message: str) -> None:
+        self._failed = True
+        self.stats.state, self.stats.error = "failed", message
+        log.error("%s", message)
+        self._write_status()
+
+    def _update_stats(self) -> None:
+        self.stats.flushes += 1
+        for track in self.tracks:
+            self.stats.rows[track.role] = track.written
+            if track.last_epoch is not None:
+                self.stats.last_data_epoch = max(self.stats.last_data_epoch or 0.0, track.last_epoch)
+        self.stats.ignored_markers = sum(getattr(t, "ignored", 0) for t in self.tracks)
+
+    # -- end -------------------------------------------------------------------------------------------
+    def close(self) -> RecorderStats:
+        """Write what is left, close the file and put the video in place. After a RecordingError nothing more
+        is written: the file stays as the last flush left it."""
+        if self._closed or self.writer is None:
+            return self.stats
+        self._closed = True
+        error: MyosightError | None = None
+        try:
+            if not self._failed:
+                self.pull()
+                last = max((t.last_epoch for t in self.tracks if t.last_epoch is not None), default=time.time())
+                for track in self.tracks:
+                    if isinstance(track, LabelTrack):
+                        track.close_open(last)
+                self.flush()
+        except RecordingError as failure:
+            error = failure
+        finally:
+            self._close_inlets()
+            self._close_file()
+        self._finish_video()
+        if self.stats.state != "failed":
+            self.stats.state = "finished"
+        self._write_status()
+        if error is not None:
+            raise error
+        return self.stats
+
+    def _close_inlets(self) -> None:
+        order = {"labels": 0, "activities": 0, "video": 1}
+        for track in sorted(self.tracks, key=lambda t: order.get(t.role, 2)):
+            track.inlet.close()
+
+    def _close_file(self) -> None:
+        """Close the file and give back the room reserved past its end."""
+        try:
+            size = self.writer.size_bytes()  # HDF5's end of the file: what it allocated or wrote, whichever is more
+            self.writer.close()
+        except (OSError, RuntimeError) as failure:
+            log.error("%s: closing failed (%s)", self.path, failure)
+            return
+        if not self._write_failed and self.path.stat().st_size > size:
+            os.truncate(self.path, size)
+
+    def _finish_video(self) -> None:
+        video = next((t for t in self.tracks if isinstance(t, VideoTrack)), None)
+        if video is None:
+            return
+        try:
+            path = finish_video(self.path, video.live, video.written, self.spec.subject)
+            self.stats.video = str(path) if path else None
+        except MyosightError as failure:
+            video.live.close()
+            log.error("%s", failure)
+            self.stats.error = self.stats.error or str(failure)
+
+    def _write_status(self) -> None:
+        """The stats as JSON beside the recording (replaced atomically), for a viewer in another process."""
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.status_path.with_name(self.status_path.name + ".tmp")
+            partial.write_text(json.dumps({**asdict(self.stats), "pid": os.getpid()}, indent=1))
+            os.replace(partial, self.status_path)
+        except OSError as failure:
+            log.debug("cannot write the recorder status %s: %s", self.status_path, failure)
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _wanted_roles(spec: RecorderSpec) -> dict[str, str]:
+    """Source id -> role ("emg-left", "emg-right", "video", "labels" kept as they came, "activities")."""
+    names = StreamNames(spec.source)
+    roles = {names.source_id(f"emg-{arm}"): f"emg-{arm}" for arm in ARMS}
+    roles[names.source_id("video")] = "video"
+    separate = spec.label_source not in (None, spec.source)
+    roles[names.source_id("labels")] = "labels" if separate else "activities"
+    if separate:
+        roles[StreamNames(spec.label_source).source_id("labels")] = "activities"
+    return roles
+
+
+def _predicate(roles: dict[str, str]) -> str:
+    return " or ".join(f"source_id='{source_id}'" for source_id in roles)
+
+
+def _resolve(roles: dict[str, str], timeout_s: float) -> list[pylsl.StreamInfo]:
+    """The wanted streams that exist now (each once); waits until all are there or `timeout_s` passed."""
+    found = pylsl.resolve_bypred(_predicate(roles), len(roles), timeout_s)
+    unique: dict[str, pylsl.StreamInfo] = {}
+    for info in found:
+        unique.setdefault(info.source_id(), info)
+    return list(unique.values())
+
+
+def lsl_to_epoch_offset() -> float:
+    """Epoch seconds minus the LSL clock, from the tightest of a few bracketed readings."""
+    best: tuple[float, float] | None = None
+    for _ in range(5):
+        before = pylsl.local_clock()
+        epoch = time.time()
+        after = pylsl.local_clock()
+        if best is None or after - before < best[0]:
+            best = (after - before, epoch - (before + after) / 2)
+    return best[1]
+
+
+def _new_session_path(out_dir: Path, start_epoch: float, subject: str) -> Path:
+    """The recorder's file name; a second recording started within the same second gets the next second's."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for second in range(3600):
+        path = out_dir / session_filename(start_epoch + second, f"myosight_{subject}")
+        if not path.exists() and not world_video_path(path, subject).exists():
+            return path
+    raise ConfigError(f"{out_dir}: no free session file name near {datetime.fromtimestamp(start_epoch)}")
+
+
+def reserve_space(path: Path, size: int) -> None:
+    """Make sure `path` can grow to `size` bytes, or raise RecordingError naming it (full disk, size limit)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.ENOSYS):  # no fallocate here: look at the free space
+            current = os.fstat(fd).st_size
+            if shutil.disk_usage(path.parent).free >= size - current:
+                return
+            error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        full = error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        why = "the disk is full or the file reached its size limit" if full else "the file cannot grow"
+        raise RecordingError(f"{path}: {why} ({os.strerror(error.errno)}); recording stopped, the file keeps "
+                             "everything up to the last flush") from None
+    finally:
+        os.close(fd)
+
+
+# -- the GUI's child process ---------------------------------------------------------------------------
+def recorder_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
+    """Child process: record until `stop` (SIGTERM also stops it cleanly); exit code 1 on an error."""
+    from myosight.realtime.run import _bridge, _quiet_child
+
+    _quiet_child()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit becomes an error, not a core dump
+    stop_thread = _bridge(stop)
+    signal.signal(signal.SIGTERM, lambda *_: stop_thread.set())
+    recorder = SessionRecorder(RecorderSpec(**spec))
+    failed = False
+    try:
+        recorder.open()
+        ready.set()
+        recorder.run(stop_thread)
+    except MyosightError as error:
+        log.error("recorder: %s", error)
+        failed = True
+    finally:
+        with contextlib.suppress(MyosightError):
+            recorder.close()
+    if failed or recorder.stats.state == "failed":
+        raise SystemExit(1)

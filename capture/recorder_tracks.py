@@ -1,0 +1,250 @@
+"""What the recorder makes of each LSL stream: rows for the ActionSense-layout session, held until the next flush.
+
+A track pulls its inlet, converts LSL stamps (already moved to this host's clock by the inlet) to epoch
+seconds with the recorder's one mapping, and keeps the rows in memory until the recorder writes them all
+at once (see capture/recorder.py for why). Each track also says how many bytes its pending rows can add
+to the file, so the recorder can make sure the disk has room before it writes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from myosight.capture.session_video import JPEG_DTYPE, JPEG_GROUP, LiveVideo, encode_jpeg
+from myosight.data.layout import EMG_GROUPS, VIDEO_TIMESTAMP_GROUP, SessionWriter
+from myosight.realtime.inlets import LiveInlet
+
+log = logging.getLogger(__name__)
+
+SOURCE_LABEL_GROUP = "myosight-recorder/source-labels"
+CHUNK_ROWS = 1024  # SessionWriter's chunk length: n new rows take at most n rows + one chunk more
+METADATA_MARGIN = 256 << 10  # object headers, B-tree nodes, heaps touched by one flush: far less than this
+VALIDITIES = ("Good", "Maybe", "Bad")
+
+
+@dataclass
+class Pending:
+    """Rows of one group waiting for the next flush."""
+
+    times: list[np.ndarray] = field(default_factory=list)
+    data: list[np.ndarray] = field(default_factory=list)
+
+    def take(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.times:
+            return None
+        times, data = np.concatenate(self.times), np.concatenate(self.data)
+        self.times, self.data = [], []
+        return times, data
+
+    @property
+    def rows(self) -> int:
+        return sum(len(t) for t in self.times)
+
+
+class Track:
+    """One stream: its inlet, its groups in the file, and its rows not yet written."""
+
+    role = ""  # the recorder's name for it: emg-left, emg-right, video, labels, activities
+
+    def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float) -> None:
+        self.inlet, self.lsl_to_epoch_s = inlet, lsl_to_epoch_s
+        self.created = False
+        self.written = 0
+        self.last_epoch: float | None = None
+
+    def _epoch(self, stamps: np.ndarray) -> np.ndarray:
+        times = np.asarray(stamps, np.float64) + self.lsl_to_epoch_s
+        if len(times):
+            self.last_epoch = float(times[-1])
+        return times
+
+    def pull(self) -> int:
+        raise NotImplementedError
+
+    def pending_bytes(self) -> int:
+        raise NotImplementedError
+
+    def write(self, writer: SessionWriter) -> None:
+        raise NotImplementedError
+
+    @property
+    def source_id(self) -> str:
+        return self.inlet.source_id
+
+
+class EmgTrack(Track):
+    """Myo EMG as `myo-<arm>/emg` (int32 in the Myo's -128..127 units, as the ActionSense recorder stores it)."""
+
+
+    def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float, arm: str) -> None:
+        super().__init__(inlet, lsl_to_epoch_s)
+        self.arm, self.group = arm, EMG_GROUPS[arm]
+        self.pending = Pending()
+        self.rounded = 0  # values that were not whole Myo units
+
+    def pull(self) -> int:
+        stamps, samples = self.inlet.pull()
+        if len(stamps):
+            whole = np.rint(samples)
+            self.rounded += int(np.count_nonzero(whole != samples))
+            self.pending.times.append(self._epoch(stamps))
+            self.pending.data.append(whole.astype(np.int32))
+        return len(stamps)
+
+    def pending_bytes(self) -> int:
+        return (self.pending.rows + CHUNK_ROWS) * (8 * 4 + 8 + 26)
+
+    def write(self, writer: SessionWriter) -> None:
+        if not self.created:
+            writer.add_emg_stream(self.arm)
+            self.created = True
+        rows = self.pending.take()
+        if rows is not None:
+            writer.append(self.group, rows[1], rows[0])
+            self.written += len(rows[0])
+
+
+class VideoTrack(Track):
+    """Frames as JPEG rows of `eye-tracking-video-world/frame_jpeg` plus their times in the frame-timestamp
+    stream (row i = frame i), and into the live mp4 that a clean stop renames into place."""
+
+
+    def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float, live: LiveVideo, width: int, height: int) -> None:
+        super().__init__(inlet, lsl_to_epoch_s)
+        self.live, self.width, self.height = live, width, height
+        self.pending = Pending()
+        self.jpeg_bytes = 0
+
+    def pull(self) -> int:
+        stamps, frames = self.inlet.pull()
+        if not len(stamps):
+            return 0
+        encoded = np.empty(len(stamps), dtype=object)
+        for i, flat in enumerate(frames):
+            bgr = np.ascontiguousarray(flat.view(np.uint8).reshape(self.height, self.width, 3)[:, :, ::-1])
+            encoded[i] = encode_jpeg(bgr)
+            self.jpeg_bytes += len(encoded[i])
+            self.live.write(bgr)
+        self.pending.times.append(self._epoch(stamps))
+        self.pending.data.append(encoded)
+        return len(stamps)
+
+    def pending_bytes(self) -> int:
+        payload = self.jpeg_bytes
+        return 2 * payload + (self.pending.rows + CHUNK_ROWS) * (16 + 2 * (8 + 8 + 26))
+
+    def write(self, writer: SessionWriter) -> None:
+        if not self.created:
+            writer.add_video_timestamp_stream()
+            writer.add_stream(JPEG_GROUP, (), JPEG_DTYPE, attrs={
+                "Description": "Each world-camera frame as a JPEG file (row i = frame i); the mp4 beside the "
+                "session is made from these", "Pixel layout": "BGR", "Width": str(self.width),
+                "Height": str(self.height)})
+            self.created = True
+        rows = self.pending.take()
+        if rows is not None:
+            times, jpegs = rows
+            writer.append(VIDEO_TIMESTAMP_GROUP, times.reshape(-1, 1), times)
+            writer.append(JPEG_GROUP, jpegs, times)
+            self.written += len(times)
+        self.jpeg_bytes = 0
+
+
+class LabelTrack(Track):
+    """Label markers: the activity rows (`as_activities`) or, for a source's own labels while another stream
+    gives the activities, the marker texts as they came."""
+
+
+    def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float, *, as_activities: bool,
+                 classes: list[str]) -> None:
+        super().__init__(inlet, lsl_to_epoch_s)
+        self.as_activities, self.classes = as_activities, classes
+        self.rows = ActivityRows() if as_activities else None
+        self.pending = Pending()
+        self.ignored = 0
+
+    def pull(self) -> int:
+        stamps, markers = self.inlet.pull_markers()
+        for epoch, marker in zip(self._epoch(stamps), markers, strict=True):
+            text = str(marker[0] if isinstance(marker, list | tuple) else marker)
+            if self.rows is None:
+                self.pending.times.append(np.array([epoch]))
+                self.pending.data.append(np.array([[text.encode()[:500]]], dtype="S500"))
+                continue
+            rows = self.rows.push(text, float(epoch))
+            self.ignored += rows is None
+            self._queue(rows or [])
+        return len(stamps)
+
+    def close_open(self, epoch: float) -> None:
+        """End the activity still open when the recording stops (its Stop is the last data time)."""
+        if self.rows is not None:
+            self._queue(self.rows.close_open(epoch))
+
+    def _queue(self, rows: list[tuple[float, list[str]]]) -> None:
+        for epoch, row in rows:
+            self.pending.times.append(np.array([epoch]))
+            self.pending.data.append(np.array([[cell.encode()[:500] for cell in row]], dtype="S500"))
+
+    def pending_bytes(self) -> int:
+        return (self.pending.rows + 64) * (4 * 500 + 8 + 26)
+
+    def write(self, writer: SessionWriter) -> None:
+        if not self.created:
+            if self.as_activities:
+                writer.add_activity_stream(self.classes)
+            else:
+                writer.add_stream(SOURCE_LABEL_GROUP, (1,), "S500", chunk_rows=64, attrs={
+                    "Description": f"label markers of {self.source_id} as they came"})
+            self.created = True
+        rows = self.pending.take()
+        if rows is not None:
+            group = "experiment-activities/activities" if self.as_activities else SOURCE_LABEL_GROUP
+            writer.append(group, rows[1], rows[0])
+            self.written += len(rows[0])
+
+
+class ActivityRows:
+    """Turns "<activity>|Start" / "<activity>|Stop" markers (optionally "|<Good|Maybe|Bad>" and "|<notes>"
+    after them) into the recorder's label rows, keeping them paired as the reader requires: a Start while
+    another activity is open stops that one first; a Stop of nothing open is ignored."""
+
+    def __init__(self) -> None:
+        self.open: str | None = None
+
+    def push(self, text: str, epoch: float) -> list[tuple[float, list[str]]] | None:
+        activity, kind, validity, notes = _split_marker(text)
+        if not kind:
+            log.warning("ignoring label marker %r: expected '<activity>|Start' or '<activity>|Stop'", text)
+            return None
+        if kind == "Stop":
+            if self.open != activity:
+                log.warning("ignoring 'Stop' of %r: %s", activity, f"'{self.open}' is open" if self.open else
+                            "no activity is open")
+                return None
+            self.open = None
+            return [(epoch, [activity, "Stop", validity, notes])]
+        rows = self.close_open(epoch, notes="stopped by the next Start")
+        self.open = activity
+        return [*rows, (epoch, [activity, "Start", validity, notes])]
+
+    def close_open(self, epoch: float, notes: str = "stopped by the end of the recording") -> list:
+        if self.open is None:
+            return []
+        rows = [(epoch, [self.open, "Stop", "Good", notes])]
+        self.open = None
+        return rows
+
+
+def _split_marker(text: str) -> tuple[str, str, str, str]:
+    """(activity, Start|Stop, validity, notes) of "<activity>|<Start|Stop>[|<Good|Maybe|Bad>[|<notes>]]";
+    an empty kind when the text is not such a marker."""
+    parts = text.split("|")
+    if 2 <= len(parts) <= 4 and parts[0] and parts[1] in ("Start", "Stop"):
+        validity = parts[2] if len(parts) > 2 and parts[2] else "Good"
+        if validity in VALIDITIES:
+            return parts[0], parts[1], validity, parts[3] if len(parts) > 3 else ""
+    return text, "", "", ""

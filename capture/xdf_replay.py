@@ -1,0 +1,221 @@
+"""Replay of a LabRecorder XDF file as myosight's LSL streams (`myosight replay FILE.xdf`).
+
+What is published, with the recorded relative timing (the scheduling, pause/seek/speed control and loop are
+the session replay's, capture/playback.py):
+- EMG: streams of type "EMG" with 8 numeric channels become myosight-emg-left/right. The arm comes from the
+  `left`/`right` options (a stream's name, source id or XDF stream id), else from the stream's description
+  (an `arm` field, as myosight's own streams have), else from the word "left"/"right" in its name. Any
+  doubt is an error that names the streams, never a guess.
+- Video: a stream in myosight's video format (type "Video", int8, size x size x 3 channels), if present.
+- Labels: every single-channel string stream (markers), merged in time, on myosight-labels.
+
+The file is checked chunk by chunk first (capture/xdf_format.py), then read with pyxdf with its clock
+synchronisation (ClockOffset chunks) and without dejittering (the recorded stamps are kept, as for
+sessions). Every problem with the file is a SessionFormatError naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from myosight.capture.playback import Event, Replay, emg_chunk_events
+from myosight.capture.streams import ARMS, emg_stream_info, open_outlet, push_frame, video_stream_info
+from myosight.capture.xdf_format import check_xdf
+from myosight.errors import ConfigError, SessionFormatError
+
+log = logging.getLogger(__name__)
+
+_ARM_WORD = {arm: re.compile(rf"(?<![a-z]){arm}(?![a-z])", re.IGNORECASE) for arm in ARMS}
+
+
+@dataclass
+class XdfStream:
+    """One stream of the file as pyxdf gives it."""
+
+    stream_id: int
+    name: str
+    type: str
+    source_id: str
+    channel_format: str
+    channels: int
+    nominal_srate: float
+    desc: dict
+    time_s: np.ndarray
+    data: np.ndarray | list
+
+    def label(self) -> str:
+        return f"'{self.name}' (id {self.stream_id}, type {self.type or '-'}, {self.channels} channels)"
+
+
+def read_xdf(path: str | Path) -> list[XdfStream]:
+    """Check and read every stream of an XDF file; SessionFormatError for anything wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise SessionFormatError(path, "no such file")
+    counts = check_xdf(path)
+    try:
+        import pyxdf
+    except ImportError:
+        raise ConfigError("XDF replay needs pyxdf: pip install 'myosight[xdf]'") from None
+    try:
+        with np.errstate(all="ignore"):  # damaged clock offsets overflow its fit; the result is checked below
+            loaded, _ = pyxdf.load_xdf(str(path), synchronize_clocks=True, dejitter_timestamps=False)
+    except Exception as error:  # pyxdf signals a bad file with any exception type; all mean the same here
+        raise SessionFormatError(path, f"pyxdf cannot read it ({type(error).__name__}: {error})") from error
+    streams = [_stream(path, raw) for raw in loaded]
+    for stream in streams:
+        if len(stream.time_s) != counts.get(stream.stream_id):
+            raise SessionFormatError(path, f"stream {stream.label()}: {len(stream.time_s)} samples read, "
+                                     f"{counts.get(stream.stream_id)} in the file")
+    return streams
+
+
+def _stream(path: Path, raw: dict) -> XdfStream:
+    info = raw["info"]
+
+    def field(name: str) -> str:
+        value = info.get(name) or [""]
+        return str(value[0] or "").strip()
+
+    desc = info.get("desc") or [None]
+    stream = XdfStream(
+        stream_id=int(info["stream_id"]), name=field("name"), type=field("type"), source_id=field("source_id"),
+        channel_format=field("channel_format"), channels=int(field("channel_count")),
+        nominal_srate=float(field("nominal_srate")), desc=desc[0] if isinstance(desc[0], dict) else {},
+        time_s=np.asarray(raw["time_stamps"], np.float64), data=raw["time_series"])
+    if not np.all(np.isfinite(stream.time_s)):
+        raise SessionFormatError(path, f"stream {stream.label()}: time stamps that are not finite after clock "
+                                 "synchronisation")
+    return stream
+
+
+class XdfReplay(Replay):
+    """Publishes an XDF file's EMG, video and markers with their recorded relative timing."""
+
+    def __init__(self, path: str | Path, *, speed: float = 1.0, loop: bool = False, source: str = "replay",
+                 control_address: str | None = None, left: str | None = None, right: str | None = None,
+                 include_video: bool = True, start_offset_s: float = 0.0, max_seconds: float | None = None) -> None:
+        super().__init__(speed=speed, loop=loop, source=source, control_address=control_address)
+        self.path = Path(path)
+        streams = read_xdf(self.path)
+        self.emg = {arm: (s.time_s, np.asarray(s.data, np.float32))
+                    for arm, s in choose_arms(streams, self.path, left=left, right=right).items()}
+        video = _video_stream(streams) if include_video else None
+        self.video = (video.time_s, np.asarray(video.data, np.int8)) if video is not None else None
+        self.video_size = round((video.channels / 3) ** 0.5) if video is not None else 0
+        self.video_rate = video.nominal_srate if video is not None else 0.0
+        self.labels = _markers(streams)
+        for name, (times, _) in [*self.emg.items(), *([("video", self.video)] if self.video else [])]:
+            if np.any(np.diff(times) < 0):
+                raise SessionFormatError(self.path, f"the {name} stream's time stamps go backwards")
+        self._span(start_offset_s, max_seconds)
+
+    def _span(self, start_offset_s: float, max_seconds: float | None) -> None:
+        series = [times for times, _ in self.emg.values()] + ([self.video[0]] if self.video else [])
+        series = [times for times in series if len(times)]
+        if not series:
+            raise SessionFormatError(self.path, "nothing to replay: no EMG samples and no video frames")
+        self.first_s = min(float(t[0]) for t in series) + start_offset_s
+        self.last_s = max(float(t[-1]) for t in series)
+        if max_seconds is not None:
+            self.last_s = min(self.last_s, self.first_s + max_seconds)
+        self.emg = {arm: self._crop(times, data) for arm, (times, data) in self.emg.items()}
+        if self.video:
+            self.video = self._crop(*self.video)
+        self.labels = [(t, text) for t, text in self.labels if t <= self.last_s]
+
+    def _crop(self, times: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = (times >= self.first_s) & (times <= self.last_s)
+        return times[keep], data[keep]
+
+    def _open_outlets(self) -> None:
+        for arm in self.emg:
+            self.outlets[f"emg-{arm}"] = open_outlet(emg_stream_info(arm, self.source))
+        if self.video is not None:
+            fps = self.video_rate or 30.0
+            self.outlets["video"] = open_outlet(video_stream_info(self.video_size, fps, self.source))
+
+    def _events(self) -> list[Event]:
+        events: list[Event] = []
+        for arm, (times, data) in self.emg.items():
+            events += emg_chunk_events(self.outlets[f"emg-{arm}"], times, data, self._counter(arm))
+        if self.video is not None:
+            outlet = self.outlets["video"]
+            events += [Event(float(t), self._frame_sender(outlet, i)) for i, t in enumerate(self.video[0])]
+        return events
+
+    def _counter(self, arm: str) -> Callable[[int], None]:
+        def count(n: int) -> None:
+            self.stats.emg_samples[arm] += n
+
+        return count
+
+    def _frame_sender(self, outlet, index: int) -> Callable[[float], None]:
+        times, frames = self.video
+
+        def send(shift: float) -> None:
+            push_frame(outlet, frames[index], float(times[index]) + shift)
+            self.stats.frames += 1
+
+        return send
+
+
+def choose_arms(streams: list[XdfStream], path: Path, *, left: str | None = None,
+                right: str | None = None) -> dict[str, XdfStream]:
+    """The EMG stream of each arm present (see the module docstring for the rules)."""
+    emg = [s for s in streams if s.type.lower() == "emg" and s.channels == 8 and s.channel_format != "string"]
+    chosen: dict[str, XdfStream] = {}
+    for arm, wanted in (("left", left), ("right", right)):
+        if wanted is not None:
+            chosen[arm] = _by_name(streams, wanted, path, arm)
+    for stream in emg:
+        if any(stream is s for s in chosen.values()):
+            continue
+        arms = _arms_of(stream)
+        if len(arms) != 1 or arms[0] in chosen:
+            raise ConfigError(f"{path}: cannot tell which arm the EMG stream {stream.label()} is; name the streams "
+                              f"with --left-stream/--right-stream (EMG streams: {', '.join(s.label() for s in emg)})")
+        chosen[arms[0]] = stream
+    if not chosen:
+        found = ", ".join(s.label() for s in streams) or "none"
+        raise SessionFormatError(path, f"no EMG stream (type EMG, 8 numeric channels); streams: {found}")
+    return chosen
+
+
+def _by_name(streams: list[XdfStream], wanted: str, path: Path, arm: str) -> XdfStream:
+    hits = [s for s in streams if wanted in (s.name, s.source_id, str(s.stream_id))]
+    if len(hits) != 1:
+        raise ConfigError(f"{path}: {len(hits)} streams match the {arm} arm's {wanted!r} (by name, source id or "
+                          f"stream id); streams: {', '.join(s.label() for s in streams)}")
+    stream = hits[0]
+    if stream.channels != 8 or stream.channel_format == "string":
+        raise ConfigError(f"{path}: the {arm} arm's stream {stream.label()} is not 8 numeric EMG channels")
+    return stream
+
+
+def _arms_of(stream: XdfStream) -> list[str]:
+    """The arm a stream's description names, else the arms its name mentions."""
+    described = stream.desc.get("arm") or [None]
+    if isinstance(described[0], str) and described[0].strip().lower() in ARMS:
+        return [described[0].strip().lower()]
+    return [arm for arm in ARMS if _ARM_WORD[arm].search(stream.name)]
+
+
+def _video_stream(streams: list[XdfStream]) -> XdfStream | None:
+    for stream in streams:
+        side = round((stream.channels / 3) ** 0.5)
+        if stream.type.lower() == "video" and stream.channel_format == "int8" and side * side * 3 == stream.channels:
+            return stream
+    return None
+
+
+def _markers(streams: list[XdfStream]) -> list[tuple[float, str]]:
+    markers = [(float(t), str(sample[0])) for s in streams if s.channel_format == "string" and s.channels == 1
+               for t, sample in zip(s.time_s, s.data, strict=True)]
+    return sorted(markers, key=lambda item: item[0])

@@ -1,0 +1,330 @@
+"""Starts and stops what the window shows: the source, the worker and the recorder, each its own process.
+
+The processes are those of `myosight run` (`source_process`, `worker_process`, started with spawn), and
+they stop in the same order: the viewer's own inlets first, then the worker, then the recorder, then the
+source, so every inlet closes while its outlet still exists. Stopping runs in a background thread and
+starting waits for it, so the window never freezes; `poll()` (from the window's timer) drives the rest:
+it starts the worker once the source is up, restarts it when the model or the sEMG-only switch changes,
+and turns a process that died into a notice for the banner.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import socket
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pylsl
+
+from myosight.errors import ConfigError
+from myosight.gui.receivers import StreamReceiver
+from myosight.gui.replay_link import ReplayLink, replay_control_available
+from myosight.gui.state import GuiState
+from myosight.realtime.run import EXIT_SOURCE_FAILED, EXIT_WORKER_FAILED, RunSpec, SourceSpec
+
+log = logging.getLogger(__name__)
+
+_names = itertools.count(1)
+
+
+def unique_source_name(prefix: str = "gui") -> str:
+    """An LSL source name no other viewer or test on this network uses at the same time."""
+    return f"{prefix}{os.getpid()}x{next(_names)}"
+
+
+def free_tcp_address() -> str:
+    """A loopback address with a port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def recorder_available() -> bool:
+    try:
+        from myosight.capture.recorder import RecorderSpec, recorder_process  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class Child:
+    """One child process with its stop and ready events."""
+
+    role: str
+    process: mp.Process
+    stop: object
+    ready: object
+    stopping: bool = False
+    reported: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+
+@dataclass
+class WorkerSettings:
+    bundle: str | None = None
+    emg_only: bool = False
+    hop_s: float = 1.0
+    video_size: int | None = None
+    use_compile: bool = False
+
+
+@dataclass
+class Controller:
+    """The window's processes. Every public method returns at once; `poll()` does the waiting."""
+
+    state: GuiState
+    address: str
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    record_dir: Path = Path("recordings")
+    subject: str = "S00"
+    context: object = field(default_factory=lambda: mp.get_context("spawn"))
+    children: dict[str, Child] = field(default_factory=dict)
+    source_spec: SourceSpec | None = None
+    streams: StreamReceiver | None = None
+    replay: ReplayLink | None = None
+    notices: dict[str, tuple[str, str]] = field(default_factory=dict)
+    worker_generation: int = 0
+    label_source: str = field(default_factory=lambda: unique_source_name("guilabels"))
+    label_outlet: pylsl.StreamOutlet | None = None
+    open_label: str | None = None
+    _pending_source: SourceSpec | None = None
+    _worker_dirty: bool = False
+    _stopper: threading.Thread | None = None
+    _ever_failed: dict[str, int] = field(default_factory=dict)
+
+    # -- requests from the window ---------------------------------------------------------------------
+    def start_source(self, spec: SourceSpec) -> None:
+        """Stop whatever runs and start this source (and the worker after it)."""
+        if self.worker.bundle is not None:
+            self._check_bundle(self.worker.bundle)
+        if spec.kind == "replay" and replay_control_available():
+            spec.control_address = free_tcp_address()
+        self._pending_source = spec
+        self._stop_in_background(["recorder", "worker", "source"], streams=True)
+        self.notices.pop("source", None)
+
+    def attach(self, source_name: str) -> None:
+        """Use the LSL streams of a source that runs elsewhere (no source process)."""
+        self.start_source(SourceSpec(kind="lsl", source=source_name))
+
+    def stop_all(self) -> None:
+        self._pending_source = None
+        self._stop_in_background(["recorder", "worker", "source"], streams=True)
+
+    def set_bundle(self, bundle: str) -> list[str]:
+        """Switch the model (the worker restarts); returns the bundle's classes. Raises ConfigError."""
+        meta = self._check_bundle(bundle)
+        self.worker.bundle = bundle
+        self._worker_dirty = True
+        return list(meta["classes"])
+
+    def set_emg_only(self, emg_only: bool) -> None:
+        if emg_only != self.worker.emg_only:
+            self.worker.emg_only = emg_only
+            self._worker_dirty = True
+
+    def replay_command(self, command: str, *args: float) -> bool:
+        """play / pause / set_speed / seek; False when the source has no replay control."""
+        if self.replay is None:
+            return False
+        self.replay.send(command, *args)
+        return True
+
+    # -- recording ------------------------------------------------------------------------------------
+    def start_recording(self, classes: list[str] | None = None) -> Path:
+        if not recorder_available():
+            raise ConfigError("recording needs capture/recorder.py, which this installation does not have")
+        if self.source_spec is None or not self._running("source", allow_external=True):
+            raise ConfigError("start a source before recording")
+        from myosight.capture.recorder import RecorderSpec, recorder_process
+        from myosight.capture.streams import marker_stream_info, open_outlet
+
+        if self.label_outlet is None:
+            self.label_outlet = open_outlet(marker_stream_info(source=self.label_source))
+        out_dir = Path(self.record_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec = RecorderSpec(out_dir=str(out_dir), source=self.source_spec.source, label_source=self.label_source,
+                            subject=self.subject, classes=classes)
+        self._start_child("recorder", recorder_process, asdict(spec))
+        return out_dir
+
+    def mark_label(self, activity: str, start: bool) -> None:
+        """Publish "<activity>|Start" or "|Stop" on the viewer's marker stream, stamped now."""
+        if self.label_outlet is None:
+            raise ConfigError("labels are recorded only while recording")
+        if start and self.open_label is not None:
+            self.mark_label(self.open_label, start=False)
+        self.label_outlet.push_sample([f"{activity}|{'Start' if start else 'Stop'}"], pylsl.local_clock())
+        self.open_label = activity if start else None
+
+    def stop_recording(self) -> None:
+        if self.open_label is not None:
+            self.mark_label(self.open_label, start=False)
+        self._stop_in_background(["recorder"], streams=False)
+
+    @property
+    def recording(self) -> bool:
+        child = self.children.get("recorder")
+        return child is not None and child.alive and not child.stopping
+
+    # -- the timer's part -----------------------------------------------------------------------------
+    def poll(self) -> None:
+        if self._stopper is not None and self._stopper.is_alive():
+            return
+        self._stopper = None
+        self._report_deaths()
+        if self._pending_source is not None:
+            self._launch_source(self._pending_source)
+            self._pending_source = None
+            return
+        if self._worker_dirty and "worker" in self.children:
+            self._stop_in_background(["worker"], streams=False)
+            return
+        if self._source_ready() and self.worker.bundle and ("worker" not in self.children or self._worker_dirty):
+            self._launch_worker()
+        self._starting_notice()
+        if self.replay is not None and self.replay.error:
+            self.notices["replay"] = ("warning", self.replay.error)
+        else:
+            self.notices.pop("replay", None)
+
+    def exit_code(self) -> int:
+        """As `myosight run`: 4 when the worker failed, 3 when the source failed, else 0."""
+        if self._ever_failed.get("worker"):
+            return EXIT_WORKER_FAILED
+        if self._ever_failed.get("source"):
+            return EXIT_SOURCE_FAILED
+        return 0
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Stop everything in order and wait for it (the window is closing)."""
+        self.stop_all()
+        if self._stopper is not None:
+            self._stopper.join(timeout_s)
+        if self.label_outlet is not None:
+            self.label_outlet = None
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _check_bundle(self, bundle: str) -> dict:
+        from myosight.models.bundle import read_bundle_metadata
+
+        return read_bundle_metadata(bundle)
+
+    def _launch_source(self, spec: SourceSpec) -> None:
+        from myosight.realtime.run import source_process
+
+        self.state.reset_predictions()
+        self.state.drop_stream_views()
+        self.source_spec = spec
+        if spec.kind != "lsl":
+            self._start_child("source", source_process, asdict(spec))
+        self.streams = StreamReceiver(spec.source, self.state)
+        self.streams.start()
+        control = getattr(spec, "control_address", None)
+        if control:
+            self.replay = ReplayLink(control, self.state)
+            self.replay.start()
+
+    def _launch_worker(self) -> None:
+        from myosight.realtime.run import worker_process
+
+        run = RunSpec(bundle=str(self.worker.bundle), sources=self.source_spec, address=self.address,
+                      emg_only=self.worker.emg_only, hop_s=self.worker.hop_s, video_size=self.worker.video_size,
+                      use_compile=self.worker.use_compile)
+        self.state.reset_predictions()
+        self._start_child("worker", worker_process, asdict(run))
+        self._worker_dirty = False
+        self.worker_generation += 1
+        self.notices.pop("worker", None)
+
+    def _start_child(self, role: str, target, spec: dict) -> None:
+        stop, ready = self.context.Event(), self.context.Event()
+        process = self.context.Process(target=target, args=(spec, stop, ready), name=f"myosight-{role}")
+        process.start()
+        self.children[role] = Child(role, process, stop, ready)
+
+    def _source_ready(self) -> bool:
+        if self.source_spec is None:
+            return False
+        if self.source_spec.kind == "lsl":
+            return True
+        child = self.children.get("source")
+        return child is not None and child.alive and child.ready.is_set()
+
+    def _running(self, role: str, allow_external: bool = False) -> bool:
+        if allow_external and role == "source" and self.source_spec is not None and self.source_spec.kind == "lsl":
+            return True
+        child = self.children.get(role)
+        return child is not None and child.alive
+
+    def _report_deaths(self) -> None:
+        for role, child in list(self.children.items()):
+            if child.alive or child.stopping or child.reported:
+                continue
+            child.reported = True
+            code = child.process.exitcode
+            if role == "source" and code == 0:
+                self.notices["source"] = ("info", "Replay finished")
+                continue
+            if code != 0:
+                self._ever_failed[role] = code
+            what = {"source": f"the {self.source_spec.kind if self.source_spec else ''} source",
+                    "worker": "the worker", "recorder": "the recorder"}[role]
+            self.notices[role] = ("error", f"{what.capitalize()} stopped (exit code {code}); see the terminal")
+
+    def _starting_notice(self) -> None:
+        child = self.children.get("worker")
+        waiting = child is not None and child.alive and self.state.health_arrival is None
+        if waiting:
+            self.notices["starting"] = ("info", "Starting the worker (loading the model) …")
+        else:
+            self.notices.pop("starting", None)
+
+    def _stop_in_background(self, roles: list[str], streams: bool) -> None:
+        """Stop the viewer's inlets (if `streams`) and the children named, in this order, off the GUI thread."""
+        children = [self.children.pop(role) for role in roles if role in self.children]
+        for child in children:
+            child.stopping = True
+        receiver = self.streams if streams else None
+        replay = self.replay if streams else None
+        label_outlet = self.label_outlet if "recorder" in roles else None
+        if streams:
+            self.streams, self.replay = None, None
+        if "recorder" in roles:
+            self.label_outlet, self.open_label = None, None
+        previous = self._stopper
+        parts = {"outlet": label_outlet}
+
+        def stop() -> None:
+            if previous is not None:
+                previous.join()
+            for part in (replay, receiver):
+                if part is not None:
+                    part.stop()
+            for child in children:
+                stop_child(child)
+            parts.clear()  # the label outlet goes last: the recorder's inlet on it is closed by now
+
+        self._stopper = threading.Thread(target=stop, name="myosight-gui-stopper", daemon=True)
+        self._stopper.start()
+
+
+def stop_child(child: Child, timeout_s: float = 10.0) -> None:
+    """Ask a child to stop, wait, and terminate it if it does not."""
+    child.stop.set()
+    if child.process.pid is None:
+        return
+    child.process.join(timeout_s)
+    if child.process.is_alive():
+        log.warning("%s did not stop within %.0f s; terminating it", child.role, timeout_s)
+        child.process.terminate()
+        child.process.join(5)

@@ -1,0 +1,320 @@
+"""The main window: the panels, the frame timer that draws the latest state, and the controls' wiring.
+
+All drawing happens in `_tick`, from a Qt timer in the GUI thread: it takes one snapshot of the shared state
+and updates each panel from it (the heavy panels only when their part changed). Receiving happens in the
+receiver threads and the processes; the window never waits for them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from myosight.errors import MyosightError
+from myosight.gui.controller import Controller, recorder_available, unique_source_name
+from myosight.gui.qt import QtCore, QtGui, QtWidgets
+from myosight.gui.receivers import ResultReceiver, StreamReceiver
+from myosight.gui.state import GuiState, Snapshot
+from myosight.gui.widgets.attention import AttentionTiles
+from myosight.gui.widgets.camera_view import CameraView
+from myosight.gui.widgets.controls import ControlsPanel
+from myosight.gui.widgets.emg_traces import EmgTraces
+from myosight.gui.widgets.health import Banner, BannerModel, HealthPanel
+from myosight.gui.widgets.prediction import PredictionPanel
+from myosight.gui.widgets.spectrograms import SpectrogramPanel
+from myosight.realtime.run import SourceSpec
+
+STYLE = """
+QWidget { background: #101418; color: #dfe6ec; font-size: 10pt; }
+QGroupBox { border: 1px solid #2a323a; border-radius: 4px; margin-top: 10px; padding-top: 4px; }
+QGroupBox::title { subcontrol-origin: margin; left: 6px; color: #8fa3b5; }
+QLabel#small { color: #8fa3b5; font-size: 9pt; }
+QLabel#value { font-weight: bold; }
+QLabel#predictionLabel { font-size: 24pt; font-weight: bold; color: #ffffff; }
+QLabel#panelTitle { color: #8fa3b5; font-weight: bold; }
+QPushButton, QComboBox, QLineEdit, QDoubleSpinBox { background: #1c232a; border: 1px solid #323c46;
+  border-radius: 3px; padding: 2px 6px; }
+QPushButton:checked { background: #8a2b2b; }
+QPushButton:disabled, QComboBox:disabled { color: #56616b; }
+QTableWidget { background: #141a1f; gridline-color: #2a323a; }
+QHeaderView::section { background: #1c232a; color: #8fa3b5; border: none; padding: 2px; }
+"""
+NOTICE_SECONDS = 8.0
+
+
+class FrameClock:
+    """Frame times of the last seconds: the frame rate, the slowest frame, and how long data waited."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self.ticks: deque[float] = deque()
+        self.ages: deque[tuple[float, float]] = deque()
+        self.busy: deque[float] = deque(maxlen=300)  # seconds spent in the last ticks (painting excluded)
+        self.frames = 0
+
+    def tick(self, now: float, data_age_s: float | None) -> None:
+        self.frames += 1
+        self.ticks.append(now)
+        if data_age_s is not None:
+            self.ages.append((now, data_age_s))
+        while self.ticks and now - self.ticks[0] > self.window_s:
+            self.ticks.popleft()
+        while self.ages and now - self.ages[0][0] > self.window_s:
+            self.ages.popleft()
+
+    def stats(self) -> dict:
+        ticks = list(self.ticks)
+        intervals = [b - a for a, b in itertools.pairwise(ticks)]
+        span = ticks[-1] - ticks[0] if len(ticks) > 1 else 0.0
+        return {"fps": (len(ticks) - 1) / span if span > 0 else 0.0,
+                "slowest_frame_ms": 1e3 * max(intervals, default=0.0),
+                "data_wait_ms": 1e3 * max((age for _, age in self.ages), default=0.0),
+                "tick_p50_ms": 1e3 * float(np.median(self.busy)) if self.busy else 0.0,
+                "tick_p95_ms": 1e3 * float(np.percentile(self.busy, 95)) if self.busy else 0.0,
+                "frames": self.frames}
+
+
+def _titled(title: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    box = QtWidgets.QWidget()
+    layout = QtWidgets.QVBoxLayout(box)
+    layout.setContentsMargins(2, 2, 2, 2)
+    layout.setSpacing(1)
+    label = QtWidgets.QLabel(title)
+    label.setObjectName("panelTitle")
+    layout.addWidget(label)
+    layout.addWidget(widget, 1)
+    return box
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The viewer. `controller` is None when viewing a worker that runs elsewhere (`--connect`)."""
+
+    closed = QtCore.Signal()
+
+    def __init__(self, state: GuiState, controller: Controller | None, address: str, *,
+                 kinetics_labels: list[str] | None = None, jsonl: Path | None = None, fps: float = 30.0,
+                 banner: BannerModel | None = None) -> None:
+        super().__init__()
+        self.state, self.controller, self.address = state, controller, address
+        self.setWindowTitle("myosight")
+        self.setStyleSheet(STYLE)
+        self.banner_model = banner or BannerModel()
+        self.clock = FrameClock()
+        self.notices: dict[str, tuple[str, str, float]] = {}
+        self._seen = {"frame": -1, "prediction": -1}
+        self._next_slow = 0.0
+        self.classes: list[str] = []
+        self.record_note = ""
+        self.can_record = recorder_available()
+        self._build(kinetics_labels)
+        self.streams: StreamReceiver | None = None
+        self.receiver = ResultReceiver(address, state, jsonl)
+        self.receiver.start()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start(int(1000 / fps))
+        self._shortcuts()
+        self._closed = False
+
+    # -- layout ---------------------------------------------------------------------------------------
+    def _build(self, kinetics_labels: list[str] | None) -> None:
+        self.banner = Banner()
+        self.traces = EmgTraces()
+        self.spectrograms = SpectrogramPanel()
+        self.camera = CameraView()
+        self.prediction = PredictionPanel(kinetics_labels)
+        self.attention = AttentionTiles()
+        self.health = HealthPanel()
+        self.controls = ControlsPanel()
+        left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        left.addWidget(self.traces)
+        left.addWidget(self.spectrograms)
+        left.setSizes([560, 300])
+        top_right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        top_right.addWidget(_titled("Camera (model input)", self.camera))
+        top_right.addWidget(_titled("Prediction", self.prediction))
+        top_right.setSizes([330, 420])
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        right.addWidget(top_right)
+        right.addWidget(_titled("Clip attention (fig. 6)", self.attention))
+        right.addWidget(_titled("Health", self.health))
+        right.setSizes([440, 90, 250])
+        main = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        main.addWidget(left)
+        main.addWidget(right)
+        main.setSizes([820, 760])
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(main, 1)
+        layout.addWidget(self.controls)
+        self.setCentralWidget(central)
+        self.resize(1600, 960)
+        self._wire_controls()
+
+    def _wire_controls(self) -> None:
+        c = self.controls
+        c.sourceRequested.connect(self._on_source)
+        c.stopRequested.connect(lambda: self._call("stop_all"))
+        c.playRequested.connect(lambda play: self._replay("play" if play else "pause"))
+        c.speedChanged.connect(lambda speed: self._replay("set_speed", speed))
+        c.seekRequested.connect(lambda position: self._replay("seek", position))
+        c.bundleChosen.connect(self.choose_bundle)
+        c.emgOnlyToggled.connect(lambda on: self._call("set_emg_only", on))
+        c.recordToggled.connect(self._on_record)
+        c.labelToggled.connect(lambda activity, on: self._call("mark_label", activity, on))
+        if self.controller is None:
+            for group in c.findChildren(QtWidgets.QGroupBox):
+                group.setEnabled(False)
+                group.setToolTip("viewing a worker that runs elsewhere: nothing to control from here")
+        else:
+            c.emg_only.blockSignals(True)
+            c.emg_only.setChecked(self.controller.worker.emg_only)
+            c.emg_only.blockSignals(False)
+
+    def _shortcuts(self) -> None:
+        bindings = [("Space", self.controls.toggle_label), ("Ctrl+R", self.controls.record.click),
+                    ("P", self.controls.toggle_play)]
+        bindings += [(str(k), lambda k=k: self.controls.choose_label(k - 1)) for k in range(1, 10)]
+        for key, slot in bindings:
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+
+    # -- actions --------------------------------------------------------------------------------------
+    def notice(self, level: str, text: str) -> None:
+        """A transient line in the banner (errors of the user's own requests)."""
+        self.notices[text] = (level, text, time.monotonic() + NOTICE_SECONDS)
+
+    def _call(self, method: str, *args: object) -> object:
+        """A controller request; its error goes to the banner instead of ending the window."""
+        if self.controller is None:
+            return None
+        try:
+            return getattr(self.controller, method)(*args)
+        except MyosightError as error:
+            self.notice("error", str(error))
+            return None
+
+    def _replay(self, command: str, *args: float) -> None:
+        if self.controller is not None and not self.controller.replay_command(command, *args):
+            self.notice("warning", "this source has no replay control")
+
+    def choose_bundle(self, path: str) -> None:
+        classes = self._call("set_bundle", path)
+        if classes is not None:
+            self.controls.add_bundle(path)
+            self.set_classes(classes)
+
+    def set_classes(self, classes: list[str]) -> None:
+        self.classes = list(classes)
+        self.controls.set_classes(classes)
+
+    def _on_source(self, request: dict) -> None:
+        if self.controller is None:
+            return
+        kind = request["kind"]
+        if kind == "replay" and not (request["session"] and Path(request["session"]).is_file()):
+            self.notice("error", f"replay: no session file {request['session'] or '(none given)'}")
+            return
+        left, right = request["left"], request["right"]
+        spec = SourceSpec(kind=kind, session=request["session"], speed=request["speed"], loop=request["loop"],
+                          camera=request["camera"], source=unique_source_name(),
+                          myo_left=left if kind == "camera+myo" else None,
+                          myo_right=right if kind == "camera+myo" else None,
+                          lsl_emg_left=left if kind == "camera+lsl-emg" else None,
+                          lsl_emg_right=right if kind == "camera+lsl-emg" else None)
+        self._call("start_source", spec)
+
+    def _on_record(self, on: bool) -> None:
+        if on:
+            out = self._call("start_recording", self.classes or None)
+            self.record_note = f"recording to {out}" if out is not None else ""
+        else:
+            self._call("stop_recording")
+
+    # -- the frame timer ------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = time.monotonic()
+        snapshot = self.state.snapshot()
+        self.traces.update_traces(snapshot.emg, snapshot.emg_newest)
+        if snapshot.frame_seq != self._seen["frame"] or snapshot.prediction_seq != self._seen["prediction"]:
+            self._draw_camera(snapshot)
+        if snapshot.prediction_seq != self._seen["prediction"]:
+            self._draw_prediction(snapshot)
+        if now >= self._next_slow:
+            self._next_slow = now + 0.2
+            self._slow_parts(now, snapshot)
+        self.clock.tick(now, snapshot.data_age_s)
+        self.clock.busy.append(time.monotonic() - now)
+
+    def _draw_camera(self, snapshot: Snapshot) -> None:
+        if snapshot.frame_seq != self._seen["frame"]:
+            self.camera.show_frame(snapshot.frame)
+            self._seen["frame"] = snapshot.frame_seq
+        fields = snapshot.prediction.fields if snapshot.prediction is not None else {}
+        self.camera.strip.set_window(fields.get("clip_starts", []), fields.get("window_end"), snapshot.frame_time)
+
+    def _draw_prediction(self, snapshot: Snapshot) -> None:
+        self._seen["prediction"] = snapshot.prediction_seq
+        self.prediction.show_prediction(snapshot.prediction, snapshot.history, snapshot.scored, snapshot.correct)
+        self.attention.show_attention(snapshot.prediction)
+        self.spectrograms.update_clips(snapshot.spectrograms)
+        if snapshot.prediction is not None and snapshot.prediction.fields["classes"] != self.classes:
+            self.set_classes(snapshot.prediction.fields["classes"])
+
+    def _slow_parts(self, now: float, snapshot: Snapshot) -> None:
+        """Health, banner, controller and controls: a few times a second is enough."""
+        if self.controller is not None:
+            self.controller.poll()
+            recording = self.controller.recording
+            can_record = self.can_record and self.controller.source_spec is not None
+            self.controls.set_recording(recording, available=can_record, note=self.record_note if recording else "")
+        self.controls.set_replay_status(snapshot.replay)
+        self.health.show_health(snapshot)
+        stats = self.clock.stats()
+        self.health.show_display_rate(stats["fps"], stats["slowest_frame_ms"])
+        self.notices = {k: v for k, v in self.notices.items() if v[2] > now}
+        notices = [(level, text) for level, text, _ in self.notices.values()]
+        if self.controller is not None:
+            notices += list(self.controller.notices.values())
+        expect_worker = self.controller is None or "worker" in self.controller.children
+        self.banner.show_line(self.banner_model.update(now, snapshot, notices, expect_worker))
+
+    def show_streams(self, source: str) -> None:
+        """Show the LSL streams of a source that runs elsewhere (with a worker that runs elsewhere)."""
+        if self.streams is not None:
+            self.streams.stop()
+        self.streams = StreamReceiver(source, self.state)
+        self.streams.start()
+
+    # -- screenshots and closing ----------------------------------------------------------------------
+    def save_screenshot(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.grab().save(str(path)):
+            raise MyosightError(f"{path}: could not write the screenshot (PNG)")
+        return path
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.shutdown()
+        super().closeEvent(event)
+        self.closed.emit()
+
+    def shutdown(self) -> None:
+        """Stop drawing, receiving and every process, in order; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.timer.stop()
+        self.receiver.stop()
+        if self.streams is not None:
+            self.streams.stop()
+        if self.controller is not None:
+            self.controller.shutdown()

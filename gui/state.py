@@ -1,0 +1,195 @@
+"""The state handed over from the receiving threads to the GUI thread: the latest of everything.
+
+Receivers write under one lock and overwrite: a new frame replaces the old one, a new prediction replaces
+the last, sEMG goes into fixed-size rings. The GUI timer takes a `Snapshot` (short copies under the lock)
+and draws it; nothing ever queues between the two, so a slow frame only drops intermediate states.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from myosight.realtime.messages import Message
+
+TRACE_SECONDS = 10.0
+SPECTROGRAM_CLIPS = 10
+HISTORY = 12
+
+
+class SampleRing:
+    """The last `capacity` samples of one stream (timestamps and channels), overwritten in place."""
+
+    def __init__(self, channels: int, capacity: int) -> None:
+        self.channels, self.capacity = channels, capacity
+        self.times = np.zeros(capacity)
+        self.values = np.zeros((capacity, channels), np.float32)
+        self.count = 0  # samples ever written
+        self.newest = -np.inf
+
+    def push(self, times: np.ndarray, values: np.ndarray) -> None:
+        n = len(times)
+        if n == 0:
+            return
+        if n > self.capacity:
+            times, values, n = times[-self.capacity:], values[-self.capacity:], self.capacity
+        start = self.count % self.capacity
+        first = min(n, self.capacity - start)
+        self.times[start:start + first] = times[:first]
+        self.values[start:start + first] = values[:first]
+        self.times[:n - first] = times[first:]
+        self.values[:n - first] = values[first:]
+        self.count += n
+        self.newest = float(times[-1])
+
+    def last(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the samples no older than `seconds` before the newest, oldest first."""
+        held = min(self.count, self.capacity)
+        if held == 0:
+            return np.zeros(0), np.zeros((0, self.channels), np.float32)
+        order = (np.arange(self.count - held, self.count)) % self.capacity
+        times = self.times[order]
+        keep = int(np.searchsorted(times, self.newest - seconds, side="left"))
+        return times[keep:], self.values[order[keep:]]
+
+
+@dataclass
+class StreamView:
+    """What the viewer's own inlet knows about a stream (the worker's view comes in its health messages)."""
+
+    lost: bool = False
+    rate_hz: float = 0.0
+    samples: int = 0
+
+
+@dataclass
+class Snapshot:
+    """Everything one frame draws; arrays are copies or never-mutated objects."""
+
+    emg: dict[str, tuple[np.ndarray, np.ndarray]]
+    emg_newest: float | None
+    frame: np.ndarray | None
+    frame_time: float | None
+    frame_seq: int
+    prediction: Message | None
+    prediction_seq: int
+    history: list[tuple[str, str | None]]
+    scored: int
+    correct: int
+    spectrograms: list[np.ndarray]
+    health: Message | None
+    health_seq: int
+    health_age_s: float | None
+    streams: dict[str, StreamView]
+    replay: dict | None
+    data_age_s: float | None  # how long the oldest not-yet-drawn data has waited
+
+
+@dataclass
+class GuiState:
+    """Written by the receiver threads, read by the GUI timer; every access holds `lock`."""
+
+    trace_seconds: float = TRACE_SECONDS
+    ring_capacity: int = 4096
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    emg: dict[str, SampleRing] = field(default_factory=dict)
+    frame: np.ndarray | None = None
+    frame_time: float | None = None
+    frame_seq: int = 0
+    prediction: Message | None = None
+    prediction_seq: int = 0
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    scored: int = 0
+    correct: int = 0
+    spectrograms: deque = field(default_factory=lambda: deque(maxlen=SPECTROGRAM_CLIPS))
+    health: Message | None = None
+    health_seq: int = 0
+    health_arrival: float | None = None
+    streams: dict[str, StreamView] = field(default_factory=dict)
+    replay: dict | None = None
+    _unseen_since: float | None = None
+
+    # -- writers (receiver threads) -------------------------------------------------------------------
+    def push_emg(self, stream: str, times: np.ndarray, values: np.ndarray) -> None:
+        with self.lock:
+            ring = self.emg.get(stream)
+            if ring is None or ring.channels != values.shape[1]:
+                ring = self.emg[stream] = SampleRing(values.shape[1], self.ring_capacity)
+            ring.push(times, values)
+            self._mark_unseen()
+
+    def set_frame(self, time_s: float, frame: np.ndarray) -> None:
+        with self.lock:
+            self.frame, self.frame_time = frame, time_s
+            self.frame_seq += 1
+            self._mark_unseen()
+
+    def set_prediction(self, message: Message) -> None:
+        fields = message.fields
+        with self.lock:
+            self.prediction = message
+            self.prediction_seq += 1
+            self.history.append((str(fields.get("label", "?")), fields.get("true_label")))
+            if fields.get("true_label"):
+                self.scored += 1
+                self.correct += int(fields.get("label") == fields["true_label"])
+            spectrogram = message.arrays.get("spectrogram")
+            if spectrogram is not None and spectrogram.ndim == 3:
+                self.spectrograms.append(spectrogram)
+            self._mark_unseen()
+
+    def set_health(self, message: Message) -> None:
+        with self.lock:
+            self.health = message
+            self.health_seq += 1
+            self.health_arrival = time.monotonic()
+
+    def set_stream_view(self, stream: str, view: StreamView) -> None:
+        with self.lock:
+            self.streams[stream] = view
+
+    def drop_stream_views(self) -> None:
+        with self.lock:
+            self.streams = {}
+            self.emg = {}
+            self.frame, self.frame_time = None, None
+
+    def set_replay(self, status: dict | None) -> None:
+        with self.lock:
+            self.replay = status
+
+    def reset_predictions(self) -> None:
+        """Forget predictions, history and accuracy (a new model or a new source)."""
+        with self.lock:
+            self.prediction, self.health = None, None
+            self.history.clear()
+            self.spectrograms.clear()
+            self.scored = self.correct = 0
+            self.prediction_seq += 1
+            self.health_seq += 1
+            self.health_arrival = None
+
+    def _mark_unseen(self) -> None:
+        if self._unseen_since is None:
+            self._unseen_since = time.monotonic()
+
+    # -- reader (GUI thread) --------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        now = time.monotonic()
+        with self.lock:
+            emg = {name: ring.last(self.trace_seconds) for name, ring in self.emg.items()}
+            newest = max((ring.newest for ring in self.emg.values() if ring.count), default=None)
+            age = None if self._unseen_since is None else now - self._unseen_since
+            self._unseen_since = None
+            return Snapshot(
+                emg=emg, emg_newest=newest, frame=self.frame, frame_time=self.frame_time,
+                frame_seq=self.frame_seq, prediction=self.prediction, prediction_seq=self.prediction_seq,
+                history=list(self.history), scored=self.scored, correct=self.correct,
+                spectrograms=list(self.spectrograms), health=self.health, health_seq=self.health_seq,
+                health_age_s=None if self.health_arrival is None else now - self.health_arrival,
+                streams=dict(self.streams), replay=self.replay, data_age_s=age,
+            )

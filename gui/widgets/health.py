@@ -1,0 +1,190 @@
+"""Health: each stream's rate, gaps, dropouts and clock offset, the worker's latency and load, and a banner
+that says when a stream is lost, when it is back, and when a process stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from myosight.gui.qt import QtCore, QtWidgets
+from myosight.gui.state import Snapshot, StreamView
+
+COLUMNS = ("stream", "state", "rate (Hz)", "gaps", "dropouts", "clock offset (ms)")
+LEVELS = {"info": 0, "ok": 1, "warning": 2, "error": 3}
+BANNER_STYLES = {"info": "background:#23415a; color:#e8f1f8;", "ok": "background:#1f5a32; color:#eafbe9;",
+                 "warning": "background:#6b5312; color:#fff6dc;", "error": "background:#7a1f1f; color:#ffecec;"}
+
+
+@dataclass
+class BannerModel:
+    """Turns successive health views into banner lines; a stream that comes back is announced for
+    `back_visible_s` seconds, then the banner clears."""
+
+    back_visible_s: float = 4.0
+    silent_after_s: float = 5.0
+    lost: set[str] = field(default_factory=set)
+    back: dict[str, float] = field(default_factory=dict)
+
+    def update(self, now: float, snapshot: Snapshot, notices: list[tuple[str, str]], expect_worker: bool,
+               ) -> tuple[str, str] | None:
+        lost_now, missing = self._stream_states(snapshot)
+        paused = bool(snapshot.replay and snapshot.replay.get("paused"))
+        for name in self.lost - lost_now:
+            self.back[name] = now
+        self.lost = set() if paused else lost_now
+        self.back = {name: t for name, t in self.back.items()
+                     if now - t < self.back_visible_s and name not in self.lost}
+        lines = list(notices)
+        if paused:
+            lines.append(("info", "Replay paused"))
+        if self.lost:
+            lines.append(("error", "Stream lost: " + ", ".join(sorted(self.lost)) + " (no data)"))
+        if missing:
+            lines.append(("warning", "Stream missing: " + ", ".join(sorted(missing))))
+        if self.back:
+            lines.append(("ok", "Stream back: " + ", ".join(sorted(self.back))))
+        age = snapshot.health_age_s
+        if expect_worker and age is not None and age > self.silent_after_s:
+            lines.append(("error", f"No results from the worker for {age:.0f} s"))
+        if not lines:
+            return None
+        level = max((lvl for lvl, _ in lines), key=LEVELS.__getitem__)
+        return level, " · ".join(text for _, text in lines)
+
+    def _stream_states(self, snapshot: Snapshot) -> tuple[set[str], set[str]]:
+        lost = {name for name, view in snapshot.streams.items() if view.lost}
+        missing: set[str] = set()
+        fresh = snapshot.health is not None and (snapshot.health_age_s or 0) <= self.silent_after_s
+        for name, stream in (snapshot.health.fields.get("streams", {}) if fresh else {}).items():
+            if stream.get("missing"):
+                missing.add(name)
+            elif stream.get("lost") and started(stream):
+                lost.add(name)
+        return lost - missing, missing
+
+
+def started(stream: dict) -> bool:
+    """Whether the worker has had data on a stream (one that has not started yet is waited for, not lost)."""
+    return stream.get("samples", stream.get("frames", 1)) != 0
+
+
+class Banner(QtWidgets.QLabel):
+    """A full-width line above everything; hidden when there is nothing to say."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumHeight(28)
+        self.level: str | None = None
+        self.hide()
+
+    def show_line(self, line: tuple[str, str] | None) -> None:
+        if line is None:
+            self.level = None
+            self.hide()
+            return
+        level, text = line
+        if level != self.level:
+            self.setStyleSheet(BANNER_STYLES[level] + "font-weight:bold; padding:4px; border-radius:3px;")
+            self.level = level
+        if text != self.text():
+            self.setText(text)
+        self.show()
+
+
+class HealthPanel(QtWidgets.QWidget):
+    """A table of streams and a line of worker figures (both refreshed at most a few times a second)."""
+
+    WORKER_FIELDS = (("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"),
+                     ("realtime_factor", "real-time factor"), ("windows_predicted", "windows predicted"),
+                     ("windows_skipped", "windows skipped"), ("mode", "mode"))
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.table.setMaximumHeight(118)
+        layout.addWidget(self.table)
+        grid = QtWidgets.QGridLayout()
+        self.worker_values: dict[str, QtWidgets.QLabel] = {}
+        for index, (key, title) in enumerate(self.WORKER_FIELDS):
+            value = QtWidgets.QLabel("–")
+            value.setObjectName("value")
+            grid.addWidget(QtWidgets.QLabel(title), index // 3 * 2, index % 3)
+            grid.addWidget(value, index // 3 * 2 + 1, index % 3)
+            self.worker_values[key] = value
+        layout.addLayout(grid)
+        self.display = QtWidgets.QLabel("")
+        self.display.setObjectName("small")
+        layout.addWidget(self.display)
+
+    def show_health(self, snapshot: Snapshot) -> None:
+        fields = snapshot.health.fields if snapshot.health is not None else {}
+        rows = self._rows(fields.get("streams", {}), snapshot)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                item = self.table.item(r, c)
+                if item is None:
+                    self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
+                elif item.text() != text:
+                    item.setText(text)
+        for key, label in self.worker_values.items():
+            label.setText(_format(key, fields.get(key)))
+
+    def cell(self, stream: str, column: str) -> str | None:
+        """The text shown for a stream in a column (None when the stream has no row)."""
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).text() == stream:
+                return self.table.item(r, COLUMNS.index(column)).text()
+        return None
+
+    def _rows(self, worker_streams: dict, snapshot: Snapshot) -> list[list[str]]:
+        names = sorted(set(worker_streams) | set(snapshot.streams))
+        rows = []
+        for name in names:
+            stream = worker_streams.get(name) if isinstance(worker_streams.get(name), dict) else {}
+            local = snapshot.streams.get(name)
+            state = _state(stream, local)
+            rate = stream.get("rate_hz", local.rate_hz if local else None)
+            dropouts = stream.get("lost_events")
+            dropped = stream.get("backwards_dropped")
+            dropout_text = "–" if dropouts is None else str(dropouts) + (f" (+{dropped} samples)" if dropped else "")
+            rows.append([name, state, _number(rate, 1), _number(stream.get("gaps"), 0), dropout_text,
+                         _number(stream.get("clock_offset_ms"), 2)])
+        return rows
+
+    def show_display_rate(self, fps: float, slowest_ms: float) -> None:
+        self.display.setText(f"display {fps:.0f} fps · slowest frame {slowest_ms:.0f} ms (last 5 s)")
+
+
+def _state(stream: dict, local: StreamView | None) -> str:
+    if stream.get("missing"):
+        return "missing"
+    if (stream.get("lost") and started(stream)) or (local is not None and local.lost):
+        return "lost"
+    if not started(stream) or (local is not None and local.samples == 0 and not stream):
+        return "waiting"
+    return "ok"
+
+
+def _number(value: object, digits: int) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.{digits}f}"
+    return "–"
+
+
+def _format(key: str, value: object) -> str:
+    if key == "mode":
+        return str(value) if value else "–"
+    if key == "realtime_factor":
+        return _number(value, 2)
+    if key.startswith("windows"):
+        return _number(value, 0)
+    return _number(value, 1)
