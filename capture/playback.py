@@ -287,6 +287,14 @@ class Replay:
             self.control.close()
             self.control = None
 
+    def _counter(self, arm: str) -> Callable[[int], None]:
+        """A callback that adds the EMG samples an event sent to the arm's count."""
+
+        def count(n: int) -> None:
+            self.stats.emg_samples[arm] += n
+
+        return count
+
     def _open_outlets(self) -> None:
         raise NotImplementedError
 

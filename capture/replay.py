@@ -90,12 +90,6 @@ class SessionReplay(Replay):
                        for i, t in enumerate(self.frame_times)]
         return events
 
-    def _counter(self, arm: str) -> Callable[[int], None]:
-        def count(n: int) -> None:
-            self.stats.emg_samples[arm] += n
-
-        return count
-
     def _frame_sender(self, outlet, index: int) -> Callable[[float], None]:
         recorded = float(self.frame_times[index - self._first_frame])
 

@@ -150,12 +150,6 @@ class XdfReplay(Replay):
             events += [Event(float(t), self._frame_sender(outlet, i)) for i, t in enumerate(self.video[0])]
         return events
 
-    def _counter(self, arm: str) -> Callable[[int], None]:
-        def count(n: int) -> None:
-            self.stats.emg_samples[arm] += n
-
-        return count
-
     def _frame_sender(self, outlet, index: int) -> Callable[[float], None]:
         times, frames = self.video
 
