@@ -32,12 +32,13 @@ myosight recognises kitchen actions live from a head-mounted camera and two Myo 
 fusing frozen I3D video features with sEMG spectrogram-CNN features.
 
 Typical first steps:
-  myosight demo --headless                the live demo: a synthetic person, the demo model, a live table
+  myosight demo                           the live demo in the desktop viewer (--headless: a terminal table)
   myosight synth --out sessions/          write synthetic sessions (HDF5 + world video)
   myosight info sessions/<file>.hdf5      streams, measured rates, gaps and labelled actions of a session
   myosight dataset sessions/*.hdf5 --out data/ && myosight features emg data/ && myosight features rgb data/
   myosight report --data data/            train and evaluate every model of the paper
-  myosight run --model BUNDLE --source replay <file>.hdf5 --headless
+  myosight run --model BUNDLE --source replay <file>.hdf5
+  myosight record --source live --out sessions/   record a live source (with labels from the viewer)
 """
 
 
