@@ -23,7 +23,7 @@ import pylsl
 
 from myosight.errors import ConfigError
 from myosight.gui.receivers import StreamReceiver
-from myosight.gui.replay_link import ReplayLink, replay_control_available
+from myosight.gui.replay_link import ReplayLink
 from myosight.gui.state import GuiState
 from myosight.realtime.run import EXIT_SOURCE_FAILED, EXIT_WORKER_FAILED, RunSpec, SourceSpec
 
@@ -42,14 +42,6 @@ def free_tcp_address() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-
-
-def recorder_available() -> bool:
-    try:
-        from myosight.capture.recorder import RecorderSpec, recorder_process  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass
@@ -106,7 +98,7 @@ class Controller:
         """Stop whatever runs and start this source (and the worker after it)."""
         if self.worker.bundle is not None:
             self._check_bundle(self.worker.bundle)
-        if spec.kind == "replay" and replay_control_available():
+        if spec.kind == "replay":
             spec.control_address = free_tcp_address()
         self._pending_source = spec
         self._stop_in_background(["recorder", "worker", "source"], streams=True)
@@ -141,8 +133,6 @@ class Controller:
 
     # -- recording ------------------------------------------------------------------------------------
     def start_recording(self, classes: list[str] | None = None) -> Path:
-        if not recorder_available():
-            raise ConfigError("recording needs capture/recorder.py, which this installation does not have")
         if self.source_spec is None or not self._running("source", allow_external=True):
             raise ConfigError("start a source before recording")
         from myosight.capture.recorder import RecorderSpec, recorder_process
@@ -158,12 +148,19 @@ class Controller:
         return out_dir
 
     def mark_label(self, activity: str, start: bool) -> None:
-        """Publish "<activity>|Start" or "|Stop" on the viewer's marker stream, stamped now."""
+        """Publish "<activity>|Start" or "|Stop" on the viewer's marker stream.
+
+        The press is stamped with the newest sEMG sample on screen rather than the clock: a replay that was
+        paused, seeked or runs faster than real time has stamps apart from the clock, and the label belongs
+        to the data the user sees. Before any sEMG has arrived it is stamped with the clock.
+        """
         if self.label_outlet is None:
             raise ConfigError("labels are recorded only while recording")
         if start and self.open_label is not None:
             self.mark_label(self.open_label, start=False)
-        self.label_outlet.push_sample([f"{activity}|{'Start' if start else 'Stop'}"], pylsl.local_clock())
+        stamp = self.state.newest_emg_time()
+        stamp = pylsl.local_clock() if stamp is None else stamp
+        self.label_outlet.push_sample([f"{activity}|{'Start' if start else 'Stop'}"], stamp)
         self.open_label = activity if start else None
 
     def stop_recording(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from myosight.errors import MyosightError
-from myosight.gui.controller import Controller, recorder_available, unique_source_name
+from myosight.gui.controller import Controller, unique_source_name
 from myosight.gui.qt import QtCore, QtGui, QtWidgets
 from myosight.gui.receivers import ResultReceiver, StreamReceiver
 from myosight.gui.state import GuiState, Snapshot
@@ -109,7 +109,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._next_slow = 0.0
         self.classes: list[str] = []
         self.record_note = ""
-        self.can_record = recorder_available()
         self._build(kinetics_labels)
         self.streams: StreamReceiver | None = None
         self.receiver = ResultReceiver(address, state, jsonl)
@@ -274,7 +273,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller is not None:
             self.controller.poll()
             recording = self.controller.recording
-            can_record = self.can_record and self.controller.source_spec is not None
+            can_record = self.controller.source_spec is not None
             self.controls.set_recording(recording, available=can_record, note=self.record_note if recording else "")
         self.controls.set_replay_status(snapshot.replay)
         self.health.show_health(snapshot)

@@ -17,19 +17,6 @@ from myosight.gui.state import GuiState
 log = logging.getLogger(__name__)
 
 
-def replay_control_available() -> bool:
-    """Whether this installation has the replay control (client and the SourceSpec field for it)."""
-    from dataclasses import fields
-
-    from myosight.realtime.run import SourceSpec
-
-    try:
-        from myosight.capture.replay_control import ReplayControlClient  # noqa: F401
-    except ImportError:
-        return False
-    return "control_address" in {f.name for f in fields(SourceSpec)}
-
-
 class ReplayLink(threading.Thread):
     """Owns the control client; `send("pause")`, `send("seek", 12.0)` ... never block the caller."""
 

@@ -177,7 +177,12 @@ class GuiState:
         if self._unseen_since is None:
             self._unseen_since = time.monotonic()
 
-    # -- reader (GUI thread) --------------------------------------------------------------------------
+    # -- readers (GUI thread) -------------------------------------------------------------------------
+    def newest_emg_time(self) -> float | None:
+        """Stamp of the newest sEMG sample received (the LSL clock of this host), None before any."""
+        with self.lock:
+            return max((ring.newest for ring in self.emg.values() if ring.count), default=None)
+
     def snapshot(self) -> Snapshot:
         now = time.monotonic()
         with self.lock:

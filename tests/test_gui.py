@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("PySide6", reason="the gui extra (PySide6, pyqtgraph) is not installed")
 
-from lsl_helpers import unique_source
+from lsl_helpers import inlet_for, unique_source
 
 from myosight.capture.streams import emg_stream_info, open_outlet, video_stream_info
 from myosight.data.activities import short_name
@@ -22,7 +22,6 @@ from myosight.gui.controller import (
     Controller,
     WorkerSettings,
     free_tcp_address,
-    recorder_available,
 )
 from myosight.gui.main_window import MainWindow
 from myosight.gui.qt import QtCore, QtGui
@@ -297,8 +296,6 @@ def test_a_worker_elsewhere_attention_kinetics_accuracy_and_bad_messages(qtbot) 
 
 def test_record_a_labelled_session_from_the_window(qtbot, tmp_path: Path) -> None:
     """Record an armband source with labels entered by hotkey; the session reads back with the reader."""
-    if not recorder_available():
-        pytest.skip("capture/recorder.py (the recorder) is not in this tree yet")
     from myosight.data.actionsense import ActionSenseSession
 
     source = PacedSource(unique_source("guitest"), video=True)
@@ -340,6 +337,23 @@ def test_record_a_labelled_session_from_the_window(qtbot, tmp_path: Path) -> Non
     assert [a.label for a in actions] == ["Peel a potato"]
     assert 1.5 < actions[0].duration_s < 4.0
     assert len(left) > 3 * 160 * 0.8
+
+
+def test_labels_are_stamped_with_the_data_on_screen(qapp) -> None:
+    """A label press belongs to the sEMG shown, not the clock: replays run ahead of or behind the clock."""
+    from myosight.capture.streams import marker_stream_info, open_outlet
+
+    state = GuiState()
+    controller = Controller(state, free_tcp_address())
+    controller.label_outlet = open_outlet(marker_stream_info(unique_source("guilabel")))
+    inlet = inlet_for(controller.label_outlet)
+    ahead = pylsl.local_clock() + 100.0  # a replay at 4x, a while after its start
+    state.push_emg("emg-left", np.array([ahead - 0.01, ahead]), np.zeros((2, 8), np.float32))
+    controller.mark_label("Slice bread", start=True)
+    text, stamp = inlet.pull_sample(timeout=10.0)
+    assert text == ["Slice bread|Start"]
+    assert stamp == pytest.approx(ahead, abs=1e-6)
+    inlet.close_stream()
 
 
 def test_run_and_gui_commands_open_the_window(synthetic_emg_model: dict, tmp_path: Path, qapp) -> None:
