@@ -1,10 +1,9 @@
 """A camera (or a video file played as one) published as the project's LSL video stream.
 
-Each frame is made into what the model sees before it is sent: shorter side resized to
-round(size * 256 / 224) (256 for the I3D input size 224, bilinear), centre crop size x size, BGR -> RGB.
-Sending the crop rather than the camera frame keeps the stream small (147 kB a frame at 224) and does the
-resize where the frames are captured; the resize itself is `resize_short_side`, the one the offline feature
-extractor uses, so live and offline frames match.
+Each frame is made into the model frame before it is sent (`models.i3d_input.model_frame`: shorter side
+resized at I3D's 256/224 ratio, centre crop size x size, RGB), the function offline feature extraction
+uses, so live and offline frames match. Sending the crop rather than the camera frame keeps the stream
+small (147 kB a frame at 224) and does the resize where the frames are captured.
 
 Time stamps are `pylsl.local_clock()` seconds: the read time for a camera; for a video file, its frame's
 scheduled time t0 + i / fps, which is what a camera's own clock would have said. A file is paced against
@@ -28,33 +27,14 @@ import numpy as np
 import pylsl
 
 from myosight.capture.streams import VIDEO_TYPE, open_outlet, push_frame, video_stream_info
+from myosight.constants import I3D_CROP
 from myosight.errors import StreamError
+from myosight.models.i3d_input import model_frame
 
 log = logging.getLogger(__name__)
 
 SOURCE = "camera"
 DEFAULT_FPS = 30.0
-I3D_SHORT_SIDE = 256
-I3D_CROP = 224
-
-
-def short_side_for(size: int) -> int:
-    """The resize target that keeps I3D's 256 -> 224 crop ratio for another crop size."""
-    return round(size * I3D_SHORT_SIDE / I3D_CROP)
-
-
-def prepare_frame(frame_bgr: np.ndarray, size: int) -> np.ndarray:
-    """A BGR camera frame -> (size, size, 3) uint8 RGB: short side resized, centre crop, channels swapped."""
-    import cv2
-
-    from myosight.models.i3d_input import resize_short_side
-
-    resized = resize_short_side(frame_bgr, short_side_for(size))
-    top = (resized.shape[0] - size) // 2
-    left = (resized.shape[1] - size) // 2
-    return cv2.cvtColor(resized[top:top + size, left:left + size], cv2.COLOR_BGR2RGB)
-
-
 def parse_device(text: str) -> int | str:
     """A command-line DEVICE: digits are a camera index, anything else a file path or URL."""
     return int(text) if text.isdigit() else text
@@ -144,7 +124,7 @@ class CameraSource:
 
     def _publish(self, frame_bgr: np.ndarray, stamp: float) -> None:
         assert self.outlet is not None
-        rgb = prepare_frame(frame_bgr, self.size)
+        rgb = model_frame(frame_bgr, self.size)
         push_frame(self.outlet, rgb, stamp)
         self.stats.published += 1
 

@@ -1,4 +1,5 @@
-"""CLI: `myosight myo`, `myosight camera`, `myosight camera-throughput`, `myosight lsl-emg` and `myosight record`.
+"""CLI: `myosight replay`, `myosight myo`, `myosight camera`, `myosight camera-throughput`, `myosight lsl-emg` and
+`myosight record`.
 
 Each command publishes until Ctrl-C (or, for a file without --loop, its end). Imports of OpenCV and the
 Myo libraries happen in the handlers, so `myosight --help` stays instant.
@@ -12,14 +13,41 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from myosight.capture.replay_control import DEFAULT_CONTROL_ADDRESS
+from myosight.constants import I3D_CROP
+from myosight.processes import stop_on_signals
 
 log = logging.getLogger(__name__)
 
 
 def register_capture(subparsers: argparse._SubParsersAction) -> None:
+    replay = subparsers.add_parser(
+        "replay", help="publish a recorded session or XDF file as LSL streams (EMG, video, labels)",
+        description="Replay an ActionSense or synthetic session (.hdf5), or a LabRecorder file (.xdf: its EMG, "
+        "myosight video and marker streams), as LSL streams with the recorded relative timing: "
+        "myosight-emg-left/right, myosight-video (model frames) and myosight-labels. With --control, a viewer "
+        "can play, pause, seek and change the speed.",
+    )
+    replay.add_argument("session", type=Path, help="session .hdf5 file or LabRecorder .xdf file")
+    replay.add_argument("--video", type=Path, help="world video (default: found beside the session)")
+    replay.add_argument("--no-video", action="store_true", help="publish the EMG and labels only")
+    replay.add_argument("--speed", type=float, default=1.0, help="replay speed (above 1: faster than real time)")
+    replay.add_argument("--loop", action="store_true", help="start again at the end")
+    replay.add_argument("--from", dest="start", type=float, default=0.0, help="skip this many seconds")
+    replay.add_argument("--duration", type=float, help="replay only this many seconds")
+    replay.add_argument("--frame-size", "--size", dest="frame_size", type=int, default=I3D_CROP, metavar="PIXELS",
+                        help="published frame size (default %(default)s: the model frame of the I3D weights; use "
+                        "the model's frame size; --size is the old name)")
+    replay.add_argument("--source", default="replay", help="LSL source name (stream source ids myosight-NAME-*)")
+    replay.add_argument("--control", metavar="ADDRESS", nargs="?", const=DEFAULT_CONTROL_ADDRESS,
+                        help="answer play/pause/seek/speed requests on this ZeroMQ address (no value: "
+                        f"{DEFAULT_CONTROL_ADDRESS})")
+    replay.add_argument("--left-stream", metavar="NAME", help="XDF: the left arm's EMG stream (name, source id or id)")
+    replay.add_argument("--right-stream", metavar="NAME", help="XDF: the right arm's EMG stream")
+    replay.set_defaults(handler=run_replay)
+
     myo = subparsers.add_parser(
         "myo",
         help="stream one or two Myo armbands as LSL EMG (myosight-emg-left/right)",
@@ -45,7 +73,9 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
         "and centre-crop them to SIZE x SIZE RGB (the model's input) and publish them as myosight-video.",
     )
     camera.add_argument("device", help="camera index (0, 1, ...) or a video file")
-    camera.add_argument("--size", type=int, default=224, help="output frame size in pixels (default 224)")
+    camera.add_argument("--frame-size", "--size", dest="frame_size", type=int, default=I3D_CROP, metavar="PIXELS",
+                        help="published frame size: the centre crop, after resizing the short side at I3D's 256/224 "
+                        "ratio (default %(default)s; use the model's frame size; --size is the old name)")
     camera.add_argument("--fps", type=float, help="camera: rate to request; file: playback rate (default: own)")
     camera.add_argument("--loop", action="store_true", help="replay a video file from the start at its end")
     camera.add_argument("--no-frame-timeout", type=float, default=5.0,
@@ -102,22 +132,29 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     record.set_defaults(handler=run_record)
 
 
-@contextmanager
-def stop_on_interrupt() -> Iterator[threading.Event]:
-    """An event set by Ctrl-C or SIGTERM, so sources stop cleanly (armbands told to sleep, outlets closed)."""
-    stop = threading.Event()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+def run_replay(args: argparse.Namespace) -> int:
+    replay = _replay_for(args)
+    replay.open()
+    control = f"; control on {replay.control_address}" if replay.control_address else ""
+    print(f"replaying {args.session.name} ({replay.duration_s:.0f} s) as source '{args.source}' at {args.speed}x"
+          f"{control}; Ctrl-C stops", flush=True)
+    with stop_on_signals() as stop:
+        stats = replay.run(stop)
+    print(f"sent {stats.emg_samples} EMG samples, {stats.frames} frames, {stats.markers} labels")
+    return 0
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop.set()
 
-    for sig in previous:
-        signal.signal(sig, on_signal)
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _replay_for(args: argparse.Namespace):
+    """A session replay, or an XDF replay for a .xdf file."""
+    common = {"speed": args.speed, "loop": args.loop, "source": args.source, "control_address": args.control,
+              "include_video": not args.no_video, "start_offset_s": args.start, "max_seconds": args.duration}
+    if args.session.suffix.lower() == ".xdf":
+        from myosight.capture.xdf_replay import XdfReplay
+
+        return XdfReplay(args.session, left=args.left_stream, right=args.right_stream, **common)
+    from myosight.capture.replay import SessionReplay
+
+    return SessionReplay(args.session, video=args.video, frame_size=args.frame_size, **common)
 
 
 def run_myo(args: argparse.Namespace) -> int:
@@ -130,7 +167,7 @@ def run_myo(args: argparse.Namespace) -> int:
         raise ConfigError("name at least one armband: --left [ADDR] and/or --right [ADDR]")
     source = MyoSource(arms, backend=args.backend, emg_mode=args.mode,
                        ports={"left": args.left_port, "right": args.right_port})
-    with stop_on_interrupt() as stop:
+    with stop_on_signals() as stop:
         source.run(stop)
     return 0
 
@@ -138,9 +175,9 @@ def run_myo(args: argparse.Namespace) -> int:
 def run_camera(args: argparse.Namespace) -> int:
     from myosight.capture.camera import CameraSource, parse_device
 
-    source = CameraSource(parse_device(args.device), size=args.size, fps=args.fps, loop=args.loop,
+    source = CameraSource(parse_device(args.device), size=args.frame_size, fps=args.fps, loop=args.loop,
                           no_frame_timeout_s=args.no_frame_timeout)
-    with stop_on_interrupt() as stop:
+    with stop_on_signals() as stop:
         stats = source.run(stop)
     print(f"frames read {stats.read}, published {stats.published}, dropped {stats.dropped}, loops {stats.loops}")
     return 0
@@ -159,7 +196,7 @@ def run_lsl_emg(args: argparse.Namespace) -> int:
     info = find_emg_stream(name=args.name, type=args.type, source_id=args.source_id, channels=args.channels,
                            timeout=args.timeout)
     print(f"relaying {describe(info)} as myosight-emg-{args.arm}")
-    with stop_on_interrupt() as stop:
+    with stop_on_signals() as stop:
         stats = EmgRelay(info, args.arm).run(stop)
     print(f"relayed {stats.samples} samples in {stats.chunks} chunks")
     return 0
@@ -200,7 +237,7 @@ def _record(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit becomes a clear error, not a core dump
     path = recorder.open()
     print(f"recording {', '.join(recorder.stats.streams)} into {path}; Ctrl-C stops")
-    with stop_on_interrupt() as stop, tqdm(total=args.duration, unit="s", desc="recording", disable=None,
+    with stop_on_signals() as stop, tqdm(total=args.duration, unit="s", desc="recording", disable=None,
                                            bar_format="{desc}: {n:.0f} s {postfix}") as bar:
         timer = threading.Timer(args.duration, stop.set) if args.duration else None
         if timer is not None:

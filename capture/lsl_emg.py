@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover
     from pylsl import LostError  # type: ignore[attr-defined,no-redef]
     from pylsl import TimeoutError as LslTimeoutError  # type: ignore[attr-defined,no-redef]
 
-from myosight.capture.streams import EMG_CHANNELS, EMG_TYPE, MYO_NOMINAL_RATE, emg_stream_info, open_outlet
+from myosight.capture.streams import EMG_TYPE, emg_stream_info, open_outlet
+from myosight.constants import CHANNELS_PER_ARM, MYO_NOMINAL_RATE_HZ
 from myosight.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def describe(info: pylsl.StreamInfo) -> str:
 
 
 def find_emg_stream(name: str | None = None, type: str | None = EMG_TYPE, source_id: str | None = None,
-                    channels: int = EMG_CHANNELS, timeout: float = 5.0) -> pylsl.StreamInfo:
+                    channels: int = CHANNELS_PER_ARM, timeout: float = 5.0) -> pylsl.StreamInfo:
     """Resolve exactly one EMG stream by name / type / source id and check it has `channels` numeric channels.
 
     Raises StreamError when none is found within `timeout` seconds, when several match (name them: one
@@ -109,7 +110,7 @@ class EmgRelay:
     def open(self) -> None:
         if self.outlet is not None:
             return
-        rate = self.info.nominal_srate() or MYO_NOMINAL_RATE
+        rate = self.info.nominal_srate() or MYO_NOMINAL_RATE_HZ
         # Clock sync only: each sample keeps its own stamp (no dejitter), moved onto this host's clock.
         self.inlet = pylsl.StreamInlet(self.info, max_buflen=10, processing_flags=pylsl.proc_clocksync)
         try:

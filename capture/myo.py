@@ -52,7 +52,8 @@ from myosight.capture.myo_protocol import (
     set_mode_command,
     sleep_mode_command,
 )
-from myosight.capture.streams import ARMS, emg_stream_info, open_outlet
+from myosight.capture.streams import emg_stream_info, open_outlet
+from myosight.constants import ARMS
 from myosight.errors import ConfigError, StreamError
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from myosight.capture.streams import EMG_CHANNELS, MYO_NOMINAL_RATE
+from myosight.constants import CHANNELS_PER_ARM, MYO_NOMINAL_RATE_HZ
 from myosight.errors import StreamError
 
 MYO_UUID_TEMPLATE = "d506{:04x}-a904-deb9-4748-2c7f4a124842"
@@ -109,7 +109,7 @@ def decode_emg_notification(payload: bytes | bytearray | memoryview, where: str 
     if len(data) != NOTIFICATION_BYTES:
         raise StreamError(f"{where}: expected {NOTIFICATION_BYTES} bytes (two 8-channel int8 samples), "
                           f"got {len(data)}")
-    return np.frombuffer(data, dtype=np.int8).reshape(SAMPLES_PER_NOTIFICATION, EMG_CHANNELS).copy()
+    return np.frombuffer(data, dtype=np.int8).reshape(SAMPLES_PER_NOTIFICATION, CHANNELS_PER_ARM).copy()
 
 
 @dataclass
@@ -140,7 +140,7 @@ class EmgPacketAssembler:
 
     MIN_STEP_S = 1e-6  # the smallest step between two stamps when arrivals crowd together
 
-    def __init__(self, arm: str, rate_hz: float = MYO_NOMINAL_RATE) -> None:
+    def __init__(self, arm: str, rate_hz: float = MYO_NOMINAL_RATE_HZ) -> None:
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz}")
         self.arm = arm

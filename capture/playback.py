@@ -31,7 +31,7 @@ import numpy as np
 import pylsl
 
 from myosight.capture.replay_control import ControlCommand, ReplayControlServer
-from myosight.capture.streams import ARMS
+from myosight.constants import ARMS
 from myosight.errors import ConfigError
 
 log = logging.getLogger(__name__)

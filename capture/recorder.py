@@ -33,7 +33,6 @@ import contextlib
 import errno
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import signal
@@ -44,16 +43,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pylsl
 
+from myosight.capture.inlets import LiveInlet
 from myosight.capture.recorder_tracks import METADATA_MARGIN, EmgTrack, LabelTrack, Track, VideoTrack
 from myosight.capture.session_video import LiveVideo, finish_video, partial_video_path, world_video_path
-from myosight.capture.streams import ARMS, StreamNames
+from myosight.capture.streams import StreamNames
+from myosight.constants import ARMS
 from myosight.data.activities import ACTIVITIES
 from myosight.data.layout import SessionWriter, session_filename
 from myosight.errors import ConfigError, MyosightError, StreamError
-from myosight.realtime.inlets import LiveInlet
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +165,10 @@ class SessionRecorder:
         if role.startswith("emg-"):
             track: Track = EmgTrack(LiveInlet(info, channels=8), offset, role[4:])
         elif role == "video":
-            side = round((info.channel_count() / 3) ** 0.5)
-            if side * side * 3 != info.channel_count():
-                raise StreamError(f"video stream '{info.name()}' ({info.source_id()}): {info.channel_count()} "
-                                  "channels is not a square RGB frame")
+            inlet = LiveInlet(info, max_chunk=16)  # its frame shape comes from the stream's description
+            height, width, _ = inlet.sample_shape
             live = LiveVideo(partial_video_path(self.path), info.nominal_srate())
-            track = VideoTrack(LiveInlet(info, max_chunk=16), offset, live, side, side)
+            track = VideoTrack(inlet, offset, live, width, height)
         else:
             track = LabelTrack(LiveInlet(info, lost_after_s=1e9), offset, as_activities=role == "activities",
                                classes=list(self.spec.classes or ACTIVITIES))
@@ -392,20 +391,15 @@ def reserve_space(path: Path, size: int) -> None:
 
 
 # -- the GUI's child process ---------------------------------------------------------------------------
-def recorder_process(spec: dict, stop: mp.Event, ready: mp.Event) -> None:
-    """Child process: record until `stop` (SIGTERM also stops it cleanly); exit code 1 on an error."""
-    from myosight.realtime.run import _bridge, _quiet_child
-
-    _quiet_child()
+def recorder_process(spec: dict, stop: threading.Event, ready: Any) -> None:
+    """Child target (see `myosight.processes`): record until `stop`; exit code 1 on an error."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit becomes an error, not a core dump
-    stop_thread = _bridge(stop)
-    signal.signal(signal.SIGTERM, lambda *_: stop_thread.set())
     recorder = SessionRecorder(RecorderSpec(**spec))
     failed = False
     try:
         recorder.open()
         ready.set()
-        recorder.run(stop_thread)
+        recorder.run(stop)
     except MyosightError as error:
         log.error("recorder: %s", error)
         failed = True

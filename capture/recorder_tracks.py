@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from myosight.capture.inlets import LiveInlet
 from myosight.capture.session_video import JPEG_DTYPE, JPEG_GROUP, LiveVideo, encode_jpeg
 from myosight.data.layout import EMG_GROUPS, VIDEO_TIMESTAMP_GROUP, SessionWriter
-from myosight.realtime.inlets import LiveInlet
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,10 @@ import numpy as np
 
 from myosight.capture.playback import CHUNK_SECONDS, Event, Replay, ReplayStats, emg_chunk_events
 from myosight.capture.streams import emg_stream_info, open_outlet, push_frame, video_stream_info
-from myosight.data.actionsense import ARMS, ActionSenseSession
+from myosight.constants import ARMS, I3D_CROP
+from myosight.data.actionsense import ActionSenseSession
 from myosight.errors import ConfigError
+from myosight.models.i3d_input import model_frame
 
 __all__ = ["CHUNK_SECONDS", "ReplayStats", "SessionReplay"]
 
@@ -32,13 +34,13 @@ class SessionReplay(Replay):
     """Publishes a session's streams with their recorded relative timing."""
 
     def __init__(self, session_path: str | Path, *, video: str | Path | None = None, speed: float = 1.0,
-                 loop: bool = False, video_size: int = 224, include_video: bool = True,
+                 loop: bool = False, frame_size: int = I3D_CROP, include_video: bool = True,
                  source: str = "replay", start_offset_s: float = 0.0, max_seconds: float | None = None,
                  control_address: str | None = None) -> None:
         if speed <= 0:
             raise ConfigError(f"replay speed must be positive, got {speed}")
         super().__init__(speed=speed, loop=loop, source=source, control_address=control_address)
-        self.video_size = video_size
+        self.frame_size = frame_size
         with ActionSenseSession(session_path, video=video) as session:
             self.path = session.path
             pair = session.emg_pair(allow_missing=True)
@@ -77,7 +79,7 @@ class SessionReplay(Replay):
             self.outlets[f"emg-{arm}"] = open_outlet(emg_stream_info(arm, self.source))
         if self.video_path is not None:
             fps = 1.0 / float(np.median(np.diff(self.frame_times))) if len(self.frame_times) > 1 else 30.0
-            self.outlets["video"] = open_outlet(video_stream_info(self.video_size, fps, self.source))
+            self.outlets["video"] = open_outlet(video_stream_info(self.frame_size, fps, self.source))
 
     def _events(self) -> list[Event]:
         events: list[Event] = []
@@ -106,13 +108,12 @@ class SessionReplay(Replay):
         """Frame `index` of the video at the published size; None past the video's end. Reads forward
         through the file and seeks only after a seek of the replay."""
         from myosight.data.video import VideoFile
-        from myosight.models.i3d_input import model_frame
 
         if self._video is None:
             self._video = VideoFile(self.video_path)
         if index >= self._video.frame_count:
             return None
-        return model_frame(self._video.read([index])[0], self.video_size)
+        return model_frame(self._video.read([index])[0], self.frame_size)
 
     def close(self) -> None:
         super().close()

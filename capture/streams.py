@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import pylsl
 
+from myosight.constants import ARMS, CHANNELS_PER_ARM, MYO_NOMINAL_RATE_HZ
+from myosight.errors import StreamError
+
 EMG_TYPE = "EMG"
 VIDEO_TYPE = "Video"
 MARKER_TYPE = "Markers"
-EMG_CHANNELS = 8
-MYO_NOMINAL_RATE = 200.0
-ARMS = ("left", "right")
+VIDEO_LAYOUT = "HWC-RGB-uint8"
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,16 @@ class StreamNames:
         return f"myosight-{self.source}-{kind}"
 
 
-def emg_stream_info(arm: str, source: str, rate_hz: float = MYO_NOMINAL_RATE) -> pylsl.StreamInfo:
+def emg_stream_info(arm: str, source: str, rate_hz: float = MYO_NOMINAL_RATE_HZ) -> pylsl.StreamInfo:
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, not {arm!r}")
-    info = pylsl.StreamInfo(f"myosight-emg-{arm}", EMG_TYPE, EMG_CHANNELS, rate_hz, pylsl.cf_float32,
+    info = pylsl.StreamInfo(f"myosight-emg-{arm}", EMG_TYPE, CHANNELS_PER_ARM, rate_hz, pylsl.cf_float32,
                             StreamNames(source).source_id(f"emg-{arm}"))
     desc = info.desc()
     desc.append_child_value("arm", arm)
     desc.append_child_value("units", "myo")
     channels = desc.append_child("channels")
-    for index in range(EMG_CHANNELS):
+    for index in range(CHANNELS_PER_ARM):
         channel = channels.append_child("channel")
         channel.append_child_value("label", f"{arm}-{index + 1}")
         channel.append_child_value("type", "EMG")
@@ -60,8 +61,23 @@ def video_stream_info(size: int, fps: float, source: str) -> pylsl.StreamInfo:
     desc = info.desc()
     desc.append_child_value("width", str(size))
     desc.append_child_value("height", str(size))
-    desc.append_child_value("layout", "HWC-RGB-uint8")
+    desc.append_child_value("layout", VIDEO_LAYOUT)
     return info
+
+
+def frame_shape(info: pylsl.StreamInfo) -> tuple[int, int, int]:
+    """(height, width, 3) of a video stream's frames, from its description (width, height), checked against
+    its channel count; raises StreamError naming the stream when the description does not say or disagrees."""
+    desc = info.desc()
+    try:
+        width, height = int(desc.child_value("width")), int(desc.child_value("height"))
+    except ValueError:
+        raise StreamError(f"video stream '{info.name()}' ({info.source_id()}) does not give its frame width and "
+                          "height in its description (myosight video streams do)") from None
+    if width <= 0 or height <= 0 or width * height * 3 != info.channel_count():
+        raise StreamError(f"video stream '{info.name()}' ({info.source_id()}): {width} x {height} RGB frames do not "
+                          f"fill its {info.channel_count()} channels")
+    return height, width, 3
 
 
 def marker_stream_info(source: str) -> pylsl.StreamInfo:

@@ -14,6 +14,7 @@ import numpy as np
 import pylsl
 
 from myosight.capture.streams import emg_stream_info, marker_stream_info, open_outlet, push_frame, video_stream_info
+from myosight.constants import ARMS, I3D_CROP
 from myosight.data.activities import ACTIVITIES
 from myosight.data.synth import SynthConfig, SyntheticEmg, render_frame
 from myosight.models.i3d_input import model_frame
@@ -41,25 +42,25 @@ class SyntheticSource:
     """Publishes a synthetic subject live until stopped (or for `duration_s`)."""
 
     def __init__(self, *, classes: tuple[str, ...] = ACTIVITIES, subject: str = "S00", seed: int = 0,
-                 action_seconds: float = 8.0, rest_seconds: float = 1.5, fps: float = 30.0, video_size: int = 224,
+                 action_seconds: float = 8.0, rest_seconds: float = 1.5, fps: float = 30.0, frame_size: int = I3D_CROP,
                  video: bool = True, source: str = "synthetic") -> None:
         self.config = SynthConfig(subjects=(subject,), classes=classes, seed=seed, fps=fps)
         self.subject, self.classes = subject, classes
         self.action_seconds, self.rest_seconds = action_seconds, rest_seconds
-        self.fps, self.video_size, self.video = fps, video_size, video
+        self.fps, self.frame_size, self.video = fps, frame_size, video
         self.rng = np.random.default_rng(seed)
         self.stats = SyntheticStats()
-        self.outlets = {f"emg-{arm}": open_outlet(emg_stream_info(arm, source)) for arm in ("left", "right")}
+        self.outlets = {f"emg-{arm}": open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
         self.outlets["labels"] = open_outlet(marker_stream_info(source))
         if video:
-            self.outlets["video"] = open_outlet(video_stream_info(video_size, fps, source))
+            self.outlets["video"] = open_outlet(video_stream_info(frame_size, fps, source))
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> SyntheticStats:
         from myosight.data.synth_scene import SceneRenderer
 
         start = pylsl.local_clock()
         emg = SyntheticEmg(self.config, self.subject, rng=self.rng, start_time_s=start)
-        renderer = SceneRenderer(self.video_size, self.video_size, self.subject) if self.video else None
+        renderer = SceneRenderer(self.frame_size, self.frame_size, self.subject) if self.video else None
         motion, label, next_change, resting = None, None, start + self.rest_seconds, True
         next_frame = start
         while not stop.is_set():
@@ -86,7 +87,7 @@ class SyntheticSource:
                     self.stats.emg_samples += len(times)
             while renderer is not None and next_frame <= now:
                 frame = camera_compression(render_frame(renderer, motion, next_frame))
-                push_frame(self.outlets["video"], model_frame(frame, self.video_size), next_frame)
+                push_frame(self.outlets["video"], model_frame(frame, self.frame_size), next_frame)
                 self.stats.frames += 1
                 next_frame += 1.0 / self.fps
             stop.wait(0.01)

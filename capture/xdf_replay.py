@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from myosight.capture.playback import Event, Replay, emg_chunk_events
-from myosight.capture.streams import ARMS, emg_stream_info, open_outlet, push_frame, video_stream_info
+from myosight.capture.streams import emg_stream_info, open_outlet, push_frame, video_stream_info
 from myosight.capture.xdf_format import check_xdf
+from myosight.constants import ARMS
 from myosight.errors import ConfigError, SessionFormatError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class XdfReplay(Replay):
                     for arm, s in choose_arms(streams, self.path, left=left, right=right).items()}
         video = _video_stream(streams) if include_video else None
         self.video = (video.time_s, np.asarray(video.data, np.int8)) if video is not None else None
-        self.video_size = round((video.channels / 3) ** 0.5) if video is not None else 0
+        self.frame_size = _frame_size(video) if video is not None else 0
         self.video_rate = video.nominal_srate if video is not None else 0.0
         self.labels = _markers(streams)
         for name, (times, _) in [*self.emg.items(), *([("video", self.video)] if self.video else [])]:
@@ -139,7 +140,7 @@ class XdfReplay(Replay):
             self.outlets[f"emg-{arm}"] = open_outlet(emg_stream_info(arm, self.source))
         if self.video is not None:
             fps = self.video_rate or 30.0
-            self.outlets["video"] = open_outlet(video_stream_info(self.video_size, fps, self.source))
+            self.outlets["video"] = open_outlet(video_stream_info(self.frame_size, fps, self.source))
 
     def _events(self) -> list[Event]:
         events: list[Event] = []
@@ -201,10 +202,20 @@ def _arms_of(stream: XdfStream) -> list[str]:
     return [arm for arm in ARMS if _ARM_WORD[arm].search(stream.name)]
 
 
+def _frame_size(stream: XdfStream) -> int | None:
+    """The side of a video stream's square frames, from its description (None when it does not say, or when
+    the frames are not square or do not fill its channels)."""
+    try:
+        width, height = (int(str((stream.desc.get(key) or [""])[0]).strip()) for key in ("width", "height"))
+    except ValueError:
+        return None
+    return width if width == height and width * height * 3 == stream.channels else None
+
+
 def _video_stream(streams: list[XdfStream]) -> XdfStream | None:
+    """The first video stream of myosight's layout (int8 channels holding square RGB frames)."""
     for stream in streams:
-        side = round((stream.channels / 3) ** 0.5)
-        if stream.type.lower() == "video" and stream.channel_format == "int8" and side * side * 3 == stream.channels:
+        if stream.type.lower() == "video" and stream.channel_format == "int8" and _frame_size(stream):
             return stream
     return None
 

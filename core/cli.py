@@ -21,10 +21,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "myosight.data.commands",
     "myosight.models.commands",
     "myosight.training.commands",
+    "myosight.app.commands",
     "myosight.realtime.commands",
     "myosight.capture.commands",
     "myosight.gui.commands",
-    "myosight.bench",
+    "myosight.bench.commands",
 )
 
 DESCRIPTION = """\

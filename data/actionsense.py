@@ -26,13 +26,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from myosight.constants import ARMS, CHANNELS_PER_ARM
 from myosight.data.activities import canonical_activity
-from myosight.data.layout import ACTIVITY_GROUP, EMG_GROUPS, MYO_EMG_CHANNELS, VIDEO_TIMESTAMP_GROUP
+from myosight.data.layout import ACTIVITY_GROUP, EMG_GROUPS, VIDEO_TIMESTAMP_GROUP
 from myosight.errors import MissingStreamError, SessionFormatError
 
 log = logging.getLogger(__name__)
 
-ARMS: tuple[str, str] = ("left", "right")
 _SUBJECT_PATTERN = re.compile(r"\b(S\d{2})(?:_|\b)")
 
 
@@ -204,10 +204,10 @@ class ActionSenseSession:
         dtype = series.data.dtype
         if dtype.kind not in "iuf":
             raise SessionFormatError(self.path, f"EMG samples must be numbers, found dtype {dtype}", f"{group}/data")
-        if series.data.ndim != 2 or series.data.shape[1] != MYO_EMG_CHANNELS:
+        if series.data.ndim != 2 or series.data.shape[1] != CHANNELS_PER_ARM:
             raise SessionFormatError(
                 self.path,
-                f"expected {MYO_EMG_CHANNELS} EMG channels per arm, found shape {series.data.shape[1:]}",
+                f"expected {CHANNELS_PER_ARM} EMG channels per arm, found shape {series.data.shape[1:]}",
                 f"{group}/data",
             )
         return series

@@ -18,12 +18,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from myosight.constants import CHANNELS_PER_ARM
+
 EMG_GROUPS: dict[str, str] = {"left": "myo-left/emg", "right": "myo-right/emg"}
 ACTIVITY_GROUP = "experiment-activities/activities"
 VIDEO_TIMESTAMP_GROUP = "eye-tracking-video-world/frame_timestamp"
 TIME_STR_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 ACTIVITY_HEADINGS = ["Activity", "Start/Stop", "Valid", "Notes"]
-MYO_EMG_CHANNELS = 8
 
 
 def session_filename(start_time_s: float, tag: str) -> str:
@@ -90,9 +91,9 @@ class SessionWriter:
 
     def add_emg_stream(self, arm: str) -> None:
         """Create a Myo EMG stream (`myo-left/emg` or `myo-right/emg`) as the recorder does."""
-        headings = [f"Channel {i + 1}" for i in range(MYO_EMG_CHANNELS)]
+        headings = [f"Channel {i + 1}" for i in range(CHANNELS_PER_ARM)]
         self.add_stream(
-            EMG_GROUPS[arm], (MYO_EMG_CHANNELS,), "int32",
+            EMG_GROUPS[arm], (CHANNELS_PER_ARM,), "int32",
             attrs={"Data headings": str(headings), "Range": "[-128, 127]", "Units": "Normalized"},
             device_attrs={"SensorStreamer class name": "MyoStreamer"},
         )

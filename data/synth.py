@@ -37,15 +37,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.data.activities import ACTIVITIES, SAME_LOOK_GROUPS, SAME_MUSCLE_GROUPS, canonical_activity
 from myosight.errors import ConfigError, MyosightError
 
 if TYPE_CHECKING:
     from myosight.data.synth_scene import SceneRenderer
 
-ARMS: tuple[str, str] = ("left", "right")
-CHANNELS_PER_ARM = 8
-CHANNELS = 2 * CHANNELS_PER_ARM
 
 #: Sessions start on this (local) date and time plus `seed` minutes, so file names are deterministic.
 BASE_START = datetime(2022, 6, 13, 10, 0, 0)
@@ -144,14 +142,14 @@ def _build_pattern(key: str) -> MusclePattern:
     fam_rng = _stable_rng("family", family)
     left, right = _FAMILY_ARMS[family]
     proto = np.concatenate([left * fam_rng.uniform(0.25, 1.0, 8), right * fam_rng.uniform(0.25, 1.0, 8)])
-    fam_phase = fam_rng.uniform(0, 2 * np.pi, CHANNELS)
+    fam_phase = fam_rng.uniform(0, 2 * np.pi, EMG_CHANNELS)
     rng = _stable_rng("pattern", key)
     spread = FAMILY_SPREAD.get(family, DEFAULT_FAMILY_SPREAD)
-    level = np.clip(proto * np.exp(spread * rng.standard_normal(CHANNELS)), 0.05, 1.0)
+    level = np.clip(proto * np.exp(spread * rng.standard_normal(EMG_CHANNELS)), 0.05, 1.0)
     return MusclePattern(
         key=key, family=family, freq_hz=freq, motion=motion, sharpness=sharpness,
-        level=level, depth=rng.uniform(0.3, 0.85, CHANNELS),
-        phase=fam_phase + rng.normal(0.0, 0.8, CHANNELS),
+        level=level, depth=rng.uniform(0.3, 0.85, EMG_CHANNELS),
+        phase=fam_phase + rng.normal(0.0, 0.8, EMG_CHANNELS),
     )
 
 
@@ -299,13 +297,13 @@ def draw_motion(label: str, start_s: float, rng: np.random.Generator) -> ActionM
         label=label, pattern=pattern, start_s=start_s,
         freq_hz=pattern.freq_hz * float(np.exp(rng.normal(0.0, 0.08))),
         phase0=float(rng.uniform(0, 2 * np.pi)),
-        gain=np.exp(rng.normal(0.0, ACTION_GAIN_SD) + rng.normal(0.0, ACTION_CHANNEL_SD, CHANNELS)),
+        gain=np.exp(rng.normal(0.0, ACTION_GAIN_SD) + rng.normal(0.0, ACTION_CHANNEL_SD, EMG_CHANNELS)),
     )
 
 
 def subject_gains(subject: str) -> np.ndarray:
     """Per-channel gains (16,) in 0.7-1.3 of a subject: electrode placement and skin differ per person."""
-    return _stable_rng("gains", subject).uniform(0.7, 1.3, CHANNELS)
+    return _stable_rng("gains", subject).uniform(0.7, 1.3, EMG_CHANNELS)
 
 
 @dataclass
@@ -369,7 +367,7 @@ class SyntheticEmg:
             for arm, child in zip(ARMS, children[1:], strict=True)
         }
         self.gains = subject_gains(subject)
-        self.rest = REST_LEVEL * (1.0 + 0.2 * _stable_rng("rest", subject).random(CHANNELS))
+        self.rest = REST_LEVEL * (1.0 + 0.2 * _stable_rng("rest", subject).random(EMG_CHANNELS))
         self.current: ActionMotion | None = None
         self.previous: ActionMotion | None = None
         self.changed_at = -math.inf
@@ -383,7 +381,7 @@ class SyntheticEmg:
 
     def _activation(self, motion: ActionMotion | None, t: np.ndarray) -> np.ndarray:
         if motion is None:
-            return np.broadcast_to(self.rest, (len(t), CHANNELS))
+            return np.broadcast_to(self.rest, (len(t), EMG_CHANNELS))
         return np.maximum(motion.envelope(t), self.rest)
 
     def envelope(self, t: np.ndarray) -> np.ndarray:

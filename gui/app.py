@@ -19,7 +19,7 @@ from pathlib import Path
 
 from myosight.errors import MyosightError
 from myosight.gui.controller import WorkerSettings
-from myosight.realtime.run import RunSpec, SourceSpec
+from myosight.processes import RunSpec, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ViewerOptions:
     def from_run(cls, spec: RunSpec, jsonl: Path | None = None) -> ViewerOptions:
         """The window for `myosight run` / `myosight demo` without --headless."""
         worker = WorkerSettings(bundle=spec.bundle, emg_only=spec.emg_only, hop_s=spec.hop_s,
-                                video_size=spec.video_size, use_compile=spec.use_compile)
+                                input_size=spec.input_size, use_compile=spec.use_compile)
         return cls(source=spec.sources, worker=worker, address=spec.address, duration_s=spec.duration_s,
                    jsonl=jsonl)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from myosight.capture.launch import add_source_options
+from myosight.realtime.commands import add_worker_options
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
 
@@ -19,20 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gui.add_argument("--model", type=Path, help="model bundle (.safetensors)")
     gui.add_argument("--demo", action="store_true",
                      help="the demo model and its held-out synthetic session, replayed in a loop")
-    gui.add_argument("--source", nargs="+", metavar="KIND [FILE]",
-                     help="replay FILE | synthetic | camera+myo | camera+lsl-emg")
-    gui.add_argument("--speed", type=float, default=1.0, help="replay speed")
-    gui.add_argument("--loop", action="store_true", help="loop the replay")
-    gui.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
-    gui.add_argument("--myo-left", help="left armband address (camera+myo)")
-    gui.add_argument("--myo-right", help="right armband address (camera+myo)")
-    gui.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg)")
-    gui.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (camera+lsl-emg)")
-    gui.add_argument("--emg-only", action="store_true", help="sEMG only: no I3D (the camera is still shown)")
+    add_source_options(gui, required=False)
+    add_worker_options(gui, address=False)
     gui.add_argument("--address", help="ZeroMQ address the started worker publishes on (default: a free port)")
-    gui.add_argument("--hop", type=float, default=1.0, help="seconds between predictions")
-    gui.add_argument("--size", type=int, default=None, help="I3D input size (default: the bundle's)")
-    gui.add_argument("--compile", action="store_true", help="compile I3D (faster after 10-30 s of compiling)")
     gui.add_argument("--connect", metavar="ADDRESS",
                      help=f"view the worker publishing at ADDRESS (e.g. {DEFAULT_ADDRESS}); starts nothing")
     gui.add_argument("--streams", metavar="SOURCE",
@@ -64,10 +55,10 @@ def _check(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace):
     import os
 
+    from myosight.capture.launch import source_spec_from_args
     from myosight.gui.app import ViewerOptions
     from myosight.gui.controller import WorkerSettings
-    from myosight.realtime.commands import _source_spec
-    from myosight.realtime.run import SourceSpec, check_bundle
+    from myosight.processes import SourceSpec
 
     bundle = str(args.model) if args.model else None
     source = None
@@ -78,13 +69,12 @@ def _options(args: argparse.Namespace):
         if not args.source:
             source = SourceSpec(kind="replay", session=str(demo_session()), speed=args.speed, loop=True,
                                 source=f"gui{os.getpid()}")
-    if bundle:
-        check_bundle(bundle)
-    if args.source:
-        source = _source_spec(args, f"gui{os.getpid()}")
-        source.video = True  # the window shows the camera even when the model reads sEMG only
-    worker = WorkerSettings(bundle=bundle, emg_only=args.emg_only, hop_s=args.hop, video_size=args.size,
+    worker = WorkerSettings(bundle=bundle, emg_only=args.emg_only, hop_s=args.hop, input_size=args.input_size,
                             use_compile=args.compile)
+    geometry = worker.geometry()  # checks the bundle and the input size before anything starts
+    if args.source:
+        source = source_spec_from_args(args, f"gui{os.getpid()}", geometry.crop_size)
+        source.video = True  # the window shows the camera even when the model reads sEMG only
     return ViewerOptions(source=source, worker=worker, address=args.address, connect=args.connect,
                          streams=args.streams, duration_s=args.duration, screenshot=args.screenshot,
                          after_s=args.after, jsonl=args.jsonl, record_dir=args.record_dir, subject=args.subject)

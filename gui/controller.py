@@ -1,18 +1,18 @@
 """Starts and stops what the window shows: the source, the worker and the recorder, each its own process.
 
-The processes are those of `myosight run` (`source_process`, `worker_process`, started with spawn), and
-they stop in the same order: the viewer's own inlets first, then the worker, then the recorder, then the
-source, so every inlet closes while its outlet still exists. Stopping runs in a background thread and
-starting waits for it, so the window never freezes; `poll()` (from the window's timer) drives the rest:
-it starts the worker once the source is up, restarts it when the model or the sEMG-only switch changes,
-and turns a process that died into a notice for the banner.
+The processes are those of `myosight run` (a `myosight.processes.ProcessGroup` of `source_process` and
+`worker_process`, plus `recorder_process`), and they stop in the same order: the viewer's own inlets
+first, then the worker, then the recorder, then the source, so every inlet closes while its outlet still
+exists. Stopping runs in a background thread and starting waits for it, so the window never freezes;
+`poll()` (from the window's timer) drives the rest: it starts the worker once the source is up, restarts
+it when the model or the sEMG-only switch changes, and turns a process that died into a notice for the
+banner.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing as mp
 import os
 import socket
 import threading
@@ -21,11 +21,23 @@ from pathlib import Path
 
 import pylsl
 
+from myosight.capture.launch import source_process
+from myosight.capture.recorder import RecorderSpec, recorder_process
 from myosight.errors import ConfigError
 from myosight.gui.receivers import StreamReceiver
 from myosight.gui.replay_link import ReplayLink
 from myosight.gui.state import GuiState
-from myosight.realtime.run import EXIT_SOURCE_FAILED, EXIT_WORKER_FAILED, RunSpec, SourceSpec
+from myosight.models.bundle import read_bundle_geometry, read_bundle_metadata
+from myosight.models.clips import ClipGeometry, resolve_geometry
+from myosight.processes import (
+    EXIT_SOURCE_FAILED,
+    EXIT_WORKER_FAILED,
+    ProcessGroup,
+    RunSpec,
+    SourceSpec,
+    stop_child,
+)
+from myosight.realtime.worker import worker_process
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +57,16 @@ def free_tcp_address() -> str:
 
 
 @dataclass
-class Child:
-    """One child process with its stop and ready events."""
-
-    role: str
-    process: mp.Process
-    stop: object
-    ready: object
-    stopping: bool = False
-    reported: bool = False
-
-    @property
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-
-@dataclass
 class WorkerSettings:
     bundle: str | None = None
     emg_only: bool = False
     hop_s: float = 1.0
-    video_size: int | None = None
+    input_size: int | None = None  # the user's override of the bundle's I3D input size
     use_compile: bool = False
+
+    def geometry(self) -> ClipGeometry:
+        """The clip geometry of a run with these settings (I3D's own when no model is chosen yet)."""
+        return resolve_geometry(read_bundle_geometry(self.bundle) if self.bundle else None, self.input_size)
 
 
 @dataclass
@@ -78,8 +78,7 @@ class Controller:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     record_dir: Path = Path("recordings")
     subject: str = "S00"
-    context: object = field(default_factory=lambda: mp.get_context("spawn"))
-    children: dict[str, Child] = field(default_factory=dict)
+    processes: ProcessGroup = field(default_factory=ProcessGroup)
     source_spec: SourceSpec | None = None
     streams: StreamReceiver | None = None
     replay: ReplayLink | None = None
@@ -95,9 +94,8 @@ class Controller:
 
     # -- requests from the window ---------------------------------------------------------------------
     def start_source(self, spec: SourceSpec) -> None:
-        """Stop whatever runs and start this source (and the worker after it)."""
-        if self.worker.bundle is not None:
-            self._check_bundle(self.worker.bundle)
+        """Stop whatever runs and start this source (and the worker after it); its frames are the model's."""
+        spec.frame_size = self.worker.geometry().crop_size  # checks the bundle too
         if spec.kind == "replay":
             spec.control_address = free_tcp_address()
         self._pending_source = spec
@@ -114,7 +112,7 @@ class Controller:
 
     def set_bundle(self, bundle: str) -> list[str]:
         """Switch the model (the worker restarts); returns the bundle's classes. Raises ConfigError."""
-        meta = self._check_bundle(bundle)
+        meta = read_bundle_metadata(bundle)
         self.worker.bundle = bundle
         self._worker_dirty = True
         return list(meta["classes"])
@@ -135,7 +133,6 @@ class Controller:
     def start_recording(self, classes: list[str] | None = None) -> Path:
         if self.source_spec is None or not self._running("source", allow_external=True):
             raise ConfigError("start a source before recording")
-        from myosight.capture.recorder import RecorderSpec, recorder_process
         from myosight.capture.streams import marker_stream_info, open_outlet
 
         if self.label_outlet is None:
@@ -144,7 +141,7 @@ class Controller:
         out_dir.mkdir(parents=True, exist_ok=True)
         spec = RecorderSpec(out_dir=str(out_dir), source=self.source_spec.source, label_source=self.label_source,
                             subject=self.subject, classes=classes)
-        self._start_child("recorder", recorder_process, asdict(spec))
+        self.processes.start("recorder", recorder_process, asdict(spec))
         return out_dir
 
     def mark_label(self, activity: str, start: bool) -> None:
@@ -170,7 +167,7 @@ class Controller:
 
     @property
     def recording(self) -> bool:
-        child = self.children.get("recorder")
+        child = self.processes.get("recorder")
         return child is not None and child.alive and not child.stopping
 
     # -- the timer's part -----------------------------------------------------------------------------
@@ -183,10 +180,11 @@ class Controller:
             self._launch_source(self._pending_source)
             self._pending_source = None
             return
-        if self._worker_dirty and "worker" in self.children:
+        if self._worker_dirty and self.processes.get("worker") is not None:
             self._stop_in_background(["worker"], streams=False)
             return
-        if self._source_ready() and self.worker.bundle and ("worker" not in self.children or self._worker_dirty):
+        if self._source_ready() and self.worker.bundle and (self.processes.get("worker") is None
+                                                            or self._worker_dirty):
             self._launch_worker()
         self._starting_notice()
         if self.replay is not None and self.replay.error:
@@ -211,19 +209,12 @@ class Controller:
             self.label_outlet = None
 
     # -- internals ------------------------------------------------------------------------------------
-    def _check_bundle(self, bundle: str) -> dict:
-        from myosight.models.bundle import read_bundle_metadata
-
-        return read_bundle_metadata(bundle)
-
     def _launch_source(self, spec: SourceSpec) -> None:
-        from myosight.realtime.run import source_process
-
         self.state.reset_predictions()
         self.state.drop_stream_views()
         self.source_spec = spec
         if spec.kind != "lsl":
-            self._start_child("source", source_process, asdict(spec))
+            self.processes.start("source", source_process, asdict(spec))
         self.streams = StreamReceiver(spec.source, self.state)
         self.streams.start()
         control = getattr(spec, "control_address", None)
@@ -232,43 +223,32 @@ class Controller:
             self.replay.start()
 
     def _launch_worker(self) -> None:
-        from myosight.realtime.run import worker_process
-
         run = RunSpec(bundle=str(self.worker.bundle), sources=self.source_spec, address=self.address,
-                      emg_only=self.worker.emg_only, hop_s=self.worker.hop_s, video_size=self.worker.video_size,
-                      use_compile=self.worker.use_compile)
+                      emg_only=self.worker.emg_only, hop_s=self.worker.hop_s, input_size=self.worker.input_size,
+                      geometry=self.worker.geometry().to_dict(), use_compile=self.worker.use_compile)
         self.state.reset_predictions()
-        self._start_child("worker", worker_process, asdict(run))
+        self.processes.start("worker", worker_process, asdict(run))
         self._worker_dirty = False
         self.worker_generation += 1
         self.notices.pop("worker", None)
-
-    def _start_child(self, role: str, target, spec: dict) -> None:
-        stop, ready = self.context.Event(), self.context.Event()
-        process = self.context.Process(target=target, args=(spec, stop, ready), name=f"myosight-{role}")
-        process.start()
-        self.children[role] = Child(role, process, stop, ready)
 
     def _source_ready(self) -> bool:
         if self.source_spec is None:
             return False
         if self.source_spec.kind == "lsl":
             return True
-        child = self.children.get("source")
+        child = self.processes.get("source")
         return child is not None and child.alive and child.ready.is_set()
 
     def _running(self, role: str, allow_external: bool = False) -> bool:
         if allow_external and role == "source" and self.source_spec is not None and self.source_spec.kind == "lsl":
             return True
-        child = self.children.get(role)
+        child = self.processes.get(role)
         return child is not None and child.alive
 
     def _report_deaths(self) -> None:
-        for role, child in list(self.children.items()):
-            if child.alive or child.stopping or child.reported:
-                continue
-            child.reported = True
-            code = child.process.exitcode
+        for child in self.processes.ended():
+            role, code = child.role, child.exitcode
             if role == "source" and code == 0:
                 self.notices["source"] = ("info", "Replay finished")
                 continue
@@ -279,7 +259,7 @@ class Controller:
             self.notices[role] = ("error", f"{what.capitalize()} stopped (exit code {code}); see the terminal")
 
     def _starting_notice(self) -> None:
-        child = self.children.get("worker")
+        child = self.processes.get("worker")
         waiting = child is not None and child.alive and self.state.health_arrival is None
         if waiting:
             self.notices["starting"] = ("info", "Starting the worker (loading the model) …")
@@ -288,9 +268,7 @@ class Controller:
 
     def _stop_in_background(self, roles: list[str], streams: bool) -> None:
         """Stop the viewer's inlets (if `streams`) and the children named, in this order, off the GUI thread."""
-        children = [self.children.pop(role) for role in roles if role in self.children]
-        for child in children:
-            child.stopping = True
+        children = self.processes.take(roles)
         receiver = self.streams if streams else None
         replay = self.replay if streams else None
         label_outlet = self.label_outlet if "recorder" in roles else None
@@ -314,14 +292,3 @@ class Controller:
         self._stopper = threading.Thread(target=stop, name="myosight-gui-stopper", daemon=True)
         self._stopper.start()
 
-
-def stop_child(child: Child, timeout_s: float = 10.0) -> None:
-    """Ask a child to stop, wait, and terminate it if it does not."""
-    child.stop.set()
-    if child.process.pid is None:
-        return
-    child.process.join(timeout_s)
-    if child.process.is_alive():
-        log.warning("%s did not stop within %.0f s; terminating it", child.role, timeout_s)
-        child.process.terminate()
-        child.process.join(5)

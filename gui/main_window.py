@@ -26,7 +26,7 @@ from myosight.gui.widgets.emg_traces import EmgTraces
 from myosight.gui.widgets.health import Banner, BannerModel, HealthPanel
 from myosight.gui.widgets.prediction import PredictionPanel
 from myosight.gui.widgets.spectrograms import SpectrogramPanel
-from myosight.realtime.run import SourceSpec
+from myosight.processes import SourceSpec
 
 STYLE = """
 QWidget { background: #101418; color: #dfe6ec; font-size: 10pt; }
@@ -257,16 +257,19 @@ class MainWindow(QtWidgets.QMainWindow):
         if snapshot.frame_seq != self._seen["frame"]:
             self.camera.show_frame(snapshot.frame)
             self._seen["frame"] = snapshot.frame_seq
-        fields = snapshot.prediction.fields if snapshot.prediction is not None else {}
-        self.camera.strip.set_window(fields.get("clip_starts", []), fields.get("window_end"), snapshot.frame_time)
+        prediction = snapshot.prediction
+        if prediction is None:
+            self.camera.strip.set_window([], None, snapshot.frame_time)
+        else:
+            self.camera.strip.set_window(prediction.clip_starts, prediction.window_end, snapshot.frame_time)
 
     def _draw_prediction(self, snapshot: Snapshot) -> None:
         self._seen["prediction"] = snapshot.prediction_seq
         self.prediction.show_prediction(snapshot.prediction, snapshot.history, snapshot.scored, snapshot.correct)
         self.attention.show_attention(snapshot.prediction)
         self.spectrograms.update_clips(snapshot.spectrograms)
-        if snapshot.prediction is not None and snapshot.prediction.fields["classes"] != self.classes:
-            self.set_classes(snapshot.prediction.fields["classes"])
+        if snapshot.prediction is not None and snapshot.prediction.classes != self.classes:
+            self.set_classes(snapshot.prediction.classes)
 
     def _slow_parts(self, now: float, snapshot: Snapshot) -> None:
         """Health, banner, controller and controls: a few times a second is enough."""
@@ -283,7 +286,7 @@ class MainWindow(QtWidgets.QMainWindow):
         notices = [(level, text) for level, text, _ in self.notices.values()]
         if self.controller is not None:
             notices += list(self.controller.notices.values())
-        expect_worker = self.controller is None or "worker" in self.controller.children
+        expect_worker = self.controller is None or self.controller.processes.get("worker") is not None
         self.banner.show_line(self.banner_model.update(now, snapshot, notices, expect_worker))
 
     def show_streams(self, source: str) -> None:

@@ -14,47 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from myosight.realtime.messages import Message
+from myosight.realtime.messages import HealthMessage, PredictionMessage
+from myosight.realtime.ring import SampleRing
 
 TRACE_SECONDS = 10.0
 SPECTROGRAM_CLIPS = 10
 HISTORY = 12
-
-
-class SampleRing:
-    """The last `capacity` samples of one stream (timestamps and channels), overwritten in place."""
-
-    def __init__(self, channels: int, capacity: int) -> None:
-        self.channels, self.capacity = channels, capacity
-        self.times = np.zeros(capacity)
-        self.values = np.zeros((capacity, channels), np.float32)
-        self.count = 0  # samples ever written
-        self.newest = -np.inf
-
-    def push(self, times: np.ndarray, values: np.ndarray) -> None:
-        n = len(times)
-        if n == 0:
-            return
-        if n > self.capacity:
-            times, values, n = times[-self.capacity:], values[-self.capacity:], self.capacity
-        start = self.count % self.capacity
-        first = min(n, self.capacity - start)
-        self.times[start:start + first] = times[:first]
-        self.values[start:start + first] = values[:first]
-        self.times[:n - first] = times[first:]
-        self.values[:n - first] = values[first:]
-        self.count += n
-        self.newest = float(times[-1])
-
-    def last(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of the samples no older than `seconds` before the newest, oldest first."""
-        held = min(self.count, self.capacity)
-        if held == 0:
-            return np.zeros(0), np.zeros((0, self.channels), np.float32)
-        order = (np.arange(self.count - held, self.count)) % self.capacity
-        times = self.times[order]
-        keep = int(np.searchsorted(times, self.newest - seconds, side="left"))
-        return times[keep:], self.values[order[keep:]]
 
 
 @dataclass
@@ -75,13 +40,13 @@ class Snapshot:
     frame: np.ndarray | None
     frame_time: float | None
     frame_seq: int
-    prediction: Message | None
+    prediction: PredictionMessage | None
     prediction_seq: int
     history: list[tuple[str, str | None]]
     scored: int
     correct: int
     spectrograms: list[np.ndarray]
-    health: Message | None
+    health: HealthMessage | None
     health_seq: int
     health_age_s: float | None
     streams: dict[str, StreamView]
@@ -100,13 +65,13 @@ class GuiState:
     frame: np.ndarray | None = None
     frame_time: float | None = None
     frame_seq: int = 0
-    prediction: Message | None = None
+    prediction: PredictionMessage | None = None
     prediction_seq: int = 0
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     scored: int = 0
     correct: int = 0
     spectrograms: deque = field(default_factory=lambda: deque(maxlen=SPECTROGRAM_CLIPS))
-    health: Message | None = None
+    health: HealthMessage | None = None
     health_seq: int = 0
     health_arrival: float | None = None
     streams: dict[str, StreamView] = field(default_factory=dict)
@@ -117,8 +82,8 @@ class GuiState:
     def push_emg(self, stream: str, times: np.ndarray, values: np.ndarray) -> None:
         with self.lock:
             ring = self.emg.get(stream)
-            if ring is None or ring.channels != values.shape[1]:
-                ring = self.emg[stream] = SampleRing(values.shape[1], self.ring_capacity)
+            if ring is None or ring.shape != values.shape[1:]:
+                ring = self.emg[stream] = SampleRing(self.ring_capacity, values.shape[1:], np.float32)
             ring.push(times, values)
             self._mark_unseen()
 
@@ -128,21 +93,20 @@ class GuiState:
             self.frame_seq += 1
             self._mark_unseen()
 
-    def set_prediction(self, message: Message) -> None:
-        fields = message.fields
+    def set_prediction(self, message: PredictionMessage) -> None:
+        """The newest prediction (checked by the strict decoder: its fields are what the panels draw)."""
         with self.lock:
             self.prediction = message
             self.prediction_seq += 1
-            self.history.append((str(fields.get("label", "?")), fields.get("true_label")))
-            if fields.get("true_label"):
+            self.history.append((message.label, message.true_label))
+            if message.true_label:
                 self.scored += 1
-                self.correct += int(fields.get("label") == fields["true_label"])
-            spectrogram = message.arrays.get("spectrogram")
-            if spectrogram is not None and spectrogram.ndim == 3:
-                self.spectrograms.append(spectrogram)
+                self.correct += int(message.label == message.true_label)
+            if message.spectrogram is not None:
+                self.spectrograms.append(message.spectrogram)
             self._mark_unseen()
 
-    def set_health(self, message: Message) -> None:
+    def set_health(self, message: HealthMessage) -> None:
         with self.lock:
             self.health = message
             self.health_seq += 1
@@ -181,13 +145,14 @@ class GuiState:
     def newest_emg_time(self) -> float | None:
         """Stamp of the newest sEMG sample received (the LSL clock of this host), None before any."""
         with self.lock:
-            return max((ring.newest for ring in self.emg.values() if ring.count), default=None)
+            return max((ring.newest_key for ring in self.emg.values() if ring.count), default=None)
 
     def snapshot(self) -> Snapshot:
         now = time.monotonic()
         with self.lock:
-            emg = {name: ring.last(self.trace_seconds) for name, ring in self.emg.items()}
-            newest = max((ring.newest for ring in self.emg.values() if ring.count), default=None)
+            emg = {name: _copies(ring.since(ring.newest_key - self.trace_seconds))
+                   for name, ring in self.emg.items() if ring.count}
+            newest = max((ring.newest_key for ring in self.emg.values() if ring.count), default=None)
             age = None if self._unseen_since is None else now - self._unseen_since
             self._unseen_since = None
             return Snapshot(
@@ -198,3 +163,8 @@ class GuiState:
                 health_age_s=None if self.health_arrival is None else now - self.health_arrival,
                 streams=dict(self.streams), replay=self.replay, data_age_s=age,
             )
+
+
+def _copies(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Copies of a ring's samples: the snapshot outlives the lock, the ring's storage does not wait for it."""
+    return tuple(np.array(array) for array in arrays)

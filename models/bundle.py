@@ -118,6 +118,14 @@ def read_bundle_metadata(path: str | Path) -> dict:
     return meta
 
 
+def read_bundle_geometry(path: str | Path) -> ClipGeometry:
+    """The clip geometry a bundle was trained with, from its metadata (reads no weights)."""
+    try:
+        return ClipGeometry.from_dict(read_bundle_metadata(path)["clip_geometry"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{path}: invalid bundle clip geometry ({error})") from error
+
+
 def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
     """Load and check a bundle. `i3d_sha256`, when given, must match the hash the heads were trained with."""
     from myosight.models.heads import build_head

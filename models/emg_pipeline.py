@@ -39,9 +39,9 @@ from functools import cached_property
 import numpy as np
 from scipy import signal
 
+from myosight.constants import CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.errors import ConfigError, StreamError
 
-CHANNELS_PER_ARM = 8
 STAGES = ("envelope", "rms", "resampled")
 
 
@@ -103,7 +103,7 @@ class EmgNormalisation:
         object.__setattr__(self, "maximum", hi)
 
     @classmethod
-    def full_scale(cls, channels: int = 2 * CHANNELS_PER_ARM) -> EmgNormalisation:
+    def full_scale(cls, channels: int = EMG_CHANNELS) -> EmgNormalisation:
         """A prior needing no data: the Myo's int8 range (RMS of 0..128)."""
         return cls(np.zeros(channels), np.full(channels, 128.0))
 

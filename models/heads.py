@@ -82,6 +82,9 @@ class Head(nn.Module):
     """
 
     modalities: tuple[str, ...] = ()
+    #: Whether the head weights its clips by attention it computes (the live viewer shows those weights;
+    #: heads that average their clips have none to show).
+    has_clip_attention: bool = False
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -426,6 +429,8 @@ class SelfAttentionLateFusionHead(LateFusionHead):
     weights, larger values sharper ones. After each forward, ``last_attention`` holds the detached clip
     weights {"rgb": (B, n), "emg": (B, n)} for display; :meth:`forward_with_attention` returns them.
     """
+
+    has_clip_attention = True
 
     def __init__(
         self,

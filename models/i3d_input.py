@@ -1,9 +1,15 @@
-"""Turning video frames into I3D input: resampling to 25 fps by timestamps, resize, crop, scale.
+"""Turning video frames into I3D input: resampling to 25 fps by timestamps, the model frame, the input tensor.
 
 I3D was trained on 25 fps RGB frames whose shorter side was resized to 256 (bilinear), centre-cropped to
 224 x 224 at test time and scaled to [-1, 1]. Cameras deliver other rates (the ActionSense world camera
-about 30 fps, with jitter), BGR order from OpenCV and other sizes, so every frame path in myosight (the
-offline feature extractor, `myosight i3d classify` and the live worker) goes through these functions.
+about 30 fps, with jitter), BGR order from OpenCV and other sizes. Every frame path in myosight (sources
+publishing live frames, offline feature extraction, `myosight i3d classify` and the live worker) goes
+through two functions here, so that live and offline clips are made of the same pixels:
+
+- `model_frame`: one camera frame -> the square RGB frame of the clip geometry (`crop_size`); sources
+  publish these, offline extraction computes the same from the decoded video;
+- `clip_input`: model frames -> the I3D input tensor (`input_size`: the frames area-downscaled when the
+  input is smaller, as in the 112-px mode), scaled to [-1, 1].
 """
 
 from __future__ import annotations
@@ -12,20 +18,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from myosight.constants import I3D_CROP, I3D_FPS
+from myosight.models.clips import ClipGeometry, latest_not_after, short_side_for
+
 if TYPE_CHECKING:
     import torch
-
-I3D_FPS = 25.0
 
 
 def resample_indices(timestamps: np.ndarray | list[float], target_fps: float = I3D_FPS) -> np.ndarray:
     """Source frame indices that show the video at `target_fps`, chosen by timestamp.
 
     Target instant k is t0 + k / target_fps; it takes the latest source frame whose timestamp is not after
-    that instant (the frame on screen then). Latest-not-after rather than nearest keeps the choice causal,
-    so the live worker, which cannot see future frames, picks exactly what offline extraction picks.
-    Instants run while they fall before the end of the last frame (its timestamp plus the median frame
-    interval). Timestamps must be non-decreasing; jitter and dropped frames are handled naturally.
+    that instant (the frame on screen then; `latest_not_after`). Instants run while they fall before the end
+    of the last frame (its timestamp plus the median frame interval). Timestamps must be non-decreasing;
+    jitter and dropped frames are handled naturally.
     """
     times = np.asarray(timestamps, dtype=np.float64).reshape(-1)
     if target_fps <= 0:
@@ -37,10 +43,7 @@ def resample_indices(timestamps: np.ndarray | list[float], target_fps: float = I
     step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / target_fps
     end = times[-1] + max(step, 0.0)
     count = max(int(np.ceil((end - times[0]) * target_fps - 1e-9)), 1)
-    instants = times[0] + np.arange(count, dtype=np.float64) / target_fps
-    # A tolerance of 1 microsecond absorbs rounding in timestamps that were stored in milliseconds.
-    indices = np.searchsorted(times, instants + 1e-6, side="right") - 1
-    return np.clip(indices, 0, len(times) - 1).astype(np.int64)
+    return latest_not_after(times, times[0] + np.arange(count, dtype=np.float64) / target_fps)
 
 
 def centre_window(available: int, wanted: int) -> slice:
@@ -51,7 +54,7 @@ def centre_window(available: int, wanted: int) -> slice:
     return slice(start, start + wanted)
 
 
-def resize_short_side(frame: np.ndarray, short_side: int = 256) -> np.ndarray:
+def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
     """Bilinear resize so that the shorter side is `short_side`, keeping the aspect ratio."""
     import cv2
 
@@ -64,47 +67,43 @@ def resize_short_side(frame: np.ndarray, short_side: int = 256) -> np.ndarray:
     return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
 
-def prepare_frames(frames_bgr: np.ndarray, short_side: int = 256, crop: int = 224) -> torch.Tensor:
-    """(T, H, W, 3) BGR uint8 frames -> (3, T, crop, crop) float32 RGB in [-1, 1] for `InceptionI3d`.
+def model_frame(frame_bgr: np.ndarray, size: int = I3D_CROP) -> np.ndarray:
+    """One BGR camera frame -> the model frame: RGB uint8 (size, size, 3).
 
-    Shorter side resized to `short_side` (bilinear), centre crop `crop` x `crop`, BGR -> RGB, x / 127.5 - 1.
+    The shorter side is resized (bilinear) to `short_side_for(size)` (256 for 224) and the centre square
+    kept: the geometry the I3D weights expect, scaled to `size`.
     """
-    import torch
-
-    frames = np.asarray(frames_bgr)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected (T, H, W, 3) uint8 BGR frames, got {frames.shape} {frames.dtype}")
-    if crop > short_side:
-        raise ValueError(f"crop {crop} is larger than the resized short side {short_side}")
-    out = np.empty((len(frames), crop, crop, 3), dtype=np.uint8)
-    for i, frame in enumerate(frames):
-        resized = resize_short_side(frame, short_side)
-        top = (resized.shape[0] - crop) // 2
-        left = (resized.shape[1] - crop) // 2
-        out[i] = resized[top : top + crop, left : left + crop]
-    tensor = torch.from_numpy(out).permute(3, 0, 1, 2).flip(0)  # (3, T, H, W), BGR -> RGB
-    return tensor.to(torch.float32).div_(127.5).sub_(1.0).contiguous()
-
-
-def model_frame(frame_bgr: np.ndarray, size: int = 224) -> np.ndarray:
-    """One camera frame as the live model sees it: RGB uint8 (size, size, 3).
-
-    The shorter side is resized to round(size * 256 / 224) and the centre `size` x `size` is kept, the
-    geometry the I3D weights expect scaled to `size`; sources publish frames in this form so that the
-    worker only has to scale pixels.
-    """
-    resized = resize_short_side(np.asarray(frame_bgr), round(size * 256 / 224))
+    frame = np.asarray(frame_bgr)
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
+    resized = resize_short_side(frame, short_side_for(size))
     top = (resized.shape[0] - size) // 2
     left = (resized.shape[1] - size) // 2
     return np.ascontiguousarray(resized[top:top + size, left:left + size, ::-1])
 
 
-def frames_to_tensor(frames_rgb: np.ndarray, size: int | None = None) -> torch.Tensor:
-    """(T, S, S, 3) RGB uint8 model frames -> (3, T, size, size) float32 in [-1, 1] (resized when size differs)."""
+def clip_input(frames_rgb: np.ndarray, input_size: int) -> torch.Tensor:
+    """(T, S, S, 3) RGB uint8 model frames -> (3, T, input_size, input_size) float32 in [-1, 1].
+
+    Frames larger than the input are area-downscaled (each input pixel the mean of the frame pixels it
+    covers), the reduced-resolution mode's one resize.
+    """
     import cv2
     import torch
 
     frames = np.asarray(frames_rgb)
-    if size is not None and frames.shape[1] != size:
-        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).to(torch.float32).div_(127.5).sub_(1.0)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[1] != frames.shape[2]:
+        raise ValueError(f"expected (T, S, S, 3) uint8 RGB model frames, got {frames.shape} {frames.dtype}")
+    if frames.shape[1] != input_size:
+        frames = np.stack([cv2.resize(f, (input_size, input_size), interpolation=cv2.INTER_AREA) for f in frames])
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)
+    return tensor.to(torch.float32).div_(127.5).sub_(1.0).contiguous()
+
+
+def prepare_frames(frames_bgr: np.ndarray, geometry: ClipGeometry | None = None) -> torch.Tensor:
+    """(T, H, W, 3) BGR uint8 camera frames -> (3, T, input, input) I3D input: `model_frame` then `clip_input`."""
+    geometry = geometry or ClipGeometry()
+    frames = np.asarray(frames_bgr)
+    if frames.ndim != 4:
+        raise ValueError(f"expected (T, H, W, 3) uint8 BGR frames, got {frames.shape} {frames.dtype}")
+    return clip_input(np.stack([model_frame(f, geometry.crop_size) for f in frames]), geometry.input_size)

@@ -1,5 +1,7 @@
 """The terminal viewer: a live table of predictions and health, and a JSONL log of every prediction.
 
+The log has one `PredictionMessage.to_json()` record per line (docs/messages.md describes its keys).
+
 It only subscribes, so it survives the worker: when the worker stops, the table says how long it has been
 silent; when a worker comes back on the same address, ZeroMQ reconnects by itself and the restart is
 recognised by the message sequence starting again.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from myosight.data.activities import short_name
-from myosight.realtime.messages import Message, ResultSubscriber
+from myosight.realtime.messages import HealthMessage, PredictionMessage, Result, ResultSubscriber
 
 
 class HeadlessViewer:
@@ -26,8 +28,8 @@ class HeadlessViewer:
         if jsonl is not None:
             jsonl.parent.mkdir(parents=True, exist_ok=True)
         self.log: IO[str] | None = jsonl.open("a", encoding="utf-8") if jsonl else None
-        self.last_prediction: Message | None = None
-        self.last_health: Message | None = None
+        self.last_prediction: PredictionMessage | None = None
+        self.last_health: HealthMessage | None = None
         self.history: deque[str] = deque(maxlen=8)
         self.scored = 0
         self.correct = 0
@@ -40,33 +42,31 @@ class HeadlessViewer:
     def accuracy(self) -> float | None:
         return self.correct / self.scored if self.scored else None
 
-    def handle(self, message: Message) -> None:
-        if self.last_seq is not None and message.seq <= self.last_seq:
-            self.worker_restarts += 1  # a new publisher counts from 1 again
-        self.last_seq, self.last_message_at = message.seq, time.monotonic()
-        if message.kind == "health":
+    def handle(self, message: Result) -> None:
+        """Take one typed message (as the subscriber's strict decoders give them)."""
+        if message.seq is not None:
+            if self.last_seq is not None and message.seq <= self.last_seq:
+                self.worker_restarts += 1  # a new publisher counts from 1 again
+            self.last_seq = message.seq
+        self.last_message_at = time.monotonic()
+        if isinstance(message, HealthMessage):
             self.last_health = message
-            return
-        if message.kind != "prediction":
             return
         self.predictions += 1
         self.last_prediction = message
-        fields = message.fields
-        self.history.append(fields.get("label", "?"))
-        if fields.get("true_label"):
+        self.history.append(message.label)
+        if message.true_label:
             self.scored += 1
-            self.correct += int(fields["label"] == fields["true_label"])
+            self.correct += int(message.label == message.true_label)
         if self.log is not None:
-            record = {**fields, "probs": message.arrays["probs"].tolist(), "seq": message.seq, "time": message.time}
-            record.pop("classes", None)
-            self.log.write(json.dumps(record) + "\n")
+            self.log.write(json.dumps(message.to_json()) + "\n")
             self.log.flush()
 
     def poll(self, timeout_ms: int = 100) -> None:
-        message = self.subscriber.receive(timeout_ms)
+        message = self.subscriber.receive_result(timeout_ms)
         while message is not None:
             self.handle(message)
-            message = self.subscriber.receive(0)
+            message = self.subscriber.receive_result(0)
 
     def render(self):
         from rich.table import Table
@@ -78,29 +78,32 @@ class HeadlessViewer:
         if p is None:
             table.add_row("status", "waiting for the first prediction ...")
         else:
-            probs = p.arrays["probs"]
-            table.add_row("prediction", f"{p.fields['label']}  ({100 * float(probs.max()):.0f} %)")
-            table.add_row("true label", str(p.fields.get("true_label") or "-"))
+            table.add_row("prediction", f"{p.label}  ({100 * float(p.probs.max()):.0f} %)")
+            table.add_row("true label", p.true_label or "-")
             accuracy = self.accuracy
             scored = f"{100 * accuracy:.1f} % of {self.scored}" if accuracy is not None else "-"
             table.add_row("running accuracy", scored)
-            table.add_row("mode", p.fields.get("mode", "?"))
-            latency, compute = p.fields.get("latency_ms", 0), p.fields.get("compute_ms", 0)
-            table.add_row("latency", f"{latency:.1f} ms (compute {compute:.1f})")
+            table.add_row("mode", p.mode)
+            table.add_row("latency", f"{p.latency_ms:.1f} ms (compute {p.compute_ms:.1f})")
         if self.last_health is not None:
-            h = self.last_health.fields
-            p50, p95 = h.get("latency_p50_ms", 0), h.get("latency_p95_ms", 0)
-            table.add_row("latency p50 / p95", f"{p50:.1f} / {p95:.1f} ms")
-            table.add_row("real-time factor", f"{h.get('realtime_factor', 0):.2f}")
-            predicted, skipped = h.get("windows_predicted", 0), h.get("windows_skipped", 0)
-            table.add_row("windows", f"{predicted} predicted, {skipped} skipped")
-            for name, stream in h.get("streams", {}).items():
-                state = "MISSING" if stream.get("missing") else ("LOST" if stream.get("lost") else "ok")
-                rate = stream.get("rate_hz", "-")
-                table.add_row(name, f"{state}, {rate} Hz, gaps {stream.get('gaps', 0)}")
+            self._health_rows(table, self.last_health)
         table.add_row("recent", " / ".join(short_name(label)[:16] for label in list(self.history)[-5:]))
         table.add_row("worker", self.worker_status())
         return table
+
+    @staticmethod
+    def _health_rows(table, h: HealthMessage) -> None:
+        if h.latency_p50_ms is not None and h.latency_p95_ms is not None:
+            table.add_row("latency p50 / p95", f"{h.latency_p50_ms:.1f} / {h.latency_p95_ms:.1f} ms")
+        if h.realtime_factor is not None:
+            table.add_row("real-time factor", f"{h.realtime_factor:.2f}")
+        table.add_row("windows", f"{h.windows_predicted} predicted, {h.windows_skipped} skipped")
+        for name, stream in h.streams.items():
+            if stream.missing:
+                table.add_row(name, "MISSING")
+                continue
+            gaps = f", gaps {stream.gaps}" if stream.gaps is not None else ""
+            table.add_row(name, f"{'LOST' if stream.lost else 'ok'}, {stream.rate_hz} Hz{gaps}")
 
     def worker_status(self, silent_after_s: float = 3.0) -> str:
         """'ok', or how long the worker has been silent; and how often it restarted."""

@@ -1,10 +1,12 @@
 """The live computation, independent of LSL: bounded buffers, per-clip features computed once, predictions.
 
 `EmgLiveBuffer` runs each arm through the same streaming sEMG processor that training used offline and
-keeps a bounded ring of envelope samples. `FrameRing` keeps the last seconds of model frames.
-`LivePredictor` turns a window end time into a prediction over the 5 clips before it, computing each
-clip's sEMG and RGB features once and caching them by clip start, so a window reuses the features of
-the clips it shares with earlier windows.
+keeps the envelope of the last seconds in a ring; a clip's spectrogram comes from the offline function
+(`clip_spectrograms`) applied to the ring's samples of that clip. `FrameRing` keeps the last seconds of
+model frames; a clip's frames are chosen by the offline rule (`latest_not_after`) and made into I3D input
+by the offline function (`clip_input`). `LivePredictor` turns a window end time into a prediction over
+the 5 clips before it, computing each clip's sEMG and RGB features once and caching them by clip start,
+so a window reuses the features of the clips it shares with earlier windows.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from myosight.data.actionsense import ARMS
+from myosight.constants import ARMS, CHANNELS_PER_ARM
 from myosight.models.bundle import Bundle
-from myosight.models.clips import clip_frame_times, clip_segments
-from myosight.models.emg_pipeline import EmgStreamProcessor, EnvelopeChunk, log_mel_spectrogram
+from myosight.models.clips import ClipGeometry, clip_frame_times, clip_segments, latest_not_after
+from myosight.models.emg_pipeline import EmgStreamProcessor, EnvelopeChunk, clip_spectrograms
+from myosight.models.i3d_input import clip_input
+from myosight.realtime.ring import SampleRing
 
-CHANNELS_PER_ARM = 8
+#: Frames the worker keeps: 15 s of a 30-fps camera (a window needs the last 5 s).
+FRAME_RING_CAPACITY = 450
+#: A clip is computed only when the newest frame is at most this much older than its last wanted instant.
+MAX_STALE_FRAME_S = 0.25
 
 
 @contextmanager
@@ -47,66 +54,61 @@ class EmgLiveBuffer:
         self.config = bundle.emg_config
         self.processors = {arm: EmgStreamProcessor(self.config, bundle.normalisation.arm(i), name=f"emg-{arm}")
                            for i, arm in enumerate(ARMS)}
-        self.keep = int(keep_s * self.config.rate_hz)
-        self.grid = {arm: np.zeros(0, np.int64) for arm in ARMS}
-        self.values = {arm: np.zeros((0, CHANNELS_PER_ARM)) for arm in ARMS}
+        capacity = int(keep_s * self.config.rate_hz)
+        self.rings = {arm: SampleRing(capacity, (CHANNELS_PER_ARM,), np.float64, np.int64) for arm in ARMS}
 
     def push(self, arm: str, time_s: np.ndarray, samples: np.ndarray) -> None:
         chunk: EnvelopeChunk = self.processors[arm].push(time_s, samples)
-        if len(chunk.grid):
-            grid = np.concatenate([self.grid[arm], chunk.grid])[-self.keep:]
-            values = np.concatenate([self.values[arm], chunk.values])[-self.keep:]
-            self.grid[arm], self.values[arm] = grid, values
+        self.rings[arm].push(chunk.grid, chunk.values)
 
     def covered_until(self, arm: str) -> float | None:
         """Time of the newest envelope sample of an arm (None before the first)."""
-        return float(self.grid[arm][-1] / self.config.rate_hz) if len(self.grid[arm]) else None
+        newest = self.rings[arm].newest_key
+        return None if newest is None else newest / self.config.rate_hz
 
-    def clip_window(self, start_s: float, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """(length, 16) envelopes of both arms from `start_s` and the per-arm coverage."""
-        first = round(start_s * self.config.rate_hz)
-        window = np.zeros((length, 2 * CHANNELS_PER_ARM))
-        coverage = np.zeros(2)
-        for index, arm in enumerate(ARMS):
-            grid = self.grid[arm]
-            lo, hi = np.searchsorted(grid, [first, first + length])
-            if hi > lo:
-                window[grid[lo:hi] - first, index * 8:(index + 1) * 8] = self.values[arm][lo:hi]
-            coverage[index] = (hi - lo) / length
-        return window, coverage
+    def oldest(self, arm: str) -> float | None:
+        """Time of the oldest envelope sample still held (None before the first)."""
+        oldest = self.rings[arm].oldest_key
+        return None if oldest is None else oldest / self.config.rate_hz
 
-    def clip_spectrogram(self, start_s: float, clip_seconds: float) -> tuple[np.ndarray, np.ndarray]:
-        window, coverage = self.clip_window(start_s, self.config.samples_in(clip_seconds))
-        return log_mel_spectrogram(window, self.config).astype(np.float32), coverage
+    def clip_spectrogram(self, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (16, n_mels, frames) spectrogram of the clip [start, stop) and its per-arm coverage (2,).
+
+        The same function as offline, on the rings' samples of the clip (an arm without samples there
+        gives zeros and coverage 0, as a missing arm does offline)."""
+        bounds = np.asarray(segment, np.float64).reshape(1, 2)
+        first = round(bounds[0, 0] * self.config.rate_hz)
+        stop = first + self.config.samples_in(bounds[0, 1] - bounds[0, 0])
+        tracks = [EnvelopeChunk(*self.rings[arm].between(first, stop)) for arm in ARMS]
+        spectrograms, coverage = clip_spectrograms(tracks, bounds, self.config)
+        return spectrograms[0], coverage[0]
 
 
 class FrameRing:
-    """The last frames (RGB uint8, model size) with their timestamps; bounded by count."""
+    """The last frames of the video stream (model frames, RGB uint8) with their timestamps."""
 
-    def __init__(self, size: int, max_frames: int = 450) -> None:
-        self.size = size
-        self.max_frames = max_frames
-        self.times = np.zeros(0)
-        self.frames = np.zeros((0, size, size, 3), np.uint8)
+    def __init__(self, frame_shape: tuple[int, int, int], capacity: int = FRAME_RING_CAPACITY) -> None:
+        self.frame_shape = tuple(frame_shape)
+        self.ring = SampleRing(capacity, self.frame_shape, np.uint8)
 
-    def push(self, time_s: np.ndarray, flat_frames: np.ndarray) -> None:
-        if len(time_s) == 0:
-            return
-        frames = np.asarray(flat_frames).view(np.uint8).reshape(-1, self.size, self.size, 3)
-        self.times = np.concatenate([self.times, time_s])[-self.max_frames:]
-        self.frames = np.concatenate([self.frames, frames])[-self.max_frames:]
+    def push(self, time_s: np.ndarray, frames: np.ndarray) -> None:
+        """Frames as the inlet gives them (any 1-byte type, one row per frame); copied once, into the ring."""
+        if len(time_s):
+            self.ring.push(time_s, np.asarray(frames).view(np.uint8).reshape(-1, *self.frame_shape))
 
     @property
     def latest_time(self) -> float | None:
-        return float(self.times[-1]) if len(self.times) else None
+        return self.ring.newest_key
 
-    def frames_at(self, wanted_s: np.ndarray, max_stale_s: float = 0.25) -> np.ndarray | None:
+    def frames_at(self, wanted_s: np.ndarray, max_stale_s: float = MAX_STALE_FRAME_S) -> np.ndarray | None:
         """For each wanted time, the latest frame not after it; None if the ring does not cover the times
         (starts later, or its newest frame is more than `max_stale_s` older than the last wanted time)."""
-        if len(self.times) == 0 or wanted_s[0] < self.times[0] or wanted_s[-1] - self.times[-1] > max_stale_s:
+        if len(self.ring) == 0:
             return None
-        index = np.searchsorted(self.times, wanted_s, side="right") - 1
-        return self.frames[np.clip(index, 0, len(self.times) - 1)]
+        times = self.ring.ordered_keys()
+        if wanted_s[0] < times[0] or wanted_s[-1] - times[-1] > max_stale_s:
+            return None
+        return self.ring.take(latest_not_after(times, wanted_s))
 
 
 @dataclass
@@ -116,7 +118,7 @@ class Prediction:
     probs: np.ndarray
     label_index: int
     mode: str  # "fusion" or "emg"
-    attention: dict[str, np.ndarray] = field(default_factory=dict)
+    attention: dict[str, np.ndarray] = field(default_factory=dict)  # empty: the head has no clip attention
     emg_coverage: np.ndarray | None = None
     rgb_reused: int = 0
     kinetics_logits: np.ndarray | None = None
@@ -136,17 +138,36 @@ class _LruCache(OrderedDict):
             self.popitem(last=False)
 
 
+@dataclass
+class ComputeClock:
+    """Time spent in I3D: wall seconds, and CPU seconds of this process (all its threads) meanwhile."""
+
+    calls: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    @contextmanager
+    def measure(self):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.calls += 1
+            self.wall_s += time.perf_counter() - wall
+            self.cpu_s += time.process_time() - cpu
+
+
 class LivePredictor:
     """Window -> prediction with per-clip features computed once (keyed by the clip's start on the grid)."""
 
     def __init__(self, bundle: Bundle, emg: EmgLiveBuffer, frames: FrameRing | None = None,
-                 i3d: torch.nn.Module | None = None, video_size: int = 224, cache_clips: int = 200) -> None:
+                 i3d: torch.nn.Module | None = None, geometry: ClipGeometry | None = None,
+                 cache_clips: int = 200) -> None:
         self.bundle = bundle
-        self.geometry = bundle.geometry
+        self.geometry = geometry or bundle.geometry
         self.emg = emg
         self.frames = frames
         self.i3d = i3d
-        self.video_size = video_size
         self.emg_cache = _LruCache(cache_clips)
         self.rgb_cache = _LruCache(cache_clips)
         self.kinetics_cache = _LruCache(16)
@@ -154,21 +175,24 @@ class LivePredictor:
         self.emg_features_computed = 0
         self.i3d_threads = os.cpu_count() or 1
         self.rgb_features_computed = 0
+        self.i3d_clock = ComputeClock()
+        self.has_attention = bool(getattr(bundle.head, "has_clip_attention", False))
 
     @property
     def can_fuse(self) -> bool:
         return "rgb" in self.bundle.modalities and self.i3d is not None and self.frames is not None
 
-    def clip_starts(self, window_end: float) -> np.ndarray:
-        return clip_segments(window_end - self.geometry.sample_seconds, self.geometry)[:, 0]
+    def clip_segments(self, window_end: float) -> np.ndarray:
+        """The (clips, 2) [start, stop) segments of the window ending at `window_end`."""
+        return clip_segments(window_end - self.geometry.sample_seconds, self.geometry)
 
     def _key(self, start_s: float) -> int:
         return round(start_s * self.bundle.emg_config.rate_hz)
 
-    def emg_feature(self, start_s: float) -> tuple[torch.Tensor, np.ndarray]:
-        key = self._key(start_s)
+    def emg_feature(self, segment: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        key = self._key(segment[0])
         if key not in self.emg_cache:
-            spectrogram, coverage = self.emg.clip_spectrogram(start_s, self.geometry.clip_seconds)
+            spectrogram, coverage = self.emg.clip_spectrogram(segment)
             with torch.inference_mode(), torch_threads(1):
                 feature = self.bundle.emg_cnn.features(torch.from_numpy(spectrogram)[None])[0]
             self.emg_cache.put(key, (feature, coverage))
@@ -176,18 +200,16 @@ class LivePredictor:
             self.emg_features_computed += 1
         return self.emg_cache[key]
 
-    def rgb_feature(self, start_s: float) -> torch.Tensor | None:
+    def rgb_feature(self, segment: np.ndarray) -> torch.Tensor | None:
         """The clip's I3D feature, computing it if its frames are in the ring (None otherwise)."""
-        key = self._key(start_s)
+        key = self._key(segment[0])
         if key not in self.rgb_cache:
-            times = clip_frame_times(start_s, start_s + self.geometry.clip_seconds, self.geometry)
+            times = clip_frame_times(segment[0], segment[1], self.geometry)
             frames = self.frames.frames_at(times) if self.frames is not None else None
             if frames is None:
                 return None
-            from myosight.models.i3d_input import frames_to_tensor
-
-            clip = frames_to_tensor(frames, self.video_size)[None]
-            with torch.inference_mode(), torch_threads(self.i3d_threads):
+            clip = clip_input(frames, self.geometry.input_size)[None]
+            with torch.inference_mode(), torch_threads(self.i3d_threads), self.i3d_clock.measure():
                 feature = self.i3d.extract_features(clip)[0]
                 logits_layer = getattr(getattr(self.i3d, "model", self.i3d), "logits", None)
                 if logits_layer is not None:
@@ -203,19 +225,15 @@ class LivePredictor:
         without one (skipped under backpressure) reuses the nearest clip's feature and is counted.
         """
         started = time.perf_counter()
-        starts = self.clip_starts(window_end)
-        emg = [self.emg_feature(s) for s in starts]
+        segments = self.clip_segments(window_end)
+        emg = [self.emg_feature(segment) for segment in segments]
         batch = {"emg": torch.stack([f for f, _ in emg])[None]}
         coverage = np.stack([c for _, c in emg])
         mode, reused = "emg", 0
         if self.can_fuse:
-            rgb = []
-            for i, start in enumerate(starts):
-                key = self._key(start)
-                if key in self.rgb_cache or compute_rgb_for == "all" or i == len(starts) - 1:
-                    rgb.append(self.rgb_feature(start))
-                else:
-                    rgb.append(None)
+            rgb = [self.rgb_feature(segment)
+                   if self._key(segment[0]) in self.rgb_cache or compute_rgb_for == "all" or i == len(segments) - 1
+                   else None for i, segment in enumerate(segments)]
             available = [i for i, f in enumerate(rgb) if f is not None]
             if available:
                 for i, feature in enumerate(rgb):
@@ -226,15 +244,17 @@ class LivePredictor:
                 batch["rgb"] = torch.stack(rgb)[None]
                 mode = "fusion"
         probs, attention = self._run_head(batch, mode)
-        newest = self._key(starts[-1])
+        newest = self._key(segments[-1, 0])
         return Prediction(
-            window_end=window_end, clip_starts=starts, probs=probs, label_index=int(np.argmax(probs)), mode=mode,
-            attention=attention, emg_coverage=coverage, rgb_reused=reused,
+            window_end=window_end, clip_starts=segments[:, 0], probs=probs, label_index=int(np.argmax(probs)),
+            mode=mode, attention=attention, emg_coverage=coverage, rgb_reused=reused,
             kinetics_logits=self.kinetics_cache.get(newest), spectrogram=self.spectrogram_cache.get(newest),
             compute_s=time.perf_counter() - started,
         )
 
     def _run_head(self, batch: dict[str, torch.Tensor], mode: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Probabilities, and the clip attention of a head that has one (none for the others: their clip
+        weights are uniform by construction, not a measurement)."""
         head = self.bundle.head
         attention: dict[str, np.ndarray] = {}
         with torch.inference_mode(), torch_threads(1):
@@ -242,7 +262,7 @@ class LivePredictor:
                 if not hasattr(head, "branch_logits"):
                     raise RuntimeError(f"head '{self.bundle.head_name}' cannot predict from sEMG alone")
                 logits = head.branch_logits(batch | {"rgb": torch.zeros_like(batch["emg"])})["emg"]
-            elif hasattr(head, "forward_with_attention"):
+            elif self.has_attention:
                 logits, weights = head.forward_with_attention(batch)
                 attention = {k: v[0].numpy() for k, v in weights.items()}
             else:

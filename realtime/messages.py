@@ -1,15 +1,18 @@
-"""The worker's result messages on ZeroMQ: versioned, self-describing, and never pickled.
+"""The worker's result messages on ZeroMQ: versioned, self-describing, typed, and never pickled.
 
 A message is a multipart ZeroMQ message:
 
-    frame 0   topic, ASCII (the message kind: "prediction", "health", "spectrogram", ...)
-    frame 1   header, UTF-8 JSON: {"v": 1, "kind": ..., "seq": ..., "time": ..., "fields": {...},
+    frame 0   topic, ASCII (the message kind: "prediction" or "health")
+    frame 1   header, UTF-8 JSON: {"v": 2, "kind": ..., "seq": ..., "time": ..., "fields": {...},
               "arrays": [{"name": ..., "dtype": ..., "shape": [...]}, ...]}
     frame 2+  one raw little-endian buffer per entry of "arrays", in order
 
-Receivers reject anything else (unknown version, malformed JSON, a buffer that does not match its
-declared dtype and shape) with a :class:`MessageError` and go on: a flood of bad messages cannot stop
-a viewer.
+`encode` and `decode` handle this envelope for any kind. The two kinds the worker sends have a typed form,
+:class:`PredictionMessage` and :class:`HealthMessage`: one encoder each (``.encode(seq)``) and one strict
+decoder each (``.from_message(message)``, or :func:`decode_result` for either kind), which refuses a missing
+or unknown field, a wrong type, a non-finite number, or an array of the wrong dtype, rank or length, with a
+:class:`MessageError` that names the field. Receivers reject anything malformed and go on: a flood of bad
+messages cannot stop a viewer. docs/messages.md describes the schema for programs that read it.
 """
 
 from __future__ import annotations
@@ -19,18 +22,30 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import ClassVar
 
 import numpy as np
 import zmq
 
+from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.errors import MyosightError
 
-PROTOCOL_VERSION = 1
+#: Version 2: typed prediction and health fields (docs/messages.md); version 1 receivers refuse it.
+PROTOCOL_VERSION = 2
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 ALLOWED_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
 MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAYS = 64
+#: The prediction modes: both modalities, or sEMG alone (an sEMG-only model, or a lost camera).
+MODES = ("fusion", "emg")
+#: The modalities a self-attention head weights its clips for (arrays `attention_<modality>`).
+ATTENTION_MODALITIES = ("rgb", "emg")
+#: The input streams a health message may report.
+STREAM_NAMES = (*(f"emg-{arm}" for arm in ARMS), "video")
+#: The keys of a prediction's JSONL record (`PredictionMessage.to_json`), in order.
+JSONL_KEYS = ("seq", "time", "label", "label_index", "true_label", "probs", "window_end", "clip_starts", "mode",
+              "latency_ms", "compute_ms", "rgb_reused", "windows_skipped", "emg_coverage", "attention", "kinetics")
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +101,7 @@ def decode(frames: Sequence[bytes]) -> Message:
     if not isinstance(kind, str) or kind.encode() != topic:
         raise MessageError(f"header kind {kind!r} does not match topic {topic!r}")
     if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(stamp, int | float) \
-            or isinstance(stamp, bool) or not math.isfinite(stamp):
+            or isinstance(stamp, bool) or not _finite(stamp):
         raise MessageError("header needs an integer 'seq' and a finite number 'time'")
     fields, specs = header.get("fields", {}), header.get("arrays", [])
     if not isinstance(fields, dict) or not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
@@ -116,12 +131,460 @@ def _decode_array(spec: object, buffer: bytes) -> tuple[str, np.ndarray]:
     return name, np.frombuffer(buffer, dtype=item).reshape(shape)
 
 
+def _finite(number: int | float) -> bool:
+    """Whether a JSON number is a finite float (an integer beyond float range is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot encode {type(value).__name__} in a message header")
+
+
+# -- typed messages -------------------------------------------------------------------------------------------
+_ABSENT = object()
+_PROBABILITY_SLACK = 1e-5  # float32 rounding around [0, 1]
+
+
+def _show(value: object) -> str:
+    """A short description of a received value for an error message (values may be huge or hostile)."""
+    return "null" if value is None else f"{type(value).__name__} {repr(value)[:40]}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Fields:
+    """A header's fields taken one by one, each checked; `done` refuses what was not taken.
+
+    Every error names the field by its path (`prefix` for nested objects, e.g. "streams.video.")."""
+
+    def __init__(self, values: object, kind: str, prefix: str = "") -> None:
+        self.kind, self.prefix = kind, prefix
+        if not isinstance(values, dict):
+            raise MessageError(f"{kind} field '{prefix.rstrip('.') or 'fields'}': expected an object, "
+                               f"got {_show(values)}")
+        self.values = dict(values)
+
+    def error(self, name: str, problem: str) -> MessageError:
+        return MessageError(f"{self.kind} field '{self.prefix}{name}': {problem}")
+
+    def _take(self, name: str, optional: bool) -> object:
+        if name in self.values:
+            return self.values.pop(name)
+        if optional:
+            return _ABSENT
+        raise self.error(name, "missing")
+
+    def text(self, name: str, *, optional: bool = False, choices: Sequence[str] | None = None) -> str | None:
+        value = self._take(name, optional)
+        if value is _ABSENT:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.error(name, f"expected non-empty text, got {_show(value)}")
+        if choices is not None and value not in choices:
+            raise self.error(name, f"{value[:40]!r} is not one of {list(choices)}")
+        return value
+
+    def boolean(self, name: str, *, optional: bool = False) -> bool | None:
+        value = self._take(name, optional)
+        if value is _ABSENT:
+            return None
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {_show(value)}")
+        return value
+
+    def integer(self, name: str, *, optional: bool = False) -> int | None:
+        """A count: an integer >= 0 (a JSON number with a fraction or exponent is not one)."""
+        value = self._take(name, optional)
+        if value is _ABSENT:
+            return None
+        if not _is_int(value) or value < 0:
+            raise self.error(name, f"expected an integer >= 0, got {_show(value)}")
+        return value
+
+    def number(self, name: str, *, optional: bool = False, minimum: float = -math.inf,
+               maximum: float = math.inf) -> float | None:
+        value = self._take(name, optional)
+        if value is _ABSENT:
+            return None
+        return self._real(name, value, minimum, maximum)
+
+    def _real(self, name: str, value: object, minimum: float, maximum: float) -> float:
+        if not _is_real(value):
+            raise self.error(name, f"expected a number, got {_show(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer beyond float range
+            raise self.error(name, "expected a finite number, got a huge integer") from None
+        if not math.isfinite(number):
+            raise self.error(name, f"expected a finite number, got {number}")
+        if not minimum <= number <= maximum:
+            raise self.error(name, f"{number} is outside [{minimum}, {maximum}]")
+        return number
+
+    def numbers(self, name: str, *, length: int | None = None, minimum: float = -math.inf,
+                maximum: float = math.inf) -> list[float]:
+        """A non-empty list of finite numbers (of `length` items when given)."""
+        value = self._list(name, length)
+        return [self._real(f"{name}[{i}]", item, minimum, maximum) for i, item in enumerate(value)]
+
+    def integers(self, name: str, *, below: int) -> list[int]:
+        """A list (possibly empty) of integers in [0, below)."""
+        value = self._take(name, False)
+        if not isinstance(value, list):
+            raise self.error(name, f"expected a list, got {_show(value)}")
+        for i, item in enumerate(value):
+            if not _is_int(item) or not 0 <= item < below:
+                raise self.error(f"{name}[{i}]", f"expected an integer in [0, {below}), got {_show(item)}")
+        return list(value)
+
+    def texts(self, name: str) -> list[str]:
+        """A non-empty list of distinct non-empty texts."""
+        value = self._list(name, None)
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise self.error(f"{name}[{i}]", f"expected non-empty text, got {_show(item)}")
+        if len(set(value)) != len(value):
+            raise self.error(name, "names repeat")
+        return list(value)
+
+    def _list(self, name: str, length: int | None) -> list:
+        value = self._take(name, False)
+        if not isinstance(value, list) or not value:
+            raise self.error(name, f"expected a non-empty list, got {_show(value)}")
+        if length is not None and len(value) != length:
+            raise self.error(name, f"{len(value)} items, expected {length}")
+        return value
+
+    def mapping(self, name: str) -> dict:
+        value = self._take(name, False)
+        if not isinstance(value, dict):
+            raise self.error(name, f"expected an object, got {_show(value)}")
+        return value
+
+    def done(self, problem: str = "unknown field") -> None:
+        if self.values:
+            raise self.error(sorted(self.values)[0], problem)
+
+
+class _Arrays:
+    """A message's arrays taken one by one, each checked for dtype, rank, length and finite values."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], kind: str) -> None:
+        self.arrays, self.kind = dict(arrays), kind
+
+    def error(self, name: str, problem: str) -> MessageError:
+        return MessageError(f"{self.kind} array '{name}': {problem}")
+
+    def take(self, name: str, dtype: str, ndim: int, *, optional: bool = False, length: int | None = None,
+             per: str = "", probabilities: bool = False) -> np.ndarray | None:
+        """The array `name`: of `dtype`, `ndim`-D, `length` long (its first axis), finite where it is float,
+        within [0, 1] when it holds `probabilities`."""
+        array = self.arrays.pop(name, None)
+        if array is None:
+            if optional:
+                return None
+            raise self.error(name, "missing")
+        if array.dtype.name != dtype:
+            raise self.error(name, f"dtype {array.dtype.name}, expected {dtype}")
+        if array.ndim != ndim:
+            raise self.error(name, f"{array.ndim}-D, expected {ndim}-D")
+        if length is not None and len(array) != length:
+            raise self.error(name, f"{len(array)} values, expected {length}" + (f" ({per})" if per else ""))
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise self.error(name, "non-finite values")
+        if probabilities and array.size and not (-_PROBABILITY_SLACK <= array.min() <= array.max()
+                                                 <= 1 + _PROBABILITY_SLACK):
+            raise self.error(name, "values outside [0, 1]")
+        return array
+
+    def done(self) -> None:
+        if self.arrays:
+            raise self.error(sorted(self.arrays)[0], "unknown array")
+
+
+def _check_kind(message: Message, kind: str) -> None:
+    if message.kind != kind:
+        raise MessageError(f"expected a {kind} message, got kind {message.kind!r}")
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality by value through dataclasses, dicts, lists and arrays (dtype and shape included)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(np.array_equal(a, b)))
+    if is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name))
+                                          for f in fields(a) if f.compare)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+class _Typed:
+    """Value equality for the typed messages (a generated dataclass `==` cannot compare arrays); the
+    envelope's `seq` and `time` are not part of it."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and _same(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(eq=False)
+class KineticsTop(_Typed):
+    """What the frozen I3D sees in the newest clip: its top Kinetics-400 classes, most likely first."""
+
+    indices: np.ndarray  # int32 (k,): Kinetics-400 class indices
+    probs: np.ndarray  # float32 (k,): their softmax probabilities over all 400 classes
+
+
+@dataclass(eq=False)
+class PredictionMessage(_Typed):
+    """One window's prediction. The optional parts are None when they do not apply, never filled in:
+    `true_label` without a label stream, `attention` for a head without clip attention (or predicting from
+    sEMG alone), `kinetics` and `spectrogram` when the newest clip has none."""
+
+    KIND: ClassVar[str] = "prediction"
+
+    label: str  # the predicted class, classes[label_index]
+    label_index: int
+    classes: list[str]  # the model's classes, in the order of `probs`
+    probs: np.ndarray  # float32 (len(classes),)
+    window_end: float  # seconds on the LSL clock of the worker's host
+    clip_starts: list[float]  # start of each clip of the window, oldest first
+    mode: str  # "fusion" or "emg"
+    latency_ms: float  # from the window's data being ready to the prediction
+    compute_ms: float  # computing the prediction
+    rgb_reused: int  # clips that reused a neighbour's I3D feature
+    windows_skipped: int  # windows skipped so far (inference slower than the data)
+    emg_coverage: list[float]  # per arm (left, right): the share of the window with sEMG samples
+    true_label: str | None = None  # the replayed activity at the window's middle
+    attention: dict[str, np.ndarray] | None = None  # modality -> float32 (clips,) weights
+    kinetics: KineticsTop | None = None
+    spectrogram: np.ndarray | None = None  # float32 (16, mels, frames) of the newest clip
+    seq: int | None = field(default=None, compare=False)  # the envelope's, once received
+    time: float | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.attention:
+            self.attention = None  # no weights is no attention: never an empty panel drawn as measured
+
+    def encode(self, seq: int, timestamp: float | None = None) -> list[bytes]:
+        """The frames of this prediction: the envelope with the documented fields and arrays, the arrays in
+        their schema dtypes, and the optional parts that are None left out."""
+        values = {"label": self.label, "label_index": int(self.label_index), "classes": list(self.classes),
+                  "window_end": float(self.window_end), "clip_starts": [float(t) for t in self.clip_starts],
+                  "mode": self.mode, "latency_ms": float(self.latency_ms), "compute_ms": float(self.compute_ms),
+                  "rgb_reused": int(self.rgb_reused), "windows_skipped": int(self.windows_skipped),
+                  "emg_coverage": [float(c) for c in self.emg_coverage]}
+        if self.true_label is not None:
+            values["true_label"] = self.true_label
+        arrays = {"probs": np.asarray(self.probs, np.float32)}
+        for modality, weights in (self.attention or {}).items():
+            arrays[f"attention_{modality}"] = np.asarray(weights, np.float32)
+        if self.kinetics is not None:
+            arrays["kinetics_top"] = np.asarray(self.kinetics.indices, np.int32)
+            arrays["kinetics_probs"] = np.asarray(self.kinetics.probs, np.float32)
+        if self.spectrogram is not None:
+            arrays["spectrogram"] = np.asarray(self.spectrogram, np.float32)
+        return encode(self.KIND, seq, values, arrays, timestamp)
+
+    @classmethod
+    def from_message(cls, message: Message) -> PredictionMessage:
+        """The prediction in a decoded envelope; a MessageError naming the field for anything off the schema."""
+        _check_kind(message, cls.KIND)
+        f, a = _Fields(message.fields, cls.KIND), _Arrays(message.arrays, cls.KIND)
+        classes = f.texts("classes")
+        label, label_index = f.text("label"), f.integer("label_index")
+        if label not in classes:
+            raise f.error("label", f"{label[:40]!r} is not one of the classes")
+        if label_index >= len(classes) or classes[label_index] != label:
+            raise f.error("label_index", f"{label_index} is not the index of label {label[:40]!r} in classes")
+        clip_starts = f.numbers("clip_starts")
+        prediction = cls(
+            label=label, label_index=label_index, classes=classes,
+            probs=a.take("probs", "float32", 1, length=len(classes), per="one per class", probabilities=True),
+            window_end=f.number("window_end"), clip_starts=clip_starts, mode=f.text("mode", choices=MODES),
+            latency_ms=f.number("latency_ms", minimum=0.0), compute_ms=f.number("compute_ms", minimum=0.0),
+            rgb_reused=f.integer("rgb_reused"), windows_skipped=f.integer("windows_skipped"),
+            emg_coverage=f.numbers("emg_coverage", length=len(ARMS), minimum=0.0, maximum=1.0),
+            true_label=f.text("true_label", optional=True), attention=_attention(a, len(clip_starts)),
+            kinetics=_kinetics(a), spectrogram=a.take("spectrogram", "float32", 3, optional=True,
+                                                      length=EMG_CHANNELS, per="one per sEMG channel"),
+            seq=message.seq, time=message.time,
+        )
+        f.done()
+        a.done()
+        return prediction
+
+    def to_json(self) -> dict:
+        """The JSONL record of this prediction (docs/messages.md): the keys of `JSONL_KEYS`, always all of them
+        (null where a part is absent); not `classes` (the same on every line) nor the spectrogram (large)."""
+        kinetics = None if self.kinetics is None else {"indices": self.kinetics.indices.tolist(),
+                                                       "probs": self.kinetics.probs.tolist()}
+        attention = None if self.attention is None else {m: w.tolist() for m, w in self.attention.items()}
+        return {"seq": self.seq, "time": self.time, "label": self.label, "label_index": self.label_index,
+                "true_label": self.true_label, "probs": np.asarray(self.probs).tolist(),
+                "window_end": self.window_end, "clip_starts": list(self.clip_starts), "mode": self.mode,
+                "latency_ms": self.latency_ms, "compute_ms": self.compute_ms, "rgb_reused": self.rgb_reused,
+                "windows_skipped": self.windows_skipped, "emg_coverage": list(self.emg_coverage),
+                "attention": attention, "kinetics": kinetics}
+
+
+def _attention(arrays: _Arrays, clips: int) -> dict[str, np.ndarray] | None:
+    """The clip weights a self-attention head sent (None when it sent none): one weight per clip."""
+    weights = {m: arrays.take(f"attention_{m}", "float32", 1, optional=True, length=clips, per="one per clip",
+                              probabilities=True) for m in ATTENTION_MODALITIES}
+    return {m: w for m, w in weights.items() if w is not None} or None
+
+
+def _kinetics(arrays: _Arrays) -> KineticsTop | None:
+    """The Kinetics top classes: both arrays or neither, equally long, non-negative class indices."""
+    top = arrays.take("kinetics_top", "int32", 1, optional=True)
+    probs = arrays.take("kinetics_probs", "float32", 1, optional=True, probabilities=True,
+                        length=None if top is None else len(top), per="one per kinetics_top index")
+    if top is None and probs is None:
+        return None
+    if top is None or probs is None:
+        raise arrays.error("kinetics_top" if top is None else "kinetics_probs",
+                           "missing (kinetics_top and kinetics_probs come together)")
+    if len(top) == 0 or top.min() < 0:
+        raise arrays.error("kinetics_top", "expected at least one class index, none negative")
+    return KineticsTop(top, probs)
+
+
+@dataclass(eq=False)
+class StreamStatus(_Typed):
+    """What the worker knows about one of its input streams. A stream the worker never found is `missing`
+    (and lost) and has nothing else; the sEMG-only figures (`gaps` ...) are None for the video stream."""
+
+    lost: bool  # no data for longer than the worker waits
+    missing: bool = False  # not found at start: a one-arm set-up (its channels are zero)
+    samples: int | None = None  # samples received (frames, for the video stream)
+    rate_hz: float | None = None  # measured rate (sEMG: settled samples per recorded second; video: arrivals)
+    clock_offset_ms: float | None = None  # LSL clock offset of the sender's host
+    lost_events: int | None = None  # times the stream was lost
+    recovered_events: int | None = None  # times it came back
+    gaps: int | None = None  # sEMG: silences longer than the pipeline bridges
+    stuck_channels: list[int] | None = None  # sEMG: channels (0-7 of the arm) that repeat one value
+    nonfinite: int | None = None  # sEMG: non-finite values received (replaced)
+    backwards_dropped: int | None = None  # sEMG: samples dropped for a timestamp going backwards
+
+    def to_fields(self) -> dict:
+        """The stream's object in a health message: what applies, nothing else."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: value for name, value in values.items() if value is not None}
+        if not self.missing:
+            del values["missing"]
+        if self.stuck_channels is not None:
+            values["stuck_channels"] = [int(c) for c in self.stuck_channels]
+        return values
+
+    @classmethod
+    def from_fields(cls, values: object, name: str) -> StreamStatus:
+        f = _Fields(values, HealthMessage.KIND, f"streams.{name}.")
+        lost, missing = f.boolean("lost"), bool(f.boolean("missing", optional=True))
+        if missing:
+            if not lost:
+                raise f.error("lost", "a missing stream is lost")
+            f.done("not sent for a missing stream")
+            return cls(lost=True, missing=True)
+        emg = name.startswith("emg-")
+        status = cls(
+            lost=lost, samples=f.integer("samples"), rate_hz=f.number("rate_hz", minimum=0.0),
+            clock_offset_ms=f.number("clock_offset_ms"), lost_events=f.integer("lost_events"),
+            recovered_events=f.integer("recovered_events"), gaps=f.integer("gaps") if emg else None,
+            stuck_channels=f.integers("stuck_channels", below=CHANNELS_PER_ARM) if emg else None,
+            nonfinite=f.integer("nonfinite") if emg else None,
+            backwards_dropped=f.integer("backwards_dropped") if emg else None,
+        )
+        f.done("unknown field" + ("" if emg else " (the sEMG figures are not sent for video)"))
+        return status
+
+
+@dataclass(eq=False)
+class HealthMessage(_Typed):
+    """The worker's health, about once a second. The latency and load figures are None until the first
+    prediction (there is nothing to measure before it)."""
+
+    KIND: ClassVar[str] = "health"
+
+    streams: dict[str, StreamStatus]  # by stream name: "emg-left", "emg-right", "video"
+    mode: str  # the mode of the next prediction: "fusion", or "emg" (sEMG-only model or camera lost)
+    video_lost: bool
+    windows_predicted: int
+    windows_skipped: int
+    rgb_features: int  # I3D clip features computed
+    emg_features: int  # sEMG clip features computed
+    latency_p50_ms: float | None = None  # over the last 200 predictions
+    latency_p95_ms: float | None = None
+    realtime_factor: float | None = None  # mean compute time / hop: above 1, the worker falls behind
+    seq: int | None = field(default=None, compare=False)  # the envelope's, once received
+    time: float | None = field(default=None, compare=False)
+
+    def encode(self, seq: int, timestamp: float | None = None) -> list[bytes]:
+        """The frames of this health report (no arrays; the figures that are None left out)."""
+        values = {"streams": {name: status.to_fields() for name, status in self.streams.items()},
+                  "mode": self.mode, "video_lost": bool(self.video_lost),
+                  "windows_predicted": int(self.windows_predicted), "windows_skipped": int(self.windows_skipped),
+                  "rgb_features": int(self.rgb_features), "emg_features": int(self.emg_features)}
+        for name in ("latency_p50_ms", "latency_p95_ms", "realtime_factor"):
+            if getattr(self, name) is not None:
+                values[name] = float(getattr(self, name))
+        return encode(self.KIND, seq, values, timestamp=timestamp)
+
+    @classmethod
+    def from_message(cls, message: Message) -> HealthMessage:
+        """The health report in a decoded envelope; a MessageError naming the field for anything off-schema."""
+        _check_kind(message, cls.KIND)
+        f, a = _Fields(message.fields, cls.KIND), _Arrays(message.arrays, cls.KIND)
+        streams = {}
+        for name, values in f.mapping("streams").items():
+            if name not in STREAM_NAMES:
+                raise f.error(f"streams.{name[:40]}", f"unknown stream (known: {list(STREAM_NAMES)})")
+            streams[name] = StreamStatus.from_fields(values, name)
+        health = cls(
+            streams=streams, mode=f.text("mode", choices=MODES), video_lost=f.boolean("video_lost"),
+            windows_predicted=f.integer("windows_predicted"), windows_skipped=f.integer("windows_skipped"),
+            rgb_features=f.integer("rgb_features"), emg_features=f.integer("emg_features"),
+            latency_p50_ms=f.number("latency_p50_ms", optional=True, minimum=0.0),
+            latency_p95_ms=f.number("latency_p95_ms", optional=True, minimum=0.0),
+            realtime_factor=f.number("realtime_factor", optional=True, minimum=0.0),
+            seq=message.seq, time=message.time,
+        )
+        f.done()
+        a.done()
+        return health
+
+
+#: A typed message of either kind.
+Result = PredictionMessage | HealthMessage
+_TYPED: dict[str, type[PredictionMessage] | type[HealthMessage]] = {
+    PredictionMessage.KIND: PredictionMessage, HealthMessage.KIND: HealthMessage,
+}
+
+
+def decode_result(message: Message) -> Result:
+    """The typed message in a decoded envelope, by its kind; MessageError for an unknown kind or a bad field."""
+    typed = _TYPED.get(message.kind)
+    if typed is None:
+        raise MessageError(f"unknown message kind {message.kind!r} (known: {sorted(_TYPED)})")
+    return typed.from_message(message)
 
 
 class ResultPublisher:
@@ -137,15 +600,21 @@ class ResultPublisher:
         self.seq = 0
 
     def send(self, kind: str, fields: Mapping | None = None, arrays: Mapping[str, np.ndarray] | None = None) -> None:
+        """An untyped message of any kind (viewers refuse kinds and fields off the schema; see `publish`)."""
         self.seq += 1
         self.socket.send_multipart(encode(kind, self.seq, fields, arrays), copy=False)
+
+    def publish(self, message: Result) -> None:
+        """A typed prediction or health report, numbered in this publisher's sequence."""
+        self.seq += 1
+        self.socket.send_multipart(message.encode(self.seq), copy=False)
 
     def close(self) -> None:
         self.socket.close(linger=0)
 
 
 class ResultSubscriber:
-    """SUB socket of a viewer; malformed messages are counted and logged, never raised."""
+    """SUB socket of a viewer; malformed messages are counted (`rejected`) and logged, never raised."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, kinds: Sequence[str] = ("",),
                  context: zmq.Context | None = None) -> None:
@@ -161,7 +630,7 @@ class ResultSubscriber:
         self.last_error: str | None = None
 
     def receive(self, timeout_ms: int = 100) -> Message | None:
-        """The next valid message, or None when none arrives within the timeout."""
+        """The next valid envelope (of any kind), or None when none arrives within the timeout."""
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             remaining = max(0, int((deadline - time.monotonic()) * 1000))
@@ -171,9 +640,28 @@ class ResultSubscriber:
             try:
                 return decode(frames)
             except MessageError as error:
-                self.rejected += 1
-                self.last_error = str(error)
-                log.warning("rejected a message: %s", error)
+                self._reject(error)
+
+    def receive_result(self, timeout_ms: int = 100) -> Result | None:
+        """The next valid typed prediction or health report, or None when none arrives within the timeout.
+
+        What the strict decoders refuse (an unknown kind, a missing or malformed field) is counted and logged
+        like a malformed envelope, and skipped: a viewer only ever sees messages it can draw."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            message = self.receive(max(0, int((deadline - time.monotonic()) * 1000)))
+            if message is None:
+                return None
+            try:
+                return decode_result(message)
+            except MessageError as error:
+                self._reject(error, message)
+
+    def _reject(self, error: MessageError, message: Message | None = None) -> None:
+        self.rejected += 1
+        self.last_error = str(error)
+        where = f" ({message.kind} {message.seq})" if message is not None else ""
+        log.warning("rejected a message%s: %s", where, error)
 
     def close(self) -> None:
         self.socket.close(linger=0)

@@ -15,16 +15,25 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from myosight.capture.inlets import LiveInlet, resolve
 from myosight.capture.streams import StreamNames
-from myosight.data.actionsense import ARMS
+from myosight.constants import ARMS
 from myosight.errors import StreamError
 from myosight.models.bundle import Bundle
-from myosight.realtime.inlets import LiveInlet, resolve
+from myosight.models.clips import ClipGeometry, resolve_geometry
+from myosight.processes import RunSpec
 from myosight.realtime.live import EmgLiveBuffer, FrameRing, LivePredictor, Prediction
-from myosight.realtime.messages import ResultPublisher
+from myosight.realtime.messages import (
+    HealthMessage,
+    KineticsTop,
+    PredictionMessage,
+    ResultPublisher,
+    StreamStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +43,8 @@ class WorkerConfig:
     source: str = "synthetic"  # the LSL source name: streams are found by `myosight-<source>-<kind>`
     hop_s: float = 1.0
     emg_only: bool = False
-    video_size: int | None = None  # I3D input size; None: the bundle's (112 is the reduced-resolution mode)
+    input_size: int | None = None  # I3D input size; None: the bundle's (112 is the reduced-resolution mode)
+    geometry: ClipGeometry | None = None  # resolved by the caller; None: resolved here from the bundle
     resolve_timeout_s: float = 10.0
     lost_after_s: float = 1.0
     health_every_s: float = 1.0
@@ -83,16 +93,19 @@ class Worker:
             raise StreamError(
                 f"no EMG stream from source '{config.source}' (looked for myosight-{config.source}-emg-*)"
             )
+        self.geometry = config.geometry or resolve_geometry(bundle.geometry, config.input_size)
+        if self.geometry.input_size != bundle.geometry.input_size:
+            log.warning("I3D runs at %d px but the bundle's RGB features were extracted at %d px",
+                        self.geometry.input_size, bundle.geometry.input_size)
         self.video_inlet: LiveInlet | None = None
         self.frames: FrameRing | None = None
         i3d = None
         if not config.emg_only and "rgb" in bundle.modalities:
             info = resolve(names.source_id("video"), config.resolve_timeout_s)
             self.video_inlet = LiveInlet(info, lost_after_s=max(config.lost_after_s, 1.0), max_chunk=64)
-            side = round(math.sqrt(self.video_inlet.channels / 3))
-            self.frames = FrameRing(side)
+            self.frames = FrameRing(_checked_frame_shape(self.video_inlet, self.geometry))
             i3d = _load_i3d(bundle, config.use_compile)
-            _warm_up(i3d, bundle, config.video_size or bundle.geometry.crop_size)
+            _warm_up(i3d, self.geometry)
         self.label_inlet: LiveInlet | None = None
         try:
             self.label_inlet = LiveInlet(resolve(names.source_id("labels"), 0.5), lost_after_s=1e9)
@@ -100,11 +113,7 @@ class Worker:
             log.info("no label stream from source '%s': predictions carry no true label", config.source)
         self.labels = LabelTrack()
         self.emg = EmgLiveBuffer(bundle)
-        video_size = config.video_size or bundle.geometry.crop_size
-        if video_size != bundle.geometry.crop_size:
-            log.warning("I3D runs at %d px but the bundle's RGB features were extracted at %d px",
-                        video_size, bundle.geometry.crop_size)
-        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, video_size)
+        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, self.geometry)
         self.last_window: float | None = None
         self._first_time: float | None = None
         self.windows_predicted = 0
@@ -146,7 +155,7 @@ class Worker:
             predictions.append(prediction)
         if now >= self._next_health:
             self._next_health = now + self.config.health_every_s
-            self.publisher.send("health", self.health())
+            self.publisher.publish(self.health())
         return predictions
 
     def _pull(self) -> None:
@@ -155,8 +164,7 @@ class Worker:
             if len(stamps):
                 self.emg.push(arm, stamps, samples)
         if self.video_inlet is not None:
-            stamps, frames = self.video_inlet.pull()
-            self.frames.push(stamps, frames)
+            self.video_inlet.pull_into(self.frames.push)
         if self.label_inlet is not None:
             stamps, markers = self.label_inlet.pull_markers()
             self.labels.push(stamps, markers)
@@ -180,8 +188,7 @@ class Worker:
     def _first_data_time(self) -> float:
         """Time of the first EMG sample seen (remembered: the ring forgets old samples)."""
         if self._first_time is None:
-            starts = [self.emg.grid[arm][0] / self.bundle.emg_config.rate_hz for arm in self.emg_inlets
-                      if len(self.emg.grid[arm])]
+            starts = [t for t in (self.emg.oldest(arm) for arm in self.emg_inlets) if t is not None]
             if not starts:
                 return math.inf
             self._first_time = min(starts)
@@ -189,57 +196,54 @@ class Worker:
 
     # -- output ------------------------------------------------------------------------------------
     def _publish(self, p: Prediction, latency: float) -> None:
-        classes = self.bundle.classes
-        fields = {
-            "label": classes[p.label_index], "label_index": p.label_index, "classes": classes,
-            "window_end": p.window_end, "clip_starts": p.clip_starts.tolist(), "mode": p.mode,
-            "true_label": self.labels.at(p.window_end - self.bundle.geometry.sample_seconds / 2),
-            "latency_ms": 1e3 * latency, "compute_ms": 1e3 * p.compute_s, "rgb_reused": p.rgb_reused,
-            "windows_skipped": self.windows_skipped, "emg_coverage": p.emg_coverage.mean(axis=0).tolist(),
-        }
-        arrays = {"probs": p.probs.astype(np.float32)}
-        for modality, weights in p.attention.items():
-            arrays[f"attention_{modality}"] = weights.astype(np.float32)
-        if p.spectrogram is not None:
-            arrays["spectrogram"] = p.spectrogram
+        """Send the prediction as a typed message: the optional parts only where they exist (clip attention of
+        a self-attention head, the newest clip's Kinetics top-3 and spectrogram, the replayed true label)."""
+        classes = list(self.bundle.classes)
+        kinetics = None
         if p.kinetics_logits is not None:
             top = np.argsort(-p.kinetics_logits)[:3]
             scores = np.exp(p.kinetics_logits - p.kinetics_logits.max())
-            arrays["kinetics_top"] = top.astype(np.int32)
-            arrays["kinetics_probs"] = (scores[top] / scores.sum()).astype(np.float32)
-        self.publisher.send("prediction", fields, arrays)
+            kinetics = KineticsTop(top.astype(np.int32), (scores[top] / scores.sum()).astype(np.float32))
+        self.publisher.publish(PredictionMessage(
+            label=classes[p.label_index], label_index=int(p.label_index), classes=classes,
+            probs=p.probs.astype(np.float32), window_end=float(p.window_end), clip_starts=p.clip_starts.tolist(),
+            mode=p.mode, latency_ms=1e3 * latency, compute_ms=1e3 * p.compute_s, rgb_reused=int(p.rgb_reused),
+            windows_skipped=self.windows_skipped, emg_coverage=p.emg_coverage.mean(axis=0).tolist(),
+            true_label=self.labels.at(p.window_end - self.bundle.geometry.sample_seconds / 2) or None,
+            attention={m: w.astype(np.float32) for m, w in p.attention.items()} or None,
+            kinetics=kinetics, spectrogram=p.spectrogram,
+        ))
 
-    def health(self) -> dict:
+    def health(self) -> HealthMessage:
+        """The worker's health report; the latency and load figures are None before the first prediction."""
         streams = {}
         for arm, inlet in self.emg_inlets.items():
             processor = self.emg.processors[arm].health
-            streams[f"emg-{arm}"] = {
-                "lost": inlet.health.lost, "samples": inlet.health.samples,
-                "rate_hz": round(processor.measured_rate_hz, 1), "gaps": len(processor.gaps),
-                "stuck_channels": list(processor.stuck_channels), "nonfinite": processor.nonfinite_values,
-                "clock_offset_ms": round(1e3 * inlet.health.clock_offset_s, 3),
-                "lost_events": inlet.health.lost_events, "recovered_events": inlet.health.recovered_events,
-            }
+            streams[f"emg-{arm}"] = StreamStatus(
+                lost=inlet.health.lost, samples=inlet.health.samples,
+                rate_hz=round(processor.measured_rate_hz, 1), gaps=len(processor.gaps),
+                stuck_channels=list(processor.stuck_channels), nonfinite=processor.nonfinite_values,
+                backwards_dropped=processor.backwards_dropped,
+                clock_offset_ms=round(1e3 * inlet.health.clock_offset_s, 3),
+                lost_events=inlet.health.lost_events, recovered_events=inlet.health.recovered_events,
+            )
         if self.video_inlet is not None:
             h = self.video_inlet.health
-            streams["video"] = {"lost": h.lost, "frames": h.samples, "rate_hz": round(h.arrival_rate_hz(), 1),
-                                "clock_offset_ms": round(1e3 * h.clock_offset_s, 3), "lost_events": h.lost_events,
-                                "recovered_events": h.recovered_events}
-        latencies = np.array(self.latencies) * 1e3 if self.latencies else np.zeros(1)
-        compute = float(np.mean(self.compute_times)) if self.compute_times else 0.0
-        video_lost = self.video_inlet is not None and self.video_inlet.health.lost
+            streams["video"] = StreamStatus(lost=h.lost, samples=h.samples, rate_hz=round(h.arrival_rate_hz(), 1),
+                                            clock_offset_ms=round(1e3 * h.clock_offset_s, 3),
+                                            lost_events=h.lost_events, recovered_events=h.recovered_events)
         for arm in self.missing_arms:
-            streams[f"emg-{arm}"] = {"lost": True, "missing": True}
-        return {
-            "streams": streams,
-            "mode": "emg" if (self.predictor.frames is None or video_lost) else "fusion",
-            "video_lost": video_lost,
-            "windows_predicted": self.windows_predicted, "windows_skipped": self.windows_skipped,
-            "latency_p50_ms": float(np.percentile(latencies, 50)),
-            "latency_p95_ms": float(np.percentile(latencies, 95)),
-            "realtime_factor": compute / self.config.hop_s if compute else 0.0,
-            "rgb_features": self.predictor.rgb_features_computed, "emg_features": self.predictor.emg_features_computed,
-        }
+            streams[f"emg-{arm}"] = StreamStatus(lost=True, missing=True)
+        latencies = np.array(self.latencies) * 1e3 if self.latencies else None
+        video_lost = self.video_inlet is not None and self.video_inlet.health.lost
+        return HealthMessage(
+            streams=streams, mode="emg" if (self.predictor.frames is None or video_lost) else "fusion",
+            video_lost=video_lost, windows_predicted=self.windows_predicted, windows_skipped=self.windows_skipped,
+            rgb_features=self.predictor.rgb_features_computed, emg_features=self.predictor.emg_features_computed,
+            latency_p50_ms=None if latencies is None else float(np.percentile(latencies, 50)),
+            latency_p95_ms=None if latencies is None else float(np.percentile(latencies, 95)),
+            realtime_factor=float(np.mean(self.compute_times)) / self.config.hop_s if self.compute_times else None,
+        )
 
     def close(self) -> None:
         """Close inlets in a fixed order (labels, video, EMG) while their sources still exist."""
@@ -248,12 +252,45 @@ class Worker:
                 inlet.close()
 
 
-def _warm_up(i3d, bundle: Bundle, size: int) -> None:
+def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
+    """Child target (see `myosight.processes`): the live worker on the spec's source until `stop`."""
+    from myosight.models.bundle import load_bundle
+
+    run = RunSpec.from_dict(spec)
+    publisher = ResultPublisher(run.address)
+    geometry = ClipGeometry.from_dict(run.geometry) if run.geometry else None
+    config = WorkerConfig(source=run.sources.source, hop_s=run.hop_s, emg_only=run.emg_only,
+                          input_size=run.input_size, geometry=geometry, use_compile=run.use_compile)
+    worker = Worker(load_bundle(run.bundle), config, publisher)
+    ready.set()
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
+        publisher.close()
+
+
+def _checked_frame_shape(inlet: LiveInlet, geometry: ClipGeometry) -> tuple[int, int, int]:
+    """The video stream's frame shape (from its description); square, and warned about when it is not the
+    model frame of the geometry (the frames are then resized, and live features differ from offline ones)."""
+    height, width, channels = inlet.sample_shape
+    if height != width:
+        raise StreamError(f"video stream '{inlet.name}' ({inlet.source_id}) sends {width} x {height} frames; the "
+                          "worker reads square model frames (myosight sources publish them)")
+    if width != geometry.crop_size:
+        log.warning("video stream '%s' sends %d-px frames but the model's frames are %d px: they are resized, "
+                    "so live RGB features differ from offline ones (start the source with --frame-size %d)",
+                    inlet.name, width, geometry.crop_size, geometry.crop_size)
+    return height, width, channels
+
+
+def _warm_up(i3d, geometry: ClipGeometry) -> None:
     """Run one clip through I3D before streaming starts, so the first window does not pay for set-up."""
     import torch
 
+    size = geometry.input_size
     with torch.inference_mode():
-        i3d.extract_features(torch.zeros(1, 3, bundle.geometry.frames_per_clip, size, size))
+        i3d.extract_features(torch.zeros(1, 3, geometry.frames_per_clip, size, size))
 
 
 def _load_i3d(bundle: Bundle, use_compile: bool):

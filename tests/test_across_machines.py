@@ -86,17 +86,14 @@ def test_sources_worker_and_viewer_on_three_hosts(synthetic_emg_model: dict, tmp
     assert processes["viewer"].returncode == 0
 
 
-def test_view_without_headless_is_the_desktop_viewer_on_that_address() -> None:
-    """`myosight view --connect ADDRESS` (no --headless) is `myosight gui --connect ADDRESS`, or a clear error
-    where the desktop viewer is not installed."""
-    from myosight.errors import ConfigError
-    from myosight.realtime.ops_commands import desktop_viewer_args
+def test_view_without_headless_is_the_desktop_viewer_on_that_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`myosight view --connect ADDRESS` (no --headless) opens the desktop viewer on that address, starting
+    nothing (as `myosight gui --connect ADDRESS`)."""
+    import myosight.gui.app
+    from myosight.cli import main
 
-    try:
-        import myosight.gui.commands  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match=r"desktop viewer \(myosight.gui\) is not available"):
-            desktop_viewer_args("tcp://192.0.2.1:5557")
-        return
-    args = desktop_viewer_args("tcp://192.0.2.1:5557")
-    assert args.command == "gui" and args.connect == "tcp://192.0.2.1:5557" and callable(args.handler)
+    opened = []
+    monkeypatch.setattr(myosight.gui.app, "run_viewer", lambda options: opened.append(options) or 0)
+    assert main(["view", "--connect", "tcp://192.0.2.1:5557", "--duration", "3"]) == 0
+    (options,) = opened
+    assert options.connect == "tcp://192.0.2.1:5557" and options.source is None and options.duration_s == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from myosight.bench import BENCHMARKS, machine_description, performance_markdown, relate
+from myosight.bench.commands import BENCHMARKS, machine_description, performance_markdown, relate
 from myosight.cli import main
 from myosight.errors import ConfigError
 
@@ -57,8 +57,8 @@ def test_lsl_bench_receives_every_frame_and_sample(tmp_path: Path, capsys: pytes
 
 
 def test_train_bench_times_every_row_of_table_2() -> None:
+    from myosight.bench.train import benchmark_train, train_figures
     from myosight.training.run import TABLE_ROWS
-    from myosight.training.train_bench import benchmark_train, train_figures
 
     result = benchmark_train(repeats=2, epochs=1, train=26, test=13, classes=13, progress=False)
     figures = {f["name"]: f for f in train_figures(result)}
@@ -74,7 +74,7 @@ def test_missing_gui_benchmark_is_reported_not_fatal(capsys: pytest.CaptureFixtu
     assert main(["bench", "gui", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)["figures"]
     try:
-        from myosight.gui.bench import benchmark_gui  # noqa: F401
+        from myosight.bench.gui import benchmark_gui  # noqa: F401
     except ImportError:
         assert figures == [figures[0]] and figures[0]["value"] is None and "MISSING" in figures[0]["note"]
     else:
@@ -85,7 +85,7 @@ def test_unknown_benchmark_and_bad_options_are_refused(capsys: pytest.CaptureFix
     assert main(["bench", "nonsense"]) == 1
     assert "unknown benchmark(s) nonsense" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--repeat"):
-        from myosight.bench import run_bench
+        from myosight.bench.commands import run_bench
         from myosight.cli import build_parser
 
         run_bench(build_parser().parse_args(["bench", "emg", "--repeat", "0"]))

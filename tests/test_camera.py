@@ -11,8 +11,10 @@ import pytest
 from conftest import SHARED
 from lsl_helpers import inlet_for, pull_at_least
 
-from myosight.capture.camera import CameraSource, parse_device, prepare_frame, short_side_for
+from myosight.capture.camera import CameraSource, parse_device
 from myosight.errors import StreamError
+from myosight.models.clips import short_side_for
+from myosight.models.i3d_input import model_frame
 
 cv2 = pytest.importorskip("cv2")
 
@@ -150,5 +152,5 @@ def test_helpers() -> None:
     assert short_side_for(224) == 256 and short_side_for(112) == 128
     frame = np.zeros((240, 426, 3), dtype=np.uint8)
     frame[..., 0] = 255  # blue in BGR
-    out = prepare_frame(frame, 224)
+    out = model_frame(frame, 224)
     assert out.shape == (224, 224, 3) and out[..., 2].min() == 255 and out[..., 0].max() == 0

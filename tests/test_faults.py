@@ -19,12 +19,13 @@ import pytest
 import torch
 from lsl_helpers import pull_at_least, unique_source, wait_for
 
+from myosight.capture.inlets import resolve
+from myosight.capture.launch import hardware_sources
 from myosight.capture.streams import emg_stream_info, open_outlet
 from myosight.data.actionsense import ARMS
 from myosight.models.bundle import load_bundle
-from myosight.realtime.inlets import resolve
+from myosight.processes import SourceSpec
 from myosight.realtime.messages import ResultPublisher
-from myosight.realtime.run import SourceSpec, _hardware_sources
 from myosight.realtime.worker import Worker, WorkerConfig
 
 torch.set_num_threads(1)
@@ -121,7 +122,7 @@ def test_emg_source_restarted_under_the_same_id_is_picked_up_again(synthetic_emg
             seen.extend(worker.step())
             return condition(seen)
 
-        assert wait_for(one, timeout_s), worker.health()["streams"]
+        assert wait_for(one, timeout_s), worker.health().streams
         return seen
 
     left = worker.emg_inlets["left"].health
@@ -149,12 +150,12 @@ def test_a_failed_camera_leaves_the_armbands_streaming(caplog: pytest.LogCapture
 
     def run() -> None:
         try:
-            _hardware_sources(spec, stop, ready)
+            hardware_sources(spec, stop, ready)
         except BaseException as error:
             result["error"] = error
 
     thread = threading.Thread(target=run, daemon=True)
-    with caplog.at_level(logging.ERROR, logger="myosight.realtime.run"):
+    with caplog.at_level(logging.ERROR, logger="myosight.capture.launch"):
         thread.start()
         try:
             assert ready.wait(30)

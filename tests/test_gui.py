@@ -25,11 +25,20 @@ from myosight.gui.controller import (
 )
 from myosight.gui.main_window import MainWindow
 from myosight.gui.qt import QtCore, QtGui
-from myosight.gui.state import GuiState, SampleRing
+from myosight.gui.state import GuiState
+from myosight.gui.widgets.attention import NO_ATTENTION, AttentionTiles
 from myosight.gui.widgets.emg_traces import peak_decimate
 from myosight.gui.widgets.health import BannerModel
-from myosight.realtime.messages import ResultPublisher
-from myosight.realtime.run import SourceSpec
+from myosight.processes import SourceSpec
+from myosight.realtime.messages import (
+    HealthMessage,
+    KineticsTop,
+    PredictionMessage,
+    ResultPublisher,
+    StreamStatus,
+    decode,
+    decode_result,
+)
 
 ARMS = ("left", "right")
 
@@ -75,18 +84,6 @@ class PacedSource:
         self._thread.join(5)
 
 
-def test_sample_ring_keeps_the_last_seconds_in_order() -> None:
-    ring = SampleRing(channels=2, capacity=100)
-    for start in range(0, 250, 30):  # wraps around the ring several times
-        times = np.arange(start, start + 30) / 10.0
-        ring.push(times, np.stack([times, -times], axis=1))
-    times, values = ring.last(5.0)
-    assert times[-1] == pytest.approx(26.9) and times[0] == pytest.approx(21.9)
-    assert np.all(np.diff(times) > 0) and np.allclose(values[:, 0], times) and np.allclose(values[:, 1], -times)
-    empty = SampleRing(channels=3, capacity=10).last(5.0)
-    assert empty[0].shape == (0,) and empty[1].shape == (0, 3)
-
-
 def test_peak_decimation_keeps_extremes_and_the_whole_span() -> None:
     times = np.arange(2001) / 200.0
     values = np.zeros((2001, 2))
@@ -113,17 +110,16 @@ def test_window_with_a_replay_and_a_worker(qtbot, synthetic_emg_model: dict, tmp
     window.show()
     window.choose_bundle(bundle)
     session = synthetic_emg_model["sessions"][0].hdf5_path
-    spec = SourceSpec(kind="replay", session=str(session), speed=3.0, loop=True, video_size=112,
-                      source=unique_source("guitest"))
+    spec = SourceSpec(kind="replay", session=str(session), speed=3.0, loop=True, source=unique_source("guitest"))
     controller.start_source(spec)
     try:
         _wait_for_prediction(qtbot, state)
         qtbot.waitUntil(lambda: window.prediction.shown is not None, timeout=3000)
         shown = window.prediction.shown  # widgets change only in the frame timer, which waits while this runs
-        classes = shown.fields["classes"]
-        assert shown.fields["label"] in classes
-        assert window.prediction.label.text() == short_name(shown.fields["label"])
-        probs = shown.arrays["probs"]
+        classes = shown.classes
+        assert shown.label in classes
+        assert window.prediction.label.text() == short_name(shown.label)
+        probs = shown.probs
         bars = window.prediction.bars.values()
         assert len(bars) == min(5, len(classes))
         for name, p in bars.items():
@@ -140,20 +136,23 @@ def test_window_with_a_replay_and_a_worker(qtbot, synthetic_emg_model: dict, tmp
         assert float(window.health.worker_values["latency_p50_ms"].text()) >= 0
         assert int(window.health.worker_values["windows_predicted"].text()) >= 1
         assert window.health.worker_values["mode"].text() == "emg"
-        # traces, camera (the replay publishes 112-px frames), spectrograms, attention of a head without any
+        # traces, camera (the replay publishes the model frames of the bundle's geometry), spectrograms,
+        # attention of a head without any
         assert window.traces.curve_points("emg-left") > 100 and window.traces.curve_points("emg-right") > 100
         qtbot.waitUntil(lambda: window.camera.frames_shown > 0, timeout=10000)
-        assert window.camera.frame.image.width() == 112
+        assert spec.frame_size == controller.worker.geometry().crop_size == 224
+        assert window.camera.frame.image.width() == 224
         assert window.camera.strip.clip_starts and len(window.camera.strip.clip_starts) == 5
         assert window.spectrograms.clips_shown >= 1
-        assert window.attention.weights == {}
+        assert window.attention.weights == {} and shown.attention is None  # a linear sEMG head has none
+        assert window.attention.note.startswith(NO_ATTENTION)
         assert "sEMG only" in window.prediction.kinetics.text()
         assert window.clock.frames > 10
         # the sEMG-only switch restarts the worker; predictions come back
-        first_worker = controller.children["worker"].process.pid
+        first_worker = controller.processes.children["worker"].process.pid
         window.controls.emg_only.setChecked(True)
         qtbot.waitUntil(lambda: controller.worker_generation == 2 and state.prediction is not None, timeout=90000)
-        assert controller.children["worker"].process.pid != first_worker
+        assert controller.processes.children["worker"].process.pid != first_worker
         assert controller.worker.emg_only
         _replay_transport(qtbot, window, state)
         shot = window.save_screenshot(tmp_path / "main_window.png")
@@ -162,7 +161,7 @@ def test_window_with_a_replay_and_a_worker(qtbot, synthetic_emg_model: dict, tmp
         pixels = [image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 41)]
         assert len(np.unique(pixels)) > 20  # a drawn window, not a blank one
     finally:
-        processes = [child.process for child in controller.children.values()]
+        processes = [child.process for child in controller.processes.children.values()]
         window.close()
     assert processes and all(p.exitcode is not None for p in processes)
 
@@ -216,17 +215,20 @@ def test_a_lost_stream_shows_a_banner_until_it_is_back(qtbot, synthetic_emg_mode
         qtbot.waitUntil(lambda: window.health.cell("emg-left", "state") == "ok", timeout=15000)
         assert not window.banner.isVisible()
         source.paused.set()
-        qtbot.waitUntil(lambda: window.banner.isVisible() and "Stream lost" in window.banner.text(), timeout=10000)
+        # Each stream is declared lost when its own last sample is older than the limit, so the two arms are
+        # listed one after the other (tens of milliseconds apart): wait for the state where both are.
+        both_lost = ("emg-left", "emg-right")
+        qtbot.waitUntil(lambda: window.banner.isVisible() and _lists_lost(window.banner.text(), *both_lost),
+                        timeout=10000)
         assert window.banner.level == "error"
-        assert "emg-left" in window.banner.text() and "emg-right" in window.banner.text()
         qtbot.waitUntil(lambda: window.health.cell("emg-left", "state") == "lost", timeout=5000)
         source.paused.clear()
         qtbot.waitUntil(lambda: "Stream back" in window.banner.text() and window.banner.level == "ok", timeout=10000)
         qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10000)
         assert window.health.cell("emg-left", "state") == "ok"
-        health = state.health.fields["streams"]["emg-left"]
-        assert health["lost_events"] >= 1 and health["recovered_events"] >= 1
-        assert window.health.cell("emg-left", "dropouts").startswith(str(health["lost_events"]))
+        health = state.health.streams["emg-left"]
+        assert health.lost_events >= 1 and health.recovered_events >= 1
+        assert window.health.cell("emg-left", "dropouts").startswith(str(health.lost_events))
     finally:
         window.close()
         stop.set()
@@ -236,17 +238,32 @@ def test_a_lost_stream_shows_a_banner_until_it_is_back(qtbot, synthetic_emg_mode
         source.stop()
 
 
-def _prediction(label: str, true_label: str | None, classes: list[str], seq: int) -> tuple[dict, dict]:
+def _lists_lost(text: str, *streams: str) -> bool:
+    """Whether a banner line says that every one of these streams is lost."""
+    lost = next((part for part in text.split(" · ") if part.startswith("Stream lost: ")), "")
+    return all(stream in lost for stream in streams)
+
+
+def _prediction(label: str, true_label: str | None, classes: list[str], seq: int, **changes) -> PredictionMessage:
+    """A fusion prediction of a self-attention head with every optional part (`changes` replace fields)."""
     probs = np.full(len(classes), 0.1 / (len(classes) - 1), np.float32)
     probs[classes.index(label)] = 0.9
-    fields = {"label": label, "label_index": classes.index(label), "classes": classes, "window_end": 100.0 + seq,
-              "clip_starts": [95.0 + seq + k for k in range(5)], "mode": "fusion", "true_label": true_label,
-              "latency_ms": 12.5, "compute_ms": 10.0, "rgb_reused": 0, "windows_skipped": 0}
-    arrays = {"probs": probs, "attention_rgb": np.array([0.1, 0.15, 0.2, 0.25, 0.3], np.float32),
-              "attention_emg": np.array([0.3, 0.25, 0.2, 0.15, 0.1], np.float32),
-              "kinetics_top": np.array([3, 1, 399], np.int32), "kinetics_probs": np.array([0.7, 0.2, 0.1], np.float32),
-              "spectrogram": np.random.default_rng(seq).random((16, 10, 17)).astype(np.float32)}
-    return fields, arrays
+    values = dict(
+        label=label, label_index=classes.index(label), classes=classes, probs=probs, window_end=100.0 + seq,
+        clip_starts=[95.0 + seq + k for k in range(5)], mode="fusion", true_label=true_label, latency_ms=12.5,
+        compute_ms=10.0, rgb_reused=0, windows_skipped=0, emg_coverage=[1.0, 1.0],
+        attention={"rgb": np.array([0.1, 0.15, 0.2, 0.25, 0.3], np.float32),
+                   "emg": np.array([0.3, 0.25, 0.2, 0.15, 0.1], np.float32)},
+        kinetics=KineticsTop(np.array([3, 1, 399], np.int32), np.array([0.7, 0.2, 0.1], np.float32)),
+        spectrogram=np.random.default_rng(seq).random((16, 10, 17)).astype(np.float32),
+    )
+    return PredictionMessage(**(values | changes))
+
+
+def _health(streams: dict[str, StreamStatus] | None = None, **changes) -> HealthMessage:
+    values = dict(streams=streams or {}, mode="fusion", video_lost=False, windows_predicted=0, windows_skipped=0,
+                  rgb_features=0, emg_features=0)
+    return HealthMessage(**(values | changes))
 
 
 def test_a_worker_elsewhere_attention_kinetics_accuracy_and_bad_messages(qtbot) -> None:
@@ -260,10 +277,10 @@ def test_a_worker_elsewhere_attention_kinetics_accuracy_and_bad_messages(qtbot) 
     classes = ["Slice bread", "Peel a potato", "Clean a pan with a towel"]
     try:
         # the subscription is live once a health message gets through
-        qtbot.waitUntil(lambda: (publisher.send("health", {"streams": {}}), state.health is not None)[1], timeout=10000)
+        qtbot.waitUntil(lambda: (publisher.publish(_health()), state.health is not None)[1], timeout=10000)
         for seq, (label, true) in enumerate([("Slice bread", "Slice bread"), ("Peel a potato", "Slice bread"),
                                              ("Peel a potato", "Peel a potato"), ("Slice bread", "Slice bread")]):
-            publisher.send("prediction", *_prediction(label, true, classes, seq))
+            publisher.publish(_prediction(label, true, classes, seq))
         qtbot.waitUntil(lambda: "of 4" in window.prediction.accuracy.text(), timeout=5000)
         assert window.prediction.accuracy.text() == "running accuracy 75.0 % of 4"
         assert window.prediction.label.text() == "Slice bread"
@@ -272,26 +289,59 @@ def test_a_worker_elsewhere_attention_kinetics_accuracy_and_bad_messages(qtbot) 
                                                                           "Peel a potato", "Slice bread"]
         assert window.attention.tile_text("rgb") == ["0.10", "0.15", "0.20", "0.25", "0.30"]
         assert window.attention.tile_text("emg") == ["0.30", "0.25", "0.20", "0.15", "0.10"]
+        assert window.attention.note is None
         assert window.prediction.kinetics.text() == ("I3D (Kinetics-400) sees: kinetics-3 0.70 · kinetics-1 0.20 · "
                                                      "kinetics-399 0.10")
         assert window.spectrograms.clips_shown == 4
         assert window.camera.strip.clip_starts == [98.0, 99.0, 100.0, 101.0, 102.0]
         assert not window.controls.start.isEnabled()  # nothing to start when viewing a worker elsewhere
         # a prediction that cannot be drawn is counted and ignored; the last good one stays on screen
-        fields, arrays = _prediction("Slice bread", None, classes, 9)
-        fields["classes"] = classes[:2]
-        publisher.send("prediction", fields, arrays)
+        bad = decode(_prediction("Slice bread", None, classes, 9).encode(1))
+        bad.fields["classes"] = classes[:2]
+        publisher.send("prediction", bad.fields, bad.arrays)
         qtbot.waitUntil(lambda: window.receiver.rejected == 1, timeout=5000)
         assert window.prediction.accuracy.text() == "running accuracy 75.0 % of 4"
         publisher.send("health", {"streams": ["emg-left"]})
         qtbot.waitUntil(lambda: window.receiver.rejected == 2, timeout=5000)
         # a lost stream reported by the worker
-        publisher.send("health", {"streams": {"video": {"lost": True}}, "latency_p50_ms": 7.25})
+        video = StreamStatus(lost=True, samples=40, rate_hz=0.0, clock_offset_ms=0.0, lost_events=1,
+                             recovered_events=0)
+        publisher.publish(_health({"video": video}, latency_p50_ms=7.25, latency_p95_ms=9.0, windows_predicted=4))
         qtbot.waitUntil(lambda: "Stream lost: video" in window.banner.text(), timeout=5000)
         assert window.health.worker_values["latency_p50_ms"].text() == "7.2"
+        assert window.health.worker_values["realtime_factor"].text() == "–"  # absent, not 0
+        # a Late Fusion (PAR) prediction: no clip attention, said in words rather than drawn as 0.20 tiles
+        publisher.publish(_prediction("Peel a potato", None, classes, 10, attention=None))
+        qtbot.waitUntil(lambda: window.prediction.label.text() == "Peel a potato", timeout=5000)
+        assert window.attention.weights == {} and window.attention.note == NO_ATTENTION
+        assert window.attention.tile_text("rgb") == []
     finally:
         window.close()
         publisher.close()
+
+
+def test_attention_panel_says_when_a_model_has_no_clip_attention(qtbot) -> None:
+    """A head without clip attention sends none; the decoded prediction has none, and the panel says so instead
+    of drawing tiles (a uniform 0.20 would look like a measurement)."""
+    classes = ["Slice bread", "Peel a potato"]
+    tiles = AttentionTiles()
+    qtbot.addWidget(tiles)
+    tiles.resize(400, 80)
+    tiles.show()
+    assert tiles.note.startswith("clip attention: waiting")
+    par = decode_result(decode(_prediction("Slice bread", None, classes, 1, attention=None).encode(1)))
+    assert par.attention is None
+    tiles.show_attention(par)
+    assert tiles.weights == {} and tiles.note == "this model has no clip attention"
+    assert tiles.tile_text("rgb") == [] and tiles.tile_text("emg") == []
+    tiles.grab()  # paints the note
+    fallback = decode_result(decode(_prediction("Slice bread", None, classes, 2, attention=None, mode="emg",
+                                                kinetics=None).encode(2)))
+    tiles.show_attention(fallback)
+    assert tiles.note == "this model has no clip attention while it predicts from sEMG alone"
+    tiles.show_attention(decode_result(decode(_prediction("Slice bread", None, classes, 3).encode(3))))
+    assert tiles.note is None and tiles.tile_text("rgb") == ["0.10", "0.15", "0.20", "0.25", "0.30"]
+    tiles.grab()  # paints the tiles
 
 
 def test_record_a_labelled_session_from_the_window(qtbot, tmp_path: Path) -> None:
@@ -310,7 +360,7 @@ def test_record_a_labelled_session_from_the_window(qtbot, tmp_path: Path) -> Non
         qtbot.waitUntil(lambda: window.traces.curve_points("emg-left") > 50, timeout=15000)
         qtbot.waitUntil(lambda: window.controls.record.isEnabled(), timeout=5000)
         qtbot.keyClick(window, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
-        qtbot.waitUntil(lambda: controller.recording and controller.children["recorder"].ready.is_set(),
+        qtbot.waitUntil(lambda: controller.recording and controller.processes.children["recorder"].ready.is_set(),
                         timeout=30000)
         qtbot.waitUntil(lambda: window.controls.label_button.isEnabled(), timeout=3000)
         qtbot.keyClick(window, QtCore.Qt.Key.Key_2)
@@ -322,7 +372,7 @@ def test_record_a_labelled_session_from_the_window(qtbot, tmp_path: Path) -> Non
         qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
         assert controller.open_label is None
         qtbot.waitUntil(lambda: source.sent - sent > 3 * 160, timeout=10000)
-        recorder = controller.children["recorder"].process
+        recorder = controller.processes.children["recorder"].process
         qtbot.keyClick(window, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
         qtbot.waitUntil(lambda: recorder.exitcode is not None, timeout=30000)
         assert recorder.exitcode == 0
@@ -386,7 +436,7 @@ def test_without_a_display_the_viewer_explains_what_is_missing(tmp_path: Path) -
 
 def test_gui_benchmark_reports_every_case(qapp) -> None:
     """`benchmark_gui` (for `myosight bench gui`): every case's figures, with painting really done."""
-    from myosight.gui.bench import benchmark_gui
+    from myosight.bench.gui import benchmark_gui
 
     figures = benchmark_gui(streams=(1, 2), channels=(8,), frames=4, window_seconds=1.0, progress=False)
     names = {f["name"] for f in figures}

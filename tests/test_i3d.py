@@ -18,6 +18,7 @@ from myosight import cli
 from myosight.data.video import VideoFile
 from myosight.errors import SessionFormatError
 from myosight.models import i3d_weights
+from myosight.models.clips import ClipGeometry
 from myosight.models.i3d import (
     InceptionI3d,
     MaxPool3dSame,
@@ -26,7 +27,7 @@ from myosight.models.i3d import (
     optimize_for_inference,
     same_padding,
 )
-from myosight.models.i3d_input import centre_window, prepare_frames, resample_indices
+from myosight.models.i3d_input import centre_window, clip_input, model_frame, prepare_frames, resample_indices
 from myosight.models.i3d_weights import (
     NumpyOnlyUnpickler,
     UnsafePickleError,
@@ -332,9 +333,26 @@ def test_prepare_frames_resizes_crops_and_scales() -> None:
     assert out.shape == (3, 3, 224, 224) and out.dtype == torch.float32
     assert torch.allclose(out[2], torch.ones(3, 224, 224))  # RGB order: blue is channel 2
     assert torch.allclose(out[0], -torch.ones(3, 224, 224))
-    portrait = prepare_frames(np.full((1, 300, 200, 3), 127, dtype=np.uint8), short_side=256, crop=224)
+    portrait = prepare_frames(np.full((1, 300, 200, 3), 127, dtype=np.uint8), ClipGeometry())
     assert portrait.shape == (3, 1, 224, 224)
     assert abs(float(portrait.mean()) - (127 / 127.5 - 1)) < 1e-6
+
+
+def test_the_reduced_input_is_the_model_frame_area_downscaled() -> None:
+    """At 112 px, I3D reads the 224-px model frame with each 2 x 2 block averaged: checked against block means
+    computed here with numpy, and the same for offline frames (`prepare_frames`) as for live ones."""
+    rng = np.random.default_rng(0)
+    camera = rng.integers(0, 256, (2, 240, 320, 3), dtype=np.uint8)
+    frames = np.stack([model_frame(f, 224) for f in camera])
+    assert frames.shape == (2, 224, 224, 3)
+    blocks = frames.astype(np.float64).reshape(2, 112, 2, 112, 2, 3).mean(axis=(2, 4))
+    expected = torch.from_numpy(blocks / 127.5 - 1).permute(3, 0, 1, 2).float()
+    live = clip_input(frames, 112)
+    assert live.shape == (3, 2, 112, 112)
+    assert float((live - expected).abs().max()) <= 1 / 127.5  # OpenCV rounds the means to whole levels
+    offline = prepare_frames(camera, ClipGeometry(input_size=112))
+    assert torch.equal(offline, live)
+    assert torch.equal(clip_input(frames, 224), prepare_frames(camera))
 
 
 def test_video_file_reads_frames_by_index(tmp_path: Path) -> None:
@@ -435,7 +453,7 @@ def test_compiled_fast_path_is_exact(random_model: InceptionI3d) -> None:
 
 
 def test_benchmark_reports_figures(tmp_path: Path) -> None:
-    from myosight.models.i3d_bench import benchmark_i3d
+    from myosight.bench.i3d import benchmark_i3d
 
     figures = benchmark_i3d(
         repeats=2, warmup=0, batch_sizes=(1, 2), frames=9, size=48, use_compile=False, cache_dir=tmp_path

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
 from lsl_helpers import unique_source, wait_for
+from replay_helpers import run_replay_through_worker
 
-from myosight.capture.replay import SessionReplay
 from myosight.capture.streams import emg_stream_info, open_outlet
 from myosight.data.actionsense import ARMS, ActionSenseSession
 from myosight.errors import StreamError
@@ -19,78 +17,42 @@ from myosight.models.bundle import load_bundle
 from myosight.models.clips import clip_segments
 from myosight.models.emg_pipeline import clip_spectrograms
 from myosight.realtime.live import EmgLiveBuffer, LivePredictor
-from myosight.realtime.messages import ResultPublisher, ResultSubscriber
+from myosight.realtime.messages import JSONL_KEYS, HealthMessage, PredictionMessage, ResultPublisher
 from myosight.realtime.worker import Worker, WorkerConfig
 from myosight.training.emg_spectrograms import session_tracks
 
 
 def test_streaming_features_equal_offline(synthetic_emg_model: dict) -> None:
-    """The live buffer fed in random chunks gives the offline pass's clip spectrograms."""
+    """The live buffer fed in random chunks gives the offline pass's clip spectrograms, also while its rings
+    wrap around (it keeps only the last 8 s, and each window is read just behind the newest sample)."""
     bundle = load_bundle(synthetic_emg_model["bundle"])
     session_path = synthetic_emg_model["sessions"][1].hdf5_path
     with ActionSenseSession(session_path) as session:
         offline = session_tracks(session, bundle.emg_config, bundle.normalisation)
         streams = {arm: session.emg(arm) for arm in ARMS}
-    live = EmgLiveBuffer(bundle, keep_s=10_000)
+    live = EmgLiveBuffer(bundle, keep_s=8.0)
     rng = np.random.default_rng(0)
-    for arm, series in streams.items():
-        i = 0
-        while i < len(series):
-            n = int(rng.integers(1, 501))
-            live.push(arm, series.time_s[i:i + n], series.data[i:i + n])
-            i += n
-    first = np.ceil(max(s.time_s[0] for s in streams.values())) + 1
+    position = dict.fromkeys(ARMS, 0)
+    now = min(s.time_s[0] for s in streams.values())
+    next_start = np.ceil(max(s.time_s[0] for s in streams.values())) + 1
     compared = 0
-    for start in np.arange(first, first + 100, 1.7):
-        segments = clip_segments(start, bundle.geometry)
-        offline_spec, _ = clip_spectrograms(offline.ordered(), segments, bundle.emg_config)
-        live_spec = np.stack([live.clip_spectrogram(s, bundle.geometry.clip_seconds)[0] for s, _ in segments])
-        assert np.abs(live_spec - offline_spec).max() < 1e-5
-        compared += 1
+    while any(position[arm] < len(streams[arm]) for arm in ARMS):
+        now += rng.uniform(0.005, 1.0)  # both arms arrive up to `now`, in chunks of 1 to ~160 samples
+        for arm, series in streams.items():
+            stop = int(np.searchsorted(series.time_s, now, side="right"))
+            live.push(arm, series.time_s[position[arm]:stop], series.data[position[arm]:stop])
+            position[arm] = stop
+        covered = min(live.covered_until(arm) or -np.inf for arm in ARMS)
+        while next_start + bundle.geometry.sample_seconds < covered - 0.5:
+            segments = clip_segments(next_start, bundle.geometry)
+            offline_spec, offline_cover = clip_spectrograms(offline.ordered(), segments, bundle.emg_config)
+            live_clips = [live.clip_spectrogram(segment) for segment in segments]
+            assert np.abs(np.stack([spec for spec, _ in live_clips]) - offline_spec).max() < 1e-5
+            np.testing.assert_array_equal(np.stack([cover for _, cover in live_clips]), offline_cover)
+            compared += 1
+            next_start += 1.7
     assert compared > 50
-
-
-def run_replay_through_worker(session: Path, bundle_path: Path, *, speed: float, emg_only: bool = True,
-                              max_seconds: float | None = None, resolve_timeout_s: float = 5.0):
-    """Replay a session over LSL into a worker; collect what a ZeroMQ subscriber receives."""
-    source = unique_source()
-    replay = SessionReplay(session, speed=speed, source=source, include_video=not emg_only, max_seconds=max_seconds)
-    replay.open()
-    publisher = ResultPublisher("tcp://127.0.0.1:0")
-    subscriber = ResultSubscriber(publisher.address)
-    worker = Worker(load_bundle(bundle_path), WorkerConfig(source=source, emg_only=emg_only,
-                                                          resolve_timeout_s=resolve_timeout_s), publisher)
-    # the subscription is live once a health message gets through
-    assert wait_for(lambda: (publisher.send("health", {}), subscriber.receive(timeout_ms=20))[1] is not None, 10)
-    stop = threading.Event()
-    sender = threading.Thread(target=replay.run, args=(stop,), daemon=True)
-    sender.start()
-    received, predictions = [], []
-    deadline = time.monotonic() + replay.duration_s / speed + 30
-    try:
-        while (sender.is_alive() or predictions_pending(worker)) and time.monotonic() < deadline:
-            predictions += worker.step()
-            message = subscriber.receive(timeout_ms=2)
-            while message is not None:
-                received.append(message)
-                message = subscriber.receive(timeout_ms=0)
-        for _ in range(50):
-            message = subscriber.receive(timeout_ms=10)
-            if message is not None:
-                received.append(message)
-    finally:
-        stop.set()
-        sender.join(timeout=5)
-        worker.close()
-        subscriber.close()
-        publisher.close()
-    return replay, worker, predictions, [m for m in received if m.kind == "prediction"], received
-
-
-def predictions_pending(worker: Worker) -> bool:
-    before = worker.windows_predicted
-    worker.step()
-    return worker.windows_predicted > before
+    assert all(live.rings[arm].count > live.rings[arm].capacity for arm in ARMS)  # the rings did wrap
 
 
 def test_replay_end_to_end_matches_offline(synthetic_emg_model: dict) -> None:
@@ -124,12 +86,14 @@ def test_replay_end_to_end_matches_offline(synthetic_emg_model: dict) -> None:
 
     labelled = [(p, truth(p.window_end + live_to_recorded - 2.5)) for p in predictions]
     live_acc = np.mean([bundle.classes[p.label_index] == label for p, label in labelled if label])
-    marker_acc = np.mean([m.fields["label"] == m.fields["true_label"] for m in messages if m.fields["true_label"]])
+    typed = [PredictionMessage.from_message(m) for m in messages]  # every message the worker sent is valid
+    marker_acc = np.mean([m.label == m.true_label for m in typed if m.true_label])
     assert live_acc > 0.5 and abs(marker_acc - live_acc) < 0.1
-    message = messages[-1]
-    assert message.arrays["probs"].shape == (len(bundle.classes),)
-    assert message.arrays["spectrogram"].shape == (16, 10, 17)
-    assert message.fields["mode"] == "emg" and message.fields["latency_ms"] >= 0
+    message = typed[-1]
+    assert message.probs.shape == (len(bundle.classes),)
+    assert message.spectrogram.shape == (16, 10, 17)
+    assert message.mode == "emg" and message.latency_ms >= 0
+    assert message.attention is None and message.kinetics is None  # a linear sEMG head, no camera: none sent
 
 
 def test_real_one_arm_session_with_gaps(real_dir: Path, synthetic_emg_model: dict) -> None:
@@ -139,11 +103,13 @@ def test_real_one_arm_session_with_gaps(real_dir: Path, synthetic_emg_model: dic
         resolve_timeout_s=1.0)
     health = worker.health()
     assert worker.missing_arms == ["right"]
-    assert health["streams"]["emg-right"]["missing"] is True
-    assert 150 < health["streams"]["emg-left"]["rate_hz"] < 170
-    assert health["streams"]["emg-left"]["gaps"] >= 1
+    assert health.streams["emg-right"].missing is True and health.streams["emg-right"].samples is None
+    assert 150 < health.streams["emg-left"].rate_hz < 170
+    assert health.streams["emg-left"].gaps >= 1
     assert len(predictions) > 10
-    assert any(m.kind == "health" and m.fields.get("streams") for m in received)
+    # the worker's health messages (not the test's empty ping) decode, with the missing arm in them
+    reports = [HealthMessage.from_message(m) for m in received if m.kind == "health" and m.fields]
+    assert reports and all(r.streams["emg-right"].missing for r in reports)
 
 
 def test_emg_gap_is_reported_and_recovered(synthetic_emg_model: dict) -> None:
@@ -173,9 +139,10 @@ def test_emg_gap_is_reported_and_recovered(synthetic_emg_model: dict) -> None:
         before = worker.windows_predicted
         assert wait_for(lambda: (worker.step(), worker.windows_predicted > before)[1], 10)
         health = worker.health()
-        left = health["streams"]["emg-left"]
-        assert left["gaps"] == 1 and left["lost_events"] >= 1 and left["recovered_events"] >= 1
-        assert not left["lost"]
+        left = health.streams["emg-left"]
+        assert left.gaps == 1 and left.lost_events >= 1 and left.recovered_events >= 1
+        assert not left.lost
+        assert health.latency_p50_ms is not None and health.realtime_factor is not None
     finally:
         worker.close()
         publisher.close()
@@ -212,7 +179,7 @@ def test_run_command_replays_headless_and_logs(synthetic_emg_model: dict, tmp_pa
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) > 50
-    assert {"label", "true_label", "probs", "latency_ms", "window_end"} <= set(records[0])
+    assert all(list(record) == list(JSONL_KEYS) for record in records)  # docs/messages.md, JSONL
     assert "running accuracy" in result.stdout
 
 
@@ -284,7 +251,8 @@ def test_video_loss_switches_to_emg_only(tmp_path: Path) -> None:
         modes = []
         assert wait_for(lambda: (modes.extend(p.mode for p in worker.step()), "emg" in modes)[1], 10)
         health = worker.health()
-        assert health["video_lost"] is True and health["mode"] == "emg"
+        assert health.video_lost is True and health.mode == "emg"
+        assert "video" in health.streams and health.streams["video"].gaps is None
     finally:
         worker.close()
         publisher.close()

@@ -53,7 +53,7 @@ class LoopingReplay:
 
     def __init__(self, session: Path, speed: float, loop: bool) -> None:
         self.source = unique_source("rec")
-        self.replay = SessionReplay(session, speed=speed, loop=loop, source=self.source, video_size=FRAME_SIZE)
+        self.replay = SessionReplay(session, speed=speed, loop=loop, source=self.source, frame_size=FRAME_SIZE)
         self.replay.open()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.replay.run, args=(self.stop,), daemon=True)

@@ -15,15 +15,17 @@ from rgb_cli import run_cli
 from myosight.cli import main
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.synth import SynthConfig, write_sessions
-from myosight.errors import SessionFormatError
+from myosight.errors import ConfigError, SessionFormatError
 from myosight.models.clips import (
     ClipGeometry,
     clip_frame_times,
     clip_ready,
     clip_segments,
-    frame_indices,
+    latest_not_after,
+    resolve_geometry,
     sample_bounds,
     sample_frame_times,
+    short_side_for,
 )
 from myosight.models.i3d_weights import manifest_path, weights_path
 from myosight.training.feature_store import array_names, read_manifest, read_split
@@ -87,19 +89,46 @@ def test_sample_frame_times_put_clip_i_in_segment_i() -> None:
     assert np.all(varied >= bounds[:, :1]) and np.all(varied < bounds[:, 1:])
 
 
-def test_frame_indices_pick_the_latest_frame_not_after_each_instant_of_a_30_fps_video() -> None:
+def test_latest_not_after_picks_the_frame_on_screen_at_each_instant_of_a_30_fps_video() -> None:
     rng = np.random.default_rng(0)
     frame_times = 1000.0 + np.arange(300) / 30 + rng.uniform(-0.003, 0.003, 300)  # jittered 30 fps camera
     wanted = sample_frame_times(1001.0, GEOMETRY)
-    indices = frame_indices(frame_times, wanted)
+    indices = latest_not_after(frame_times, wanted)
     assert indices.shape == (5, 16)
     assert np.all(frame_times[indices] <= wanted + 1e-6)
     assert np.all(frame_times[indices + 1] > wanted)
     # 25 fps from 30 fps: steps of one frame with every fifth step skipping one
     assert set(np.diff(indices, axis=1).ravel()) <= {1, 2}
-    np.testing.assert_array_equal(frame_indices(frame_times, [999.0, 1e9]), [0, 299])  # clamped
+    np.testing.assert_array_equal(latest_not_after(frame_times, [999.0, 1e9]), [0, 299])  # clamped
     with pytest.raises(ValueError):
-        frame_indices(np.zeros(0), [1.0])
+        latest_not_after(np.zeros(0), [1.0])
+
+
+def test_the_geometry_is_resolved_from_the_model_and_the_users_override() -> None:
+    assert resolve_geometry() == ClipGeometry()  # I3D's own: 256 -> 224, input 224
+    reduced = resolve_geometry(ClipGeometry(), 112)  # the model frame stays, the input is area-downscaled
+    assert (reduced.short_side, reduced.crop_size, reduced.input_size) == (256, 224, 112)
+    larger = resolve_geometry(reduced, 288)  # more than the frame holds: a larger crop at I3D's ratio
+    assert (larger.short_side, larger.crop_size, larger.input_size) == (short_side_for(288), 288, 288)
+    assert resolve_geometry(reduced, None, "uniform") == ClipGeometry(input_size=112, sampling="uniform")
+    assert short_side_for(224) == 256 and short_side_for(112) == 128
+    for bad in (16, 0, -224, 112.5, True):
+        with pytest.raises(ConfigError, match="too small"):
+            resolve_geometry(None, bad)
+    with pytest.raises(ConfigError, match="sampling"):
+        resolve_geometry(None, None, "sparse")
+    # a geometry stored before the input size existed reads its frames at its crop size
+    stored = ClipGeometry(crop_size=112, short_side=128, input_size=112).to_dict()
+    del stored["input_size"]
+    old = ClipGeometry.from_dict(stored)
+    assert (old.crop_size, old.input_size) == (112, 112)
+    assert ClipGeometry(crop_size=112).short_side == 128  # derived at I3D's ratio unless given
+    with pytest.raises(ValueError, match="ratio"):
+        ClipGeometry(crop_size=112, short_side=256)
+    with pytest.raises(ValueError, match="input_size"):
+        ClipGeometry(input_size=300)
+    with pytest.raises(ValueError, match="unknown"):
+        ClipGeometry.from_dict({**ClipGeometry().to_dict(), "zoom": 2})
 
 
 def test_clip_ready_waits_for_the_first_frame_at_or_after_the_segment_stop() -> None:
@@ -155,7 +184,8 @@ def test_frames_of_each_clip_lie_inside_its_segment(synthetic: Path) -> None:
 @pytest.mark.slow
 def test_rgb_features_shape_manifest_and_class_structure(extracted: Path) -> None:
     manifest = read_manifest(extracted)
-    assert manifest["clip_geometry"]["crop_size"] == 112 and manifest["clip_geometry"]["short_side"] == 128
+    geometry = manifest["clip_geometry"]  # the 224 model frame, area-downscaled to a 112-px input
+    assert (geometry["crop_size"], geometry["short_side"], geometry["input_size"]) == (224, 256, 112)
     weights_manifest = json.loads(manifest_path().read_text())
     assert manifest["i3d_sha256"] == weights_manifest["weights_sha256"]
     assert manifest["rgb_features"]["complete"] is True
@@ -201,8 +231,8 @@ def test_interrupted_extraction_resumes_to_the_one_pass_result(
 def test_other_size_is_refused_instead_of_mixed(extracted: Path, capsys: pytest.CaptureFixture) -> None:
     assert run_cli(["features", "rgb", str(extracted), "--size", "224", "--quiet"]) == 1
     captured = capsys.readouterr()
-    assert "crop_size 112 (now 224)" in captured.out + captured.err
-    assert read_manifest(extracted)["clip_geometry"]["crop_size"] == 112
+    assert "input_size 112 (now 224)" in captured.out + captured.err
+    assert read_manifest(extracted)["clip_geometry"]["input_size"] == 112
 
 
 def test_missing_video_is_named_or_zero_filled(synthetic: Path, weights: Path, tmp_path: Path) -> None:

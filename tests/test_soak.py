@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from myosight.bench.soak import SoakConfig, expected_windows, rss_mb, run_soak, window_grid
 from myosight.cli import main
-from myosight.realtime.soak import SoakConfig, expected_windows, rss_mb, run_soak, window_grid
 
 torch.set_num_threads(1)
 

@@ -77,7 +77,7 @@ def test_replay_publishes_what_the_file_holds(xdf_file) -> None:
     path, streams = xdf_file
     source = f"xdf{uuid.uuid4().hex[:8]}"
     replay = XdfReplay(path, speed=10.0, source=source)
-    assert set(replay.emg) == {"left", "right"} and replay.video_size == FRAME
+    assert set(replay.emg) == {"left", "right"} and replay.frame_size == FRAME
     replay.open()
     inlets = {kind: _inlet(source, kind) for kind in ("emg-left", "emg-right", "video", "labels")}
     thread = threading.Thread(target=replay.run, daemon=True)

@@ -2,9 +2,10 @@
 
 The recipe is the one a user would type (synth -> dataset -> features emg -> features rgb -> train), run
 in-process; the result is `<cache>/demo/<recipe>/bundle.safetensors`. RGB features are extracted at the
-reduced 112-pixel resolution so that the whole recipe stays within a few minutes on a 2-core CPU, and the
-live worker then runs I3D at that resolution too (the size is part of the bundle's clip geometry). Without
-the I3D weights the demo model is sEMG-only.
+reduced 112-pixel input (the 224-pixel model frame area-downscaled) so that the whole recipe stays within a
+few minutes on a 2-core CPU, and the live worker then runs I3D at that input too (the sizes are part of the
+bundle's clip geometry), while sources publish, and the viewer shows, the 224-pixel frames. Without the I3D
+weights the demo model is sEMG-only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from myosight.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-RECIPE = "v2"  # v2: synthetic sessions with a same-look (vision-confusable) dish group
+RECIPE = "v3"  # v2: a same-look (vision-confusable) dish group; v3: the 112-px input read from 224-px frames
 SUBJECTS = ("S04", "S07", "S08")
 HOLDOUT_SUBJECT = "S07"  # a new session of a training subject, never trained on, replayed by `myosight demo`
 HEAD = "late_fusion_par_const"

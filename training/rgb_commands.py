@@ -19,9 +19,10 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
         "merges; with RANK / WORLD_SIZE set by hand instead, finish with `myosight features merge DIR`).",
     )
     rgb.add_argument("data", type=Path, help="dataset directory")
-    rgb.add_argument("--size", type=int, default=224,
-                     help="I3D input size: centre crop SIZE after resizing the short side to round(SIZE*256/224); "
-                     "224 is what I3D was trained on, 112 is about 4x faster (default: %(default)s)")
+    rgb.add_argument("--input-size", "--size", dest="size", type=int, default=224, metavar="PIXELS",
+                     help="I3D input size: the model frame (short side 256, centre crop 224) area-downscaled to "
+                     "PIXELS, or for sizes above 224 a larger crop at the same ratio; 224 is what I3D was trained on, "
+                     "112 is about 4x faster (default: %(default)s; --size is the old name)")
     rgb.add_argument("--batch-size", type=int, default=10, help="clips per I3D batch, whole samples (default: 10)")
     speed = rgb.add_mutually_exclusive_group()
     speed.add_argument("--fast", dest="fast", action="store_true", default=True,

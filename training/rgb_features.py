@@ -3,8 +3,9 @@
 Frames: each clip's frame instants come from `models.clips` (the same sampler the live worker uses) and
 each instant takes the latest video frame not after it, by the video's own timestamps (for ActionSense the
 world-camera timestamps in the session HDF5, for EPIC-Kitchens the 60 fps frame numbering or the video
-file's times). Frames are then prepared exactly as live (`prepare_frames`: short side round(size * 256 /
-224), centre crop `size`). The size, sampling mode and I3D weights used are stored in the dataset
+file's times). Frames are then prepared exactly as live (`prepare_frames`: the model frame of the clip
+geometry, short side resized at I3D's 256/224 ratio and centre-cropped, then area-downscaled to the input
+size when that is smaller). The sizes, sampling mode and I3D weights used are stored in the dataset
 manifest (`clip_geometry`, `i3d_sha256`), from where they travel into the model bundle, and features of
 different settings are never mixed in one dataset.
 
@@ -26,7 +27,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from myosight.errors import ConfigError, MyosightError, SessionFormatError
-from myosight.models.clips import SAMPLING_MODES, ClipGeometry, frame_indices, sample_frame_times
+from myosight.models.clips import ClipGeometry, latest_not_after, resolve_geometry, sample_frame_times
 from myosight.models.i3d import FEATURE_DIM, optimize_for_inference
 from myosight.models.i3d_input import prepare_frames
 from myosight.models.i3d_weights import load_i3d, verify_weights
@@ -45,22 +46,21 @@ from myosight.training.feature_store import SPLITS, read_manifest, write_array, 
 ARRAY = "rgb"
 PARTIAL_SUFFIX = ".rgb_partial.h5"
 #: Settings a feature array is tied to; features that differ in any of them are never mixed.
-SETTING_KEYS = ("crop_size", "short_side", "sampling", "frames_per_clip", "fps", "clips_per_sample", "i3d_sha256")
-
-
-def geometry_for_size(geometry: ClipGeometry, size: int, sampling: str | None = None) -> ClipGeometry:
-    """The geometry with I3D input `size` (centre crop) and the matching short side (256 at 224)."""
-    if size < 32:
-        raise ConfigError(f"--size {size} is too small for I3D (use 112 or more; 224 is what it was trained on)")
-    if sampling is not None and sampling not in SAMPLING_MODES:
-        raise ConfigError(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
-    return replace(geometry, crop_size=int(size), short_side=round(size * 256 / 224),
-                   sampling=sampling or geometry.sampling)
+SETTING_KEYS = ("crop_size", "short_side", "input_size", "sampling", "frames_per_clip", "fps", "clips_per_sample",
+                "i3d_sha256")
 
 
 def settings_of(geometry: ClipGeometry, i3d_sha256: str) -> dict[str, Any]:
     values = {**geometry.to_dict(), "i3d_sha256": i3d_sha256}
     return {key: values[key] for key in SETTING_KEYS}
+
+
+def _stored(settings: dict[str, Any]) -> dict[str, Any]:
+    """Stored settings as they read today: features stored before `input_size` existed read their frames
+    at `crop_size` (see ClipGeometry.from_dict)."""
+    if settings and "input_size" not in settings:
+        return {**settings, "input_size": settings.get("crop_size")}
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def sample_frame_indices(
     frame_times: np.ndarray, start_s: float, geometry: ClipGeometry, stop_s: float | None = None
 ) -> np.ndarray:
     """The (clips, frames) video frame indices of a sample: the offline twin of the live worker's choice."""
-    return frame_indices(frame_times, sample_frame_times(start_s, geometry, stop_s=stop_s))
+    return latest_not_after(frame_times, sample_frame_times(start_s, geometry, stop_s=stop_s))
 
 
 class ClipReader:
@@ -137,7 +137,7 @@ class ClipReader:
         new = sorted(set(indices.reshape(-1).tolist()) - self._prepared.keys())
         if new:
             frames = self.video.source.read(np.asarray(new, dtype=np.int64))
-            prepared = prepare_frames(frames, self.geometry.short_side, self.geometry.crop_size)
+            prepared = prepare_frames(frames, self.geometry)
             self.frames_decoded += len(new)
             for position, index in enumerate(new):
                 self._prepared[index] = prepared[:, position]
@@ -168,7 +168,7 @@ class Progress:
         if path.exists():
             try:
                 self._file = h5py.File(path, "a")
-                stored = json.loads(self._file.attrs.get("settings", "{}"))
+                stored = _stored(json.loads(self._file.attrs.get("settings", "{}")))
                 stale = (stored != settings or self._file.attrs.get("uids_sha256") != uids_digest
                          or self._file["rgb"].shape[0] != rows)
             except (OSError, KeyError, ValueError):
@@ -190,7 +190,7 @@ class Progress:
         """The settings of an existing side file, or None if there is none (or it is unreadable)."""
         try:
             with h5py.File(path, "r") as handle:
-                return json.loads(handle.attrs["settings"])
+                return _stored(json.loads(handle.attrs["settings"]))
         except (OSError, KeyError, ValueError):
             return None
 
@@ -276,7 +276,7 @@ def _array_settings(path: Path) -> dict[str, Any] | None:
         key = f"arrays/{ARRAY}"
         if key not in handle:
             return None
-        return json.loads(handle[key].attrs.get("settings", "{}"))
+        return _stored(json.loads(handle[key].attrs.get("settings", "{}")))
 
 
 def _mismatch(stored: dict[str, Any], wanted: dict[str, Any], where: str) -> ConfigError:
@@ -333,7 +333,7 @@ def extract_rgb_features(
 
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
-    geometry = geometry_for_size(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
+    geometry = resolve_geometry(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
     frame_source = manifest.get("frame_source", {"kind": "actionsense"})
     wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"])
     plans = [_read_plan(data_dir / f"{name}.h5", name) for name in SPLITS]

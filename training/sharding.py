@@ -127,19 +127,13 @@ def prepare_shard(data_dir: Path, shard: Shard, done_splits: set[str]) -> Path:
 def extract_shard(data_dir: Path, shard: Shard, *, size: int, sampling: str | None = None,
                   cache_dir: str | Path | None = None, **options):
     """Extract this rank's samples into its shard (resumable); returns the extractor's RgbResult."""
-    from myosight.models.clips import ClipGeometry
+    from myosight.models.clips import ClipGeometry, resolve_geometry
     from myosight.models.i3d_weights import verify_weights
-    from myosight.training.rgb_features import (
-        _array_settings,
-        _mismatch,
-        extract_rgb_features,
-        geometry_for_size,
-        settings_of,
-    )
+    from myosight.training.rgb_features import _array_settings, _mismatch, extract_rgb_features, settings_of
 
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
-    geometry = geometry_for_size(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
+    geometry = resolve_geometry(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
     wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"])
     done = set()
     for split in SPLITS:

@@ -1,7 +1,9 @@
 """Per-clip attention of a self-attention head (the paper's figure 6): 2 rows (RGB, sEMG) x 5 tiles.
 
 A clip's weight is the mean attention it receives; with 5 clips a uniform head gives 0.2 each. Tiles are
-coloured on a fixed scale from 0 to twice the uniform weight, so colours compare across windows.
+coloured on a fixed scale from 0 to twice the uniform weight, so colours compare across windows. Only weights a
+prediction carries are drawn: a head without clip attention (the Late Fusion heads, PAR included, average their
+clips) sends none, and the panel says so in words, never with tiles of 0.2 that would look measured.
 """
 
 from __future__ import annotations
@@ -9,24 +11,26 @@ from __future__ import annotations
 import numpy as np
 
 from myosight.gui.qt import QtCore, QtGui, QtWidgets, pg
-from myosight.realtime.messages import Message
+from myosight.realtime.messages import PredictionMessage
 
 ROWS = (("rgb", "RGB"), ("emg", "sEMG"))
+NO_ATTENTION = "this model has no clip attention"
+WAITING = "clip attention: waiting for the first prediction"
 
 
 class AttentionTiles(QtWidgets.QWidget):
-    """Coloured tiles with their values; a note when the model has no attention."""
+    """Coloured tiles with their values; a note instead when the prediction has no attention."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.weights: dict[str, np.ndarray] = {}
+        self.note: str | None = WAITING  # the text drawn instead of tiles (None while tiles are drawn)
         self.colormap = pg.colormap.get("inferno")
         self.setMinimumHeight(64)
 
-    def show_attention(self, message: Message | None) -> None:
-        arrays = message.arrays if message is not None else {}
-        self.weights = {key: np.asarray(arrays[f"attention_{key}"], np.float32).reshape(-1)
-                        for key, _ in ROWS if f"attention_{key}" in arrays}
+    def show_attention(self, message: PredictionMessage | None) -> None:
+        self.weights = dict(message.attention) if message is not None and message.attention else {}
+        self.note = _note(message)
         self.update()
 
     def tile_text(self, modality: str) -> list[str]:
@@ -37,8 +41,7 @@ class AttentionTiles(QtWidgets.QWidget):
         painter = QtGui.QPainter(self)
         painter.setPen(QtGui.QColor("#c8d0d8"))
         if not self.weights:
-            painter.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter,
-                             "clip attention: this model has none")
+            painter.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, self.note or NO_ATTENTION)
             painter.end()
             return
         label_width, row_height = 46, (self.height() - 2) / len(ROWS)
@@ -62,3 +65,14 @@ class AttentionTiles(QtWidgets.QWidget):
             painter.fillRect(box, colour)
             painter.setPen(QtGui.QColor("#000000" if colour.lightness() > 128 else "#ffffff"))
             painter.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, f"{weight:.2f}")
+
+
+def _note(message: PredictionMessage | None) -> str | None:
+    """What the panel says instead of tiles: why there are no weights (None when there are)."""
+    if message is None:
+        return WAITING
+    if message.attention is not None:
+        return None
+    if message.mode == "emg":  # an attention head's sEMG-only fallback has none either
+        return f"{NO_ATTENTION} while it predicts from sEMG alone"
+    return NO_ATTENTION

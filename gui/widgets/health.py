@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from myosight.gui.qt import QtCore, QtWidgets
 from myosight.gui.state import Snapshot, StreamView
+from myosight.realtime.messages import StreamStatus
 
 COLUMNS = ("stream", "state", "rate (Hz)", "gaps", "dropouts", "clock offset (ms)")
 LEVELS = {"info": 0, "ok": 1, "warning": 2, "error": 3}
@@ -54,17 +55,17 @@ class BannerModel:
         lost = {name for name, view in snapshot.streams.items() if view.lost}
         missing: set[str] = set()
         fresh = snapshot.health is not None and (snapshot.health_age_s or 0) <= self.silent_after_s
-        for name, stream in (snapshot.health.fields.get("streams", {}) if fresh else {}).items():
-            if stream.get("missing"):
+        for name, stream in (snapshot.health.streams if fresh else {}).items():
+            if stream.missing:
                 missing.add(name)
-            elif stream.get("lost") and started(stream):
+            elif stream.lost and started(stream):
                 lost.add(name)
         return lost - missing, missing
 
 
-def started(stream: dict) -> bool:
+def started(stream: StreamStatus) -> bool:
     """Whether the worker has had data on a stream (one that has not started yet is waited for, not lost)."""
-    return stream.get("samples", stream.get("frames", 1)) != 0
+    return stream.samples != 0
 
 
 class Banner(QtWidgets.QLabel):
@@ -125,8 +126,8 @@ class HealthPanel(QtWidgets.QWidget):
         layout.addWidget(self.display)
 
     def show_health(self, snapshot: Snapshot) -> None:
-        fields = snapshot.health.fields if snapshot.health is not None else {}
-        rows = self._rows(fields.get("streams", {}), snapshot)
+        health = snapshot.health
+        rows = self._rows(health.streams if health is not None else {}, snapshot)
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
@@ -136,7 +137,7 @@ class HealthPanel(QtWidgets.QWidget):
                 elif item.text() != text:
                     item.setText(text)
         for key, label in self.worker_values.items():
-            label.setText(_format(key, fields.get(key)))
+            label.setText(_format(key, getattr(health, key) if health is not None else None))
 
     def cell(self, stream: str, column: str) -> str | None:
         """The text shown for a stream in a column (None when the stream has no row)."""
@@ -145,31 +146,32 @@ class HealthPanel(QtWidgets.QWidget):
                 return self.table.item(r, COLUMNS.index(column)).text()
         return None
 
-    def _rows(self, worker_streams: dict, snapshot: Snapshot) -> list[list[str]]:
+    def _rows(self, worker_streams: dict[str, StreamStatus], snapshot: Snapshot) -> list[list[str]]:
         names = sorted(set(worker_streams) | set(snapshot.streams))
-        rows = []
-        for name in names:
-            stream = worker_streams.get(name) if isinstance(worker_streams.get(name), dict) else {}
-            local = snapshot.streams.get(name)
-            state = _state(stream, local)
-            rate = stream.get("rate_hz", local.rate_hz if local else None)
-            dropouts = stream.get("lost_events")
-            dropped = stream.get("backwards_dropped")
-            dropout_text = "–" if dropouts is None else str(dropouts) + (f" (+{dropped} samples)" if dropped else "")
-            rows.append([name, state, _number(rate, 1), _number(stream.get("gaps"), 0), dropout_text,
-                         _number(stream.get("clock_offset_ms"), 2)])
-        return rows
+        return [_row(name, worker_streams.get(name), snapshot.streams.get(name)) for name in names]
 
     def show_display_rate(self, fps: float, slowest_ms: float) -> None:
         self.display.setText(f"display {fps:.0f} fps · slowest frame {slowest_ms:.0f} ms (last 5 s)")
 
 
-def _state(stream: dict, local: StreamView | None) -> str:
-    if stream.get("missing"):
+def _row(name: str, stream: StreamStatus | None, local: StreamView | None) -> list[str]:
+    """A stream's cells: the worker's figures where it sent them, the viewer's own rate otherwise."""
+    worker = stream if stream is not None else StreamStatus(lost=False)
+    rate = worker.rate_hz if worker.rate_hz is not None else (local.rate_hz if local else None)
+    dropped = worker.backwards_dropped
+    dropouts = "–" if worker.lost_events is None else str(worker.lost_events) + (
+        f" (+{dropped} samples)" if dropped else "")
+    return [name, _state(stream, local), _number(rate, 1), _number(worker.gaps, 0), dropouts,
+            _number(worker.clock_offset_ms, 2)]
+
+
+def _state(stream: StreamStatus | None, local: StreamView | None) -> str:
+    """The worker's view of a stream where it has one, the viewer's own inlet otherwise."""
+    if stream is not None and stream.missing:
         return "missing"
-    if (stream.get("lost") and started(stream)) or (local is not None and local.lost):
+    if (stream is not None and stream.lost and started(stream)) or (local is not None and local.lost):
         return "lost"
-    if not started(stream) or (local is not None and local.samples == 0 and not stream):
+    if (stream is not None and not started(stream)) or (stream is None and local is not None and local.samples == 0):
         return "waiting"
     return "ok"
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from myosight.data.activities import short_name
 from myosight.gui.qt import QtCore, QtGui, QtWidgets, pg
-from myosight.realtime.messages import Message
+from myosight.realtime.messages import PredictionMessage
 
 TOP_CLASSES = 5
 
@@ -100,7 +100,7 @@ class PredictionPanel(QtWidgets.QWidget):
     def __init__(self, kinetics_labels: Sequence[str] | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.kinetics_labels = list(kinetics_labels) if kinetics_labels else None
-        self.shown: Message | None = None  # the message on screen now
+        self.shown: PredictionMessage | None = None  # the message on screen now
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         self.label = QtWidgets.QLabel("waiting for the first prediction …")
@@ -128,7 +128,7 @@ class PredictionPanel(QtWidgets.QWidget):
         layout.addWidget(self.detail)
         layout.addStretch(1)
 
-    def show_prediction(self, message: Message | None, history: list[tuple[str, str | None]], scored: int,
+    def show_prediction(self, message: PredictionMessage | None, history: list[tuple[str, str | None]], scored: int,
                         correct: int) -> None:
         self.shown = message
         if message is None:
@@ -138,29 +138,29 @@ class PredictionPanel(QtWidgets.QWidget):
             self.bars.set_probabilities([], np.zeros(0), None)
             self.history.set_history([], [])
             return
-        fields, probs = message.fields, message.arrays["probs"]
-        classes, true_label = fields["classes"], fields.get("true_label")
-        self.label.setText(short_name(fields["label"]))
-        self.label.setToolTip(fields["label"])
-        self.confidence.setText(f"p = {float(probs.max()):.2f} · {fields.get('mode', '?')}")
+        probs, true_label = message.probs, message.true_label
+        self.label.setText(short_name(message.label))
+        self.label.setToolTip(message.label)
+        self.confidence.setText(f"p = {float(probs.max()):.2f} · {message.mode}")
         self.truth.setText(f"true: {short_name(true_label)}" if true_label else "true: –")
-        colour = "#7ee081" if true_label == fields["label"] else "#ff8a80"
+        colour = "#7ee081" if true_label == message.label else "#ff8a80"
         self.truth.setStyleSheet(f"color: {colour};" if true_label else "")
         self.accuracy.setText(f"running accuracy {100 * correct / scored:.1f} % of {scored}" if scored else "")
-        self.bars.set_probabilities(classes, probs, true_label)
-        self.history.set_history(history, classes)
+        self.bars.set_probabilities(message.classes, probs, true_label)
+        self.history.set_history(history, message.classes)
         self.kinetics.setText(self._kinetics_text(message))
-        latency, compute = fields.get("latency_ms", 0), fields.get("compute_ms", 0)
-        self.detail.setText(f"latency {latency:.0f} ms · compute {compute:.0f} ms · window ends "
-                            f"{fields.get('window_end', 0):.1f} s")
+        self.detail.setText(f"latency {message.latency_ms:.0f} ms · compute {message.compute_ms:.0f} ms · "
+                            f"window ends {message.window_end:.1f} s")
 
-    def _kinetics_text(self, message: Message) -> str:
-        top, probs = message.arrays.get("kinetics_top"), message.arrays.get("kinetics_probs")
-        if top is None or probs is None or len(top) != len(probs):
-            why = "sEMG only" if message.fields.get("mode") == "emg" else "no new clip"
+    def _kinetics_text(self, message: PredictionMessage) -> str:
+        """The Kinetics top classes, or why there are none (the message leaves them out; none is faked)."""
+        if message.kinetics is None:
+            why = "sEMG only" if message.mode == "emg" else "no new clip"
             return f"I3D (Kinetics-400) sees: – ({why})"
-        names = [self._kinetics_name(int(i)) for i in top]
-        return "I3D (Kinetics-400) sees: " + " · ".join(f"{n} {p:.2f}" for n, p in zip(names, probs, strict=True))
+        kinetics = message.kinetics
+        names = [self._kinetics_name(int(i)) for i in kinetics.indices]
+        return "I3D (Kinetics-400) sees: " + " · ".join(f"{n} {p:.2f}"
+                                                        for n, p in zip(names, kinetics.probs, strict=True))
 
     def _kinetics_name(self, index: int) -> str:
         if self.kinetics_labels and 0 <= index < len(self.kinetics_labels):

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from myosight.constants import ARMS
+
 FRAME_SIZE = 224
 FPS = 30.0
 EMG_RATE = 200.0
 EMG_CHUNK = 4  # samples per push: 20 ms at 200 Hz
-ARMS = ("left", "right")
+
 READY_TIMEOUT_S = 30.0
 
 
@@ -101,8 +103,8 @@ class _Receiver:
     def __init__(self, source: str) -> None:
         import pylsl
 
+        from myosight.capture.inlets import resolve
         from myosight.capture.streams import StreamNames
-        from myosight.realtime.inlets import resolve
 
         names = StreamNames(source)
         self.inlets = {}

@@ -1,7 +1,8 @@
-"""`myosight bench`: the project's benchmarks, one table, JSON, and the README's performance section.
+"""CLI: `myosight bench` (the project's benchmarks, one table, JSON, and the README's performance section) and
+`myosight soak`.
 
-Speed targets live here rather than in timed tests. Each benchmark's code sits next to what it measures
-and returns a list of figures: `name`, `value`, `unit`, optional `target`, `note`, and, where the same run
+Speed targets live here rather than in timed tests. Each benchmark is a module of this package and returns a
+list of figures: `name`, `value`, `unit`, optional `target`, `note`, and, where the same run
 measured a baseline, `baseline` (the baseline figure's name, or what it stands for) with `ratio` = value /
 baseline. `--output FILE.md` writes the README's performance section from one run: date, command,
 machine, table.
@@ -27,7 +28,7 @@ PACKAGES: tuple[tuple[str, ...], ...] = (
 
 
 def _emg(args: argparse.Namespace) -> list[dict]:
-    from myosight.models.emg_bench import benchmark_emg
+    from myosight.bench.emg import benchmark_emg
 
     figures = benchmark_emg(repeats=args.repeat or 200)
     relate(figures, "emg.new_clip_1s_16ch.p50", "emg.window_5s_16ch.p50")
@@ -40,7 +41,7 @@ def _emg(args: argparse.Namespace) -> list[dict]:
 
 
 def _i3d(args: argparse.Namespace) -> list[dict]:
-    from myosight.models.i3d_bench import benchmark_i3d
+    from myosight.bench.i3d import benchmark_i3d
 
     result = benchmark_i3d(repeats=args.repeat or 10)
     eager, fast = result["eager"], result["fast"]
@@ -67,11 +68,12 @@ def _i3d(args: argparse.Namespace) -> list[dict]:
 
 
 def _realtime(args: argparse.Namespace) -> list[dict]:
-    from myosight.realtime.bench import benchmark_realtime
+    from myosight.bench.realtime import benchmark_realtime
 
     figures = benchmark_realtime(seconds=args.seconds or 30.0)
     for stat in ("latency_p50", "latency_p95"):
         relate(figures, f"realtime.fusion.112px.{stat}", f"realtime.fusion.224px.{stat}")
+    relate(figures, "realtime.ring_push.frame_224px.p50", "realtime.ring_push.frame_224px.whole_ring_copy.p50")
     for figure in figures:
         if figure["name"] == "realtime.emg_only.hop50ms.latency_p50":
             figure.update(baseline="the 50-ms hop", ratio=figure["value"] / 50.0)
@@ -80,21 +82,21 @@ def _realtime(args: argparse.Namespace) -> list[dict]:
 
 def _gui(args: argparse.Namespace) -> list[dict]:
     try:
-        from myosight.gui.bench import benchmark_gui
+        from myosight.bench.gui import benchmark_gui
     except ImportError as error:
-        return [{"name": "gui", "value": None, "unit": "", "note": f"MISSING: myosight.gui.bench.benchmark_gui "
+        return [{"name": "gui", "value": None, "unit": "", "note": f"MISSING: myosight.bench.gui.benchmark_gui "
                  f"cannot be imported ({error}); install the gui extra or update myosight"}]
     return benchmark_gui()
 
 
 def _lsl(args: argparse.Namespace) -> list[dict]:
-    from myosight.realtime.lsl_bench import benchmark_lsl, lsl_figures
+    from myosight.bench.lsl import benchmark_lsl, lsl_figures
 
     return lsl_figures(benchmark_lsl(seconds=args.seconds or 60.0))
 
 
 def _train(args: argparse.Namespace) -> list[dict]:
-    from myosight.training.train_bench import benchmark_train, train_figures
+    from myosight.bench.train import benchmark_train, train_figures
 
     return train_figures(benchmark_train(repeats=args.repeat or 1))
 
@@ -132,6 +134,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, metavar="FILE.md",
                         help="also write the README's performance section (date, command, machine, table)")
     parser.set_defaults(handler=run_bench)
+
+    soak = subparsers.add_parser(
+        "soak", help="replay a session in a loop for hours of recording through the worker; check memory, "
+        "latency and that every window is accounted for",
+        description="Replay a session (default: a new synthetic one) in a loop, faster than real time, through "
+        "the worker and a headless viewer, for the equivalent of --hours of recording. Reports the worker's "
+        "memory (RSS) after the first prediction, after the warm-up and at the end, latency in the first and last "
+        "quarter, and whether every window of the replayed span was predicted or reported skipped; writes the "
+        "summary as JSON. Exit code 1 when memory grew past the bound or windows are unaccounted for.",
+    )
+    soak.add_argument("--hours", type=float, default=2.0, help="hours of recording to replay (default 2)")
+    soak.add_argument("--speed", type=float, default=20.0, help="replay speed (default 20)")
+    soak.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
+    soak.add_argument("--model", type=Path, help="model bundle (default: the demo model)")
+    soak.add_argument("--session", type=Path, help="session to loop (default: a new synthetic session)")
+    soak.add_argument("--hop", type=float, default=1.0, help="seconds between predictions (default 1)")
+    soak.add_argument("--max-rss-growth", type=float, default=50.0, metavar="MB",
+                      help="memory growth allowed after the warm-up (the first tenth of the run) (default 50 MB)")
+    soak.add_argument("--out", type=Path, help="JSON summary file (default soak-<date>-<time>.json)")
+    soak.set_defaults(handler=run_soak)
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from myosight.bench.soak import run_soak_command
+
+    return run_soak_command(args)
 
 
 def cpu_model() -> str:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pylsl
 
+from myosight.capture.streams import VIDEO_TYPE, frame_shape
 from myosight.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,11 @@ def resolve(source_id: str, timeout_s: float) -> pylsl.StreamInfo:
 
 
 class LiveInlet:
-    """One stream, pulled without blocking into numpy arrays."""
+    """One stream, pulled without blocking into numpy arrays.
+
+    The inlet reads its shape from the stream's info: `channels`, and `sample_shape`, the shape of one
+    sample ((height, width, 3) for a video stream, from its description; (channels,) otherwise).
+    """
 
     def __init__(self, info: pylsl.StreamInfo, *, channels: int | None = None, max_buffer_s: int = 30,
                  max_chunk: int = 1024, lost_after_s: float = 1.0) -> None:
@@ -77,7 +83,14 @@ class LiveInlet:
         self.lost_after_s = lost_after_s
         self._inlet = pylsl.StreamInlet(info, max_buflen=max_buffer_s, recover=True)
         self._inlet.open_stream(timeout=5.0)
-        self._inlet.info(timeout=5.0)  # a first pull after the outlet closed can otherwise hang in recovery
+        # The full info (a resolved one lacks the description); fetched now also because a first pull after the
+        # outlet closed can otherwise hang in recovery.
+        full_info = self._inlet.info(timeout=5.0)
+        try:
+            self.sample_shape = frame_shape(full_info) if full_info.type() == VIDEO_TYPE else (self.channels,)
+        except StreamError:
+            self.close()
+            raise
         self._buffer = np.empty((0 if self.is_text else max_chunk, self.channels), dtype=dtype)
         self._stamps = np.empty(max_chunk, dtype=np.float64)
         self.health = InletHealth(self.name)
@@ -104,6 +117,23 @@ class LiveInlet:
         if not parts_t:
             return np.zeros(0), np.zeros((0, self.channels), self._buffer.dtype)
         return np.concatenate(parts_t) + self.offset_s, np.concatenate(parts_x)
+
+    def pull_into(self, sink: Callable[[np.ndarray, np.ndarray], None]) -> int:
+        """Hand everything that arrived since the last pull to `sink(timestamps, samples)`, chunk by chunk,
+        without copying: `samples` is a view of the inlet's buffer, valid only during the call (a ring
+        buffer's push copies it into place). Returns the number of samples."""
+        total = 0
+        while True:
+            _, stamps = self._inlet.pull_chunk(timeout=0.0, max_samples=len(self._buffer), dest_obj=self._buffer)
+            n = len(stamps)
+            if n == 0:
+                break
+            sink(np.asarray(stamps, dtype=np.float64) + self.offset_s, self._buffer[:n])
+            total += n
+            if n < len(self._buffer):
+                break
+        self._update_health(time.monotonic(), total)
+        return total
 
     @property
     def offset_s(self) -> float:

@@ -179,20 +179,26 @@ def _feed_window(state, stop: threading.Event) -> None:
 
 
 def _messages(now: float, seq: int, rng: np.random.Generator):
+    """A fusion prediction with everything a panel draws (clip attention, Kinetics top-3, spectrogram) and a
+    health report, typed as the viewer receives them."""
     from myosight.data.activities import ACTIVITIES
-    from myosight.realtime.messages import Message
+    from myosight.realtime.messages import HealthMessage, KineticsTop, PredictionMessage, StreamStatus
 
     classes = list(ACTIVITIES)
     probs = rng.dirichlet(np.ones(len(classes))).astype(np.float32)
-    label = classes[int(np.argmax(probs))]
-    fields = {"label": label, "classes": classes, "true_label": classes[seq % len(classes)], "mode": "fusion",
-              "window_end": now - 0.3, "clip_starts": [now - 5.3 + k for k in range(5)], "latency_ms": 420.0}
-    arrays = {"probs": probs, "attention_rgb": rng.dirichlet(np.ones(5)).astype(np.float32),
-              "attention_emg": rng.dirichlet(np.ones(5)).astype(np.float32),
-              "kinetics_top": np.array([1, 2, 3], np.int32), "kinetics_probs": np.array([0.5, 0.3, 0.2], np.float32),
-              "spectrogram": rng.random((16, 10, 17)).astype(np.float32)}
-    stream = {"lost": False, "rate_hz": 200.0, "gaps": 0, "lost_events": 0, "clock_offset_ms": 0.01}
-    health = {"streams": {"emg-left": stream, "emg-right": stream}, "latency_p50_ms": 400.0,
-              "latency_p95_ms": 480.0, "realtime_factor": 0.4, "windows_predicted": seq, "windows_skipped": 0,
-              "mode": "fusion"}
-    return Message("prediction", seq, time.time(), fields, arrays), Message("health", seq, time.time(), health)
+    index = int(np.argmax(probs))
+    prediction = PredictionMessage(
+        label=classes[index], label_index=index, classes=classes, probs=probs, window_end=now - 0.3,
+        clip_starts=[now - 5.3 + k for k in range(5)], mode="fusion", latency_ms=420.0, compute_ms=380.0,
+        rgb_reused=0, windows_skipped=0, emg_coverage=[1.0, 1.0], true_label=classes[seq % len(classes)],
+        attention={"rgb": rng.dirichlet(np.ones(5)).astype(np.float32),
+                   "emg": rng.dirichlet(np.ones(5)).astype(np.float32)},
+        kinetics=KineticsTop(np.array([1, 2, 3], np.int32), np.array([0.5, 0.3, 0.2], np.float32)),
+        spectrogram=rng.random((16, 10, 17)).astype(np.float32), seq=seq, time=time.time(),
+    )
+    stream = StreamStatus(lost=False, samples=200 * seq, rate_hz=200.0, clock_offset_ms=0.01, lost_events=0,
+                          recovered_events=0, gaps=0, stuck_channels=[], nonfinite=0, backwards_dropped=0)
+    health = HealthMessage(streams={"emg-left": stream, "emg-right": stream}, mode="fusion", video_lost=False,
+                           windows_predicted=seq, windows_skipped=0, rgb_features=seq, emg_features=seq,
+                           latency_p50_ms=400.0, latency_p95_ms=480.0, realtime_factor=0.4, seq=seq, time=time.time())
+    return prediction, health

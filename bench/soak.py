@@ -66,7 +66,7 @@ def rss_mb(pid: int | str = "self") -> float | None:
 # -- the source process ---------------------------------------------------------------------------------
 
 
-def source_process(session: str, speed: float, source: str, include_video: bool, hours: float, conn) -> None:
+def replay_passes(session: str, speed: float, source: str, include_video: bool, hours: float, conn) -> None:
     """Child: replay passes back to back for `hours` of recording; report the span, each pass's start, the counts."""
     from myosight.capture.replay import SessionReplay
 
@@ -126,7 +126,7 @@ def run_soak(bundle_path: str | Path, session: str | Path, config: SoakConfig, *
     source = f"soak{uuid.uuid4().hex[:8]}"
     context = mp.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=source_process, name="myosight-soak-source",
+    process = context.Process(target=replay_passes, name="myosight-soak-source",
                               args=(str(session), config.speed, source, not config.emg_only, config.hours, child))
     process.start()
     publisher = worker = viewer = None

@@ -1,0 +1,122 @@
+"""CLI: `myosight run`, `myosight demo` and `myosight view`: what a user launches to see live predictions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from myosight.capture.launch import add_source_options
+from myosight.realtime.commands import add_worker_options
+from myosight.realtime.messages import DEFAULT_ADDRESS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="start sources, worker and viewer together",
+        description="Start a source (replay FILE, synthetic, camera+myo, camera+lsl-emg), the worker and a "
+        "viewer; Ctrl-C stops everything. --headless shows a live table in the terminal and --jsonl logs every "
+        "prediction. The exit code says what failed: 3 a source, 4 the worker.",
+    )
+    run.add_argument("--model", type=Path, required=True, help="model bundle (.safetensors)")
+    add_source_options(run)
+    add_worker_options(run)
+    _add_viewer_options(run)
+    run.set_defaults(handler=run_run)
+
+    demo = subparsers.add_parser(
+        "demo", help="the live demo on the demo model and a synthetic person (no hardware)",
+        description="Run the demo model (built on first use from synthetic sessions, then cached) on a "
+        "new synthetic session of a training subject (never trained on), replayed in a loop as LSL streams, or on a "
+        "live synthetic person (--live-person).",
+    )
+    demo.add_argument("--replay", type=Path, help="replay this session instead of the held-out synthetic one")
+    demo.add_argument("--live-person", action="store_true",
+                      help="a live synthetic person instead of a replay (see the README's known limits)")
+    demo.add_argument("--speed", type=float, default=1.0)
+    demo.add_argument("--emg-only", action="store_true", help="sEMG only (no I3D)")
+    _add_viewer_options(demo)
+    demo.set_defaults(handler=run_demo)
+
+    view = subparsers.add_parser(
+        "view", help="show the predictions of a running worker (this or another computer)",
+        description="Subscribe to a worker's results: `--headless` shows a live table in the terminal (and logs "
+        "every prediction with --jsonl); without it the desktop viewer opens (`myosight gui --connect`). "
+        "Across machines, start the worker with `--address tcp://0.0.0.0:5557` and connect with "
+        "`--connect tcp://WORKER_HOST:5557`.",
+    )
+    view.add_argument("--connect", default=DEFAULT_ADDRESS, metavar="ADDRESS",
+                      help=f"the worker's ZeroMQ address (default {DEFAULT_ADDRESS})")
+    _add_viewer_options(view)
+    view.set_defaults(handler=run_view)
+
+
+def _add_viewer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--headless", action="store_true", help="terminal table instead of the desktop viewer")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--jsonl", type=Path, help="log every prediction to this file")
+
+
+def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
+    """The run the options describe, with the clip geometry resolved once from the bundle and --input-size:
+    the sources publish its frames, the worker computes its inputs."""
+    from myosight.capture.launch import source_spec_from_args
+    from myosight.models.bundle import read_bundle_geometry
+    from myosight.models.clips import resolve_geometry
+    from myosight.processes import RunSpec
+
+    geometry = resolve_geometry(read_bundle_geometry(bundle), args.input_size)
+    sources = source_spec_from_args(args, source_name, geometry.crop_size)
+    return RunSpec(bundle=str(bundle), sources=sources, address=args.address, emg_only=args.emg_only,
+                   hop_s=args.hop, input_size=args.input_size, geometry=geometry.to_dict(),
+                   duration_s=args.duration, use_compile=args.compile)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from myosight.app.launch import run_live
+
+    spec = run_spec(args, args.model, f"run{os.getpid()}")
+    return run_live(spec, headless=args.headless, jsonl=args.jsonl)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from myosight.app.launch import run_live
+    from myosight.models.bundle import read_bundle_geometry
+    from myosight.processes import RunSpec, SourceSpec
+    from myosight.training.demo_model import HOLDOUT_SUBJECT, demo_bundle, demo_session
+
+    bundle = demo_bundle()
+    geometry = read_bundle_geometry(bundle)
+    name = f"demo{os.getpid()}"
+    if args.live_person:
+        source = SourceSpec(kind="synthetic", video=not args.emg_only, subject=HOLDOUT_SUBJECT, source=name,
+                            frame_size=geometry.crop_size)
+    else:
+        session = args.replay or demo_session()
+        source = SourceSpec(kind="replay", session=str(session), speed=args.speed, loop=True, video=not args.emg_only,
+                            source=name, frame_size=geometry.crop_size)
+    spec = RunSpec(bundle=str(bundle), sources=source, emg_only=args.emg_only, duration_s=args.duration,
+                   geometry=geometry.to_dict())
+    return run_live(spec, headless=args.headless, jsonl=args.jsonl)
+
+
+def run_view(args: argparse.Namespace) -> int:
+    if not args.headless:
+        from myosight.gui.app import ViewerOptions, run_viewer
+
+        return run_viewer(ViewerOptions(connect=args.connect, jsonl=args.jsonl, duration_s=args.duration))
+    import sys
+
+    from myosight.processes import stop_on_signals
+    from myosight.realtime.headless import HeadlessViewer
+
+    viewer = HeadlessViewer(args.connect, args.jsonl)
+    print(f"viewer: subscribed to {args.connect}; Ctrl-C stops", flush=True)
+    try:
+        with stop_on_signals() as stop:
+            viewer.run(stop, args.duration, live=sys.stdout.isatty())
+    finally:
+        viewer.close()
+    accuracy = f", running accuracy {100 * viewer.accuracy:.1f} %" if viewer.accuracy is not None else ""
+    print(f"viewer: {viewer.predictions} predictions{accuracy}; worker: {viewer.worker_status()}")
+    return 0

@@ -1,0 +1,91 @@
+"""`myosight run` and `demo`: a source and the worker as child processes, and a viewer in this process.
+
+The viewer is chosen here: the desktop window (which starts and stops the same processes itself) or the
+terminal table. With the terminal table, the source starts first (the worker resolves its streams), then
+the worker; Ctrl-C, SIGTERM, SIGHUP, the end of a replay, the duration, or the death of either child stops
+everything, the worker first. The exit code says what failed: 0 ok, 3 the source, 4 the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from myosight.capture.launch import source_process
+from myosight.processes import (
+    EXIT_SOURCE_FAILED,
+    EXIT_WORKER_FAILED,
+    ProcessGroup,
+    RunSpec,
+    stop_on_signals,
+)
+from myosight.realtime.worker import worker_process
+
+#: How long a source may take to say it is up (a replay opens its file, a camera its device).
+SOURCE_READY_TIMEOUT_S = 30.0
+#: After a replay ends: how long the viewer waits for the worker's last predictions.
+DRAIN_S = 2.0
+
+
+def run_live(spec: RunSpec, *, headless: bool, jsonl: Path | None = None, live_table: bool = True) -> int:
+    """Run `spec` with the desktop viewer, or with the terminal viewer when `headless`; return the exit code."""
+    if not headless:
+        from myosight.gui.app import ViewerOptions, run_viewer
+
+        return run_viewer(ViewerOptions.from_run(spec, jsonl))
+    return run_headless(spec, jsonl=jsonl, live_table=live_table)
+
+
+def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool = True) -> int:
+    """Source and worker as children, the terminal viewer here, until the end; stop everything in order."""
+    from myosight.realtime.headless import HeadlessViewer
+
+    group = ProcessGroup()
+    with stop_on_signals() as stop:
+        try:
+            group.start("source", source_process, asdict(spec.sources))
+            if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S):
+                print(f"myosight: the {spec.sources.kind} source did not start")
+                return EXIT_SOURCE_FAILED
+            group.start("worker", worker_process, asdict(spec))
+            viewer = HeadlessViewer(spec.address, jsonl)
+            watcher = threading.Thread(target=_stop_when_a_child_ends, args=(group, stop), daemon=True)
+            watcher.start()
+            try:
+                viewer.run(stop, spec.duration_s, live=live_table)
+            finally:
+                viewer.close()
+            code = exit_code(group, spec)
+            if viewer.accuracy is not None:
+                print(f"running accuracy against the replayed labels: {100 * viewer.accuracy:.1f} % "
+                      f"over {viewer.scored} predictions")
+        finally:
+            group.stop(["worker", "source"])
+    return code
+
+
+def _stop_when_a_child_ends(group: ProcessGroup, stop: threading.Event) -> None:
+    """Stop the viewer when a child ends (a finished replay included)."""
+    while not stop.is_set():
+        children = [group.get("source"), group.get("worker")]
+        ended = [child for child in children if child is not None and not child.alive]
+        if ended:
+            clean = all(child.exitcode == 0 for child in ended)
+            time.sleep(DRAIN_S if clean else 0.0)  # let the last predictions arrive
+            stop.set()
+            return
+        time.sleep(0.1)
+
+
+def exit_code(group: ProcessGroup, spec: RunSpec) -> int:
+    """0, or what failed: the worker (4) or the source (3)."""
+    worker, source = group.get("worker"), group.get("source")
+    if worker is not None and worker.exitcode not in (None, 0):
+        print(f"myosight: the worker stopped with exit code {worker.exitcode}")
+        return EXIT_WORKER_FAILED
+    if source is not None and source.exitcode not in (None, 0):
+        print(f"myosight: the {spec.sources.kind} source stopped with exit code {source.exitcode}")
+        return EXIT_SOURCE_FAILED
+    return 0

@@ -1,0 +1,211 @@
+"""`myosight bench realtime`: the live worker on LSL loopback, fed a synthetic session in real time.
+
+The session is replayed by a source process, as `myosight run` does, and the worker runs in this process,
+so this process's CPU time is the worker's own (its loop, its inlets' threads and I3D's threads). Reported
+per mode (sEMG only at a 50-ms hop; fusion at 112 and 224 px):
+
+- latency: from the moment the window's data is in the worker (the newest sample past the window's end
+  has arrived) to the moment its prediction is published; compute: the part spent in the models;
+- CPU share: the worker's CPU seconds per wall second over the measured span (1.0 = one core), and I3D's
+  own share (CPU seconds inside I3D calls), with their ratio: how much the live core costs beyond I3D;
+- decisions per second and windows skipped.
+
+Beside them, the cost of one push into a full ring: a 224-px frame into the worker's 450-frame ring
+(target <= 0.1 ms), against the whole-ring copy a push used to cost, and a 20-ms sEMG chunk into an arm's
+30-s envelope ring. The clip span (how much time the video of one clip covers) is reported too, since a
+prediction can never be fresher than its newest clip.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+#: Windows at the start of a run that are not measured (the inlets catch up, I3D's buffers warm up).
+WARM_UP_WINDOWS = 5
+#: Extra seconds of session beyond the measured span: the worker starts while the replay already runs.
+SESSION_MARGIN_S = 20.0
+
+
+def _session(root: Path, seconds: float) -> Path:
+    from myosight.data.synth import SynthConfig, write_session
+
+    classes = ("Slice bread", "Pour water from a pitcher into a glass", "Clean a pan with a sponge")
+    config = SynthConfig(subjects=("S09",), actions_per_class=max(1, int(seconds // 30)),
+                         seconds_per_action=(8.0, 9.0), classes=classes, seed=5)
+    return write_session(config, root, "S09", progress=False).hdf5_path
+
+
+def _measure(bundle_path: Path, session: Path, seconds: float, *, emg_only: bool, hop_s: float,
+             input_size: int | None) -> dict:
+    """Replay `session` from a source process into a worker here; measure `seconds` after the warm-up."""
+    from myosight.capture.launch import source_process
+    from myosight.models.bundle import load_bundle
+    from myosight.models.clips import resolve_geometry
+    from myosight.processes import ProcessGroup, SourceSpec
+    from myosight.realtime.messages import ResultPublisher
+    from myosight.realtime.worker import Worker, WorkerConfig
+
+    bundle = load_bundle(bundle_path)
+    geometry = resolve_geometry(bundle.geometry, input_size)
+    name = f"bench{uuid.uuid4().hex[:6]}"
+    spec = SourceSpec(kind="replay", session=str(session), video=not emg_only, frame_size=geometry.crop_size,
+                      source=name)
+    group = ProcessGroup()
+    group.start("source", source_process, asdict(spec))
+    publisher = worker = None
+    try:
+        if not group.wait_ready("source", 60):
+            raise RuntimeError("the benchmark's replay process did not start")
+        publisher = ResultPublisher("tcp://127.0.0.1:0")
+        worker = Worker(bundle, WorkerConfig(source=name, emg_only=emg_only, hop_s=hop_s, geometry=geometry),
+                        publisher)
+        return _stream(worker, group, seconds, hop_s)
+    finally:
+        if worker is not None:
+            worker.close()  # inlets first, while the outlets exist
+        if publisher is not None:
+            publisher.close()
+        group.stop(["source"])
+
+
+def _stream(worker, group, seconds: float, hop_s: float) -> dict:
+    """Step the worker; after the warm-up windows, measure for `seconds` (or until the replay ends)."""
+    latencies, computes = [], []
+    started = cpu_started = i3d_started = predicted_started = skipped_started = None
+    source = group.get("source")
+    while source.alive:
+        before = len(worker.latencies)
+        predictions = worker.step()
+        if not predictions:
+            if len(worker.latencies) == before:
+                time.sleep(0.001)
+            continue
+        if started is None:
+            if worker.windows_predicted < WARM_UP_WINDOWS:
+                continue
+            clock = worker.predictor.i3d_clock
+            started, cpu_started, i3d_started = time.monotonic(), time.process_time(), clock.cpu_s
+            predicted_started, skipped_started = worker.windows_predicted, worker.windows_skipped
+            continue
+        latencies.append(worker.latencies[-1])
+        computes.append(predictions[-1].compute_s)
+        if time.monotonic() - started >= seconds:
+            break
+    if started is None or not latencies:
+        raise RuntimeError("the worker made too few predictions to measure (is the session long enough?)")
+    wall = time.monotonic() - started
+    cpu = time.process_time() - cpu_started
+    i3d_cpu = worker.predictor.i3d_clock.cpu_s - i3d_started
+    lat, comp = np.array(latencies) * 1e3, np.array(computes) * 1e3
+    return {
+        "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p95_ms": float(np.percentile(lat, 95)),
+        "latency_p99_ms": float(np.percentile(lat, 99)), "compute_p50_ms": float(np.percentile(comp, 50)),
+        "decisions_per_s": (worker.windows_predicted - predicted_started) / wall,
+        "skipped": worker.windows_skipped - skipped_started, "predicted": worker.windows_predicted - predicted_started,
+        "realtime_factor": float(np.mean(comp) / 1e3 / hop_s), "wall_s": wall,
+        "cpu_share": cpu / wall, "i3d_cpu_share": i3d_cpu / wall,
+    }
+
+
+def _timed(push, repeats: int) -> np.ndarray:
+    times = np.empty(repeats)
+    for index in range(repeats):
+        started = time.perf_counter()
+        push()
+        times[index] = time.perf_counter() - started
+    return times
+
+
+def ring_push_figures(repeats: int = 2000) -> list[dict]:
+    """The cost of one push into a full ring: a 224-px frame, and a 20-ms chunk of one arm's envelope."""
+    from myosight.constants import CHANNELS_PER_ARM
+    from myosight.realtime.live import FRAME_RING_CAPACITY, FrameRing
+    from myosight.realtime.ring import SampleRing
+
+    frames = FrameRing((224, 224, 3))
+    frame = np.random.default_rng(0).integers(0, 256, (1, 224 * 224 * 3), dtype=np.uint8).view(np.int8)
+    for k in range(FRAME_RING_CAPACITY):
+        frames.push(np.array([k / 30]), frame)
+    clock = {"t": FRAME_RING_CAPACITY / 30}
+
+    def push_frame() -> None:
+        clock["t"] += 1 / 30
+        frames.push(np.array([clock["t"]]), frame)
+
+    frame_push = _timed(push_frame, repeats) * 1e3
+    whole = np.zeros((FRAME_RING_CAPACITY, 224, 224, 3), np.uint8)
+    concatenate = _timed(lambda: np.concatenate([whole, frame.view(np.uint8).reshape(1, 224, 224, 3)])[-450:],
+                         max(5, repeats // 200)) * 1e3
+    envelope = SampleRing(30 * 160, (CHANNELS_PER_ARM,), np.float64, np.int64)
+    chunk = np.random.default_rng(1).random((4, CHANNELS_PER_ARM))
+    grid = {"k": 0}
+
+    def push_chunk() -> None:
+        envelope.push(grid["k"] + np.arange(4), chunk)
+        grid["k"] += 4
+
+    for _ in range(envelope.capacity // 4 + 1):
+        push_chunk()
+    emg_push = _timed(push_chunk, repeats) * 1e3
+    note = f"{repeats} pushes into a full ring"
+    return [
+        {"name": "realtime.ring_push.frame_224px.p50", "value": float(np.median(frame_push)), "unit": "ms",
+         "target": "<= 0.1 ms", "note": f"{note} of {FRAME_RING_CAPACITY} frames"},
+        {"name": "realtime.ring_push.frame_224px.p95", "value": float(np.percentile(frame_push, 95)), "unit": "ms",
+         "note": note},
+        {"name": "realtime.ring_push.frame_224px.whole_ring_copy.p50", "value": float(np.median(concatenate)),
+         "unit": "ms", "note": "what a push cost when it concatenated the whole ring (before the in-place ring)"},
+        {"name": "realtime.ring_push.emg_20ms_chunk.p50", "value": float(np.median(emg_push)), "unit": "ms",
+         "note": f"{note} of 30 s of one arm's envelope"},
+    ]
+
+
+def benchmark_realtime(seconds: float = 30.0, bundle: Path | None = None) -> list[dict]:
+    """Figures for `myosight bench realtime` (uses the demo model unless a bundle is given)."""
+    from myosight.models.bundle import load_bundle
+    from myosight.training.demo_model import demo_bundle
+
+    bundle = Path(bundle) if bundle else demo_bundle()
+    fusion = "rgb" in load_bundle(bundle).modalities
+    figures: list[dict] = ring_push_figures()
+    with tempfile.TemporaryDirectory() as tmp:
+        session = _session(Path(tmp), seconds + SESSION_MARGIN_S)
+        modes = [("emg_only.hop50ms", True, 0.05, None)]
+        if fusion:
+            modes += [("fusion.112px", False, 1.0, 112), ("fusion.224px", False, 1.0, 224)]
+        for name, emg_only, hop, size in modes:
+            result = _measure(bundle, session, seconds, emg_only=emg_only, hop_s=hop, input_size=size)
+            figures += _mode_figures(name, result)
+    figures.append({"name": "realtime.clip_span_16_frames_at_25fps", "value": 640.0, "unit": "ms",
+                    "note": "a 16-frame clip spans 640 ms at the model's 25 fps (533 ms at 30 fps)"})
+    return figures
+
+
+def _mode_figures(name: str, result: dict) -> list[dict]:
+    target = {"emg_only.hop50ms": ("< 5 ms", "< 10 ms"), "fusion.112px": ("", "< 1500 ms")}.get(name)
+    figures = [
+        {"name": f"realtime.{name}.latency_p50", "value": result["latency_p50_ms"], "unit": "ms",
+         "target": target[0] if target else ""},
+        {"name": f"realtime.{name}.latency_p95", "value": result["latency_p95_ms"], "unit": "ms",
+         "target": target[1] if target and name != "emg_only.hop50ms" else ""},
+        {"name": f"realtime.{name}.latency_p99", "value": result["latency_p99_ms"], "unit": "ms",
+         "target": target[1] if target and name == "emg_only.hop50ms" else ""},
+        {"name": f"realtime.{name}.compute_p50", "value": result["compute_p50_ms"], "unit": "ms"},
+        {"name": f"realtime.{name}.decisions_per_s", "value": result["decisions_per_s"], "unit": "1/s"},
+        {"name": f"realtime.{name}.realtime_factor", "value": result["realtime_factor"], "unit": "x"},
+        {"name": f"realtime.{name}.windows_skipped", "value": result["skipped"], "unit": "windows"},
+        {"name": f"realtime.{name}.worker_cpu_share", "value": result["cpu_share"], "unit": "cores",
+         "note": f"CPU seconds of the worker process per wall second over {result['wall_s']:.0f} s"},
+    ]
+    if result["i3d_cpu_share"] > 0:
+        figures.append({"name": f"realtime.{name}.i3d_cpu_share", "value": result["i3d_cpu_share"], "unit": "cores",
+                        "note": "CPU seconds inside I3D calls per wall second"})
+        figures[-2].update(baseline=f"realtime.{name}.i3d_cpu_share",
+                           ratio=result["cpu_share"] / result["i3d_cpu_share"], target="close to I3D's own share")
+    return figures

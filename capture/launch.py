@@ -1,0 +1,140 @@
+"""A source as a child process: what `myosight run`, `demo` and the desktop viewer start to publish streams.
+
+`source_process` is the child's target (see `myosight.processes`): it publishes the source a `SourceSpec`
+names (a replay, a synthetic person, or camera and armbands) until it is told to stop or a replay ends.
+The command-line options that choose a source are defined here too, once, for every command that
+starts one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from typing import Any
+
+from myosight.errors import ConfigError
+from myosight.processes import SourceSpec
+
+log = logging.getLogger(__name__)
+
+SOURCE_KINDS = ("replay", "synthetic", "camera+myo", "camera+lsl-emg")
+#: How long a replay waits after opening its outlets, so that inlets connect before the first sample.
+REPLAY_CONNECT_S = 1.0
+
+
+def source_process(spec: dict, stop: threading.Event, ready: Any) -> None:
+    """Child target: publish the chosen source until `stop` (a replay ends by itself)."""
+    spec = SourceSpec(**spec)
+    if spec.kind == "replay":
+        replay = open_replay(spec)
+        replay.open()
+        ready.set()
+        time.sleep(REPLAY_CONNECT_S)
+        replay.run(stop)
+    elif spec.kind == "synthetic":
+        from myosight.capture.synthetic import SyntheticSource
+        from myosight.data.activities import ACTIVITIES
+
+        source = SyntheticSource(classes=spec.classes or ACTIVITIES, video=spec.video, frame_size=spec.frame_size,
+                                 subject=spec.subject, source=spec.source)
+        ready.set()
+        source.run(stop)
+    elif spec.kind in ("camera+myo", "camera+lsl-emg"):
+        hardware_sources(spec, stop, ready)
+    else:
+        raise ConfigError(f"unknown source kind {spec.kind!r}")
+
+
+def open_replay(spec: SourceSpec):
+    """A LabRecorder replay for a .xdf file, a session replay otherwise."""
+    if str(spec.session).lower().endswith(".xdf"):
+        from myosight.capture.xdf_replay import XdfReplay
+
+        return XdfReplay(spec.session, speed=spec.speed, loop=spec.loop, source=spec.source,
+                         control_address=spec.control_address, include_video=spec.video)
+    from myosight.capture.replay import SessionReplay
+
+    return SessionReplay(spec.session, speed=spec.speed, loop=spec.loop, include_video=spec.video,
+                         frame_size=spec.frame_size, source=spec.source, control_address=spec.control_address)
+
+
+def hardware_sources(spec: SourceSpec, stop: threading.Event, ready: Any) -> None:
+    """Camera and armbands in threads of this process. A camera that fails (unplugged, no frames) is logged and
+    the armbands go on, so the worker continues with sEMG only; the source stops when an EMG thread ends or the
+    camera's file ends, and an EMG failure is raised (the process's exit code then says the source failed)."""
+    from myosight.capture.camera import CameraSource, parse_device
+
+    camera = CameraSource(parse_device(spec.camera), size=spec.frame_size, source=spec.source)
+    failures: dict[str, BaseException] = {}
+    camera_thread = _source_thread("camera", camera.run, stop, failures)
+    emg_threads = []
+    if spec.kind == "camera+myo":
+        from myosight.capture.myo import MyoSource
+
+        myo = MyoSource({"left": spec.myo_left, "right": spec.myo_right}, source=spec.source)
+        emg_threads.append(_source_thread("myo", myo.run, stop, failures))
+    else:
+        from myosight.capture.lsl_emg import EmgRelay, find_emg_stream
+
+        for arm, name in (("left", spec.lsl_emg_left), ("right", spec.lsl_emg_right)):
+            if name:
+                relay = EmgRelay(find_emg_stream(name=name), arm, source=spec.source)
+                relay.open()
+                emg_threads.append(_source_thread(f"emg-{arm}", relay.run, stop, failures))
+    for thread in [camera_thread, *emg_threads]:
+        thread.start()
+    ready.set()
+    while not stop.is_set() and all(t.is_alive() for t in emg_threads) and (camera_thread.is_alive()
+                                                                            or "camera" in failures):
+        stop.wait(0.2)
+    stop.set()
+    emg_failures = [error for name, error in failures.items() if name != "camera"]
+    if emg_failures:
+        raise emg_failures[0]
+
+
+def _source_thread(name: str, run_source, stop: threading.Event, failures: dict) -> threading.Thread:
+    """A thread running one source until `stop`; an exception is logged and kept in `failures[name]`."""
+
+    def target() -> None:
+        try:
+            run_source(stop)
+        except Exception as error:
+            failures[name] = error
+            then = "the worker goes on with sEMG only" if name == "camera" else "stopping the sources"
+            log.error("%s stopped: %s; %s", name, error, then)
+
+    return threading.Thread(target=target, name=f"source-{name}", daemon=True)
+
+
+# -- command-line options ----------------------------------------------------------------------------------
+
+
+def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """The options that choose a source (`myosight run`, `myosight gui`)."""
+    parser.add_argument("--source", nargs="+", required=required, metavar="KIND [FILE]",
+                        help="replay FILE | synthetic | camera+myo | camera+lsl-emg")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed")
+    parser.add_argument("--loop", action="store_true", help="loop the replay")
+    parser.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
+    parser.add_argument("--myo-left", help="left armband address (camera+myo)")
+    parser.add_argument("--myo-right", help="right armband address (camera+myo)")
+    parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg)")
+    parser.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (camera+lsl-emg)")
+
+
+def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size: int) -> SourceSpec:
+    """The source the options name; its frames are published at `frame_size` (the resolved geometry's)."""
+    kind, *rest = args.source
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"unknown --source {kind!r}: replay FILE | synthetic | camera+myo | camera+lsl-emg")
+    if kind == "replay" and len(rest) != 1:
+        raise ConfigError("--source replay needs the session file: --source replay FILE.hdf5")
+    if kind != "replay" and rest:
+        raise ConfigError(f"--source {kind} takes no file (got {' '.join(rest)})")
+    return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
+                      video=not getattr(args, "emg_only", False), frame_size=frame_size, camera=args.camera,
+                      myo_left=args.myo_left, myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
+                      lsl_emg_right=args.lsl_emg_right, source=source_name)
