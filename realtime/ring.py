@@ -26,8 +26,12 @@ class SampleRing:
             raise ValueError(f"a ring needs room for at least one sample, got capacity {capacity}")
         self.capacity = int(capacity)
         self.shape = tuple(shape)
-        self.keys = np.zeros(self.capacity, key_dtype)
-        self.values = np.zeros((self.capacity, *self.shape), dtype)
+        # Written once here so that the memory is committed now (np.zeros would leave the pages to be faulted
+        # in by the first pushes, a cost on the hot path and a resident size that grows for a while).
+        self.keys = np.empty(self.capacity, key_dtype)
+        self.values = np.empty((self.capacity, *self.shape), dtype)
+        self.keys.fill(0)
+        self.values.fill(0)
         self.count = 0  # samples ever pushed
 
     def __len__(self) -> int:
