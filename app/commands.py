@@ -38,6 +38,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_viewer_options(demo)
     demo.set_defaults(handler=run_demo)
 
+    calibrate = subparsers.add_parser(
+        "calibrate", help="record a new person (guided prompts) and adapt a model to them",
+        description="A guided recording of a new person: each activity is prompted REPS times for SECONDS, with "
+        "rests between; the recording is an ActionSense session (DIR/recordings). RGB features are computed "
+        "while it records; when the last repetition ends the base model (default: the demo model) is adapted: "
+        "sEMG normalisation refitted on the person, the head trained for the chosen activities (new ones too), "
+        "the sEMG CNN fine-tuned where that scores better when one repetition is left out. Writes "
+        "DIR/bundle.safetensors, DIR/report.json and DIR/confusion.png. Without --headless the desktop viewer "
+        "shows the prompts; with it, the terminal does (keys p, r, q). Running it again into the same DIR "
+        "records only the missing repetitions. --from adapts on sessions recorded before.",
+    )
+    add_source_options(calibrate, required=False)
+    calibrate.add_argument("--out", type=Path, help="the calibration's folder (created; resumed when it exists)")
+    calibrate.add_argument("--classes", nargs="+", metavar="ACTIVITY",
+                           help="the activities to record (default: the base model's classes; new ones allowed)")
+    calibrate.add_argument("--reps", type=int, default=2, help="repetitions of each activity (default 2)")
+    calibrate.add_argument("--seconds", type=float, default=6.0, help="seconds per repetition (default 6)")
+    calibrate.add_argument("--rest", type=float, default=3.0, help="seconds of rest between repetitions (default 3)")
+    calibrate.add_argument("--lead-in", type=float, default=3.0, help="countdown before the first (default 3)")
+    calibrate.add_argument("--base", type=Path, help="the model to adapt (default: the demo model)")
+    calibrate.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
+    calibrate.add_argument("--input-size", "--size", dest="input_size", type=int, metavar="PIXELS",
+                           help="I3D input size (default: the base model's)")
+    calibrate.add_argument("--fine-tune", choices=("auto", "yes", "no"), default="auto",
+                           help="fine-tune the sEMG CNN: auto keeps it when it scores better (default)")
+    calibrate.add_argument("--from", dest="from_sessions", nargs="+", type=Path, metavar="SESSION",
+                           help="adapt on these recorded sessions instead of recording (RGB from their videos)")
+    calibrate.add_argument("--headless", action="store_true", help="prompts in the terminal, not the window")
+    calibrate.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    calibrate.set_defaults(handler=run_calibrate)
+
     view = subparsers.add_parser(
         "view", help="show the predictions of a running worker (this or another computer)",
         description="Subscribe to a worker's results: `--headless` shows a live table in the terminal (and logs "
@@ -98,6 +129,12 @@ def run_demo(args: argparse.Namespace) -> int:
     spec = RunSpec(bundle=str(bundle), sources=source, emg_only=args.emg_only, duration_s=args.duration,
                    geometry=geometry.to_dict())
     return run_live(spec, headless=args.headless, jsonl=args.jsonl)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from myosight.app.calibrate import run_calibrate as calibrate
+
+    return calibrate(args)
 
 
 def run_view(args: argparse.Namespace) -> int:

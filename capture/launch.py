@@ -34,11 +34,14 @@ def source_process(spec: dict, stop: threading.Event, ready: Any) -> None:
         time.sleep(REPLAY_CONNECT_S)
         replay.run(stop)
     elif spec.kind == "synthetic":
+        from myosight.capture.clock import SourceClock
         from myosight.capture.synthetic import SyntheticSource
         from myosight.data.activities import ACTIVITIES
 
-        source = SyntheticSource(classes=spec.classes or ACTIVITIES, video=spec.video, frame_size=spec.frame_size,
-                                 subject=spec.subject, source=spec.source)
+        origin = spec.clock_origin if spec.clock_origin is not None else SourceClock.starting_now().origin
+        source = SyntheticSource(classes=tuple(spec.classes or ACTIVITIES), video=spec.video,
+                                 frame_size=spec.frame_size, subject=spec.subject, source=spec.source,
+                                 prompts=spec.prompts, clock=SourceClock(origin, spec.speed))
         ready.set()
         source.run(stop)
     elif spec.kind in ("camera+myo", "camera+lsl-emg"):
@@ -123,6 +126,8 @@ def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True
     parser.add_argument("--myo-right", help="right armband address (camera+myo)")
     parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg)")
     parser.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (camera+lsl-emg)")
+    parser.add_argument("--subject", default="S00", help="subject id written into recordings; synthetic: the "
+                        "synthetic person to render (S00-S09)")
 
 
 def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size: int) -> SourceSpec:
@@ -137,4 +142,4 @@ def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
                       video=not getattr(args, "emg_only", False), frame_size=frame_size, camera=args.camera,
                       myo_left=args.myo_left, myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
-                      lsl_emg_right=args.lsl_emg_right, source=source_name)
+                      lsl_emg_right=args.lsl_emg_right, subject=args.subject, source=source_name)

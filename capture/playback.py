@@ -31,6 +31,7 @@ import numpy as np
 import pylsl
 
 from myosight.capture.replay_control import ControlCommand, ReplayControlServer
+from myosight.capture.streams import parse_marker
 from myosight.constants import ARMS
 from myosight.errors import ConfigError
 
@@ -73,22 +74,16 @@ def emg_chunk_events(outlet: pylsl.StreamOutlet, time_s: np.ndarray, data: np.nd
     return [Event(float(time_s[hi - 1]), sender(lo, hi)) for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
 
-def parse_marker(text: str) -> tuple[str, str]:
-    """("<activity>", "Start" | "Stop" | "") of a label marker "<activity>|Start" / "<activity>|Stop"."""
-    activity, _, kind = text.rpartition("|")
-    return (activity, kind) if kind in ("Start", "Stop") and activity else (text, "")
-
-
 def activity_at(labels: Sequence[tuple[float, str]], time_s: float) -> str | None:
     """The activity started strictly before `time_s` and not stopped by then, from time-ordered markers."""
     current = None
     for when, text in labels:
         if when >= time_s:
             break
-        activity, kind = parse_marker(text)
-        if kind == "Start":
-            current = activity
-        elif kind == "Stop":
+        marker = parse_marker(text)
+        if marker is not None and marker.kind == "Start":
+            current = marker.activity
+        elif marker is not None and marker.kind == "Stop":
             current = None
     return current
 
@@ -217,10 +212,10 @@ class Playback:
     def _send_marker(self, text: str, stamp: float) -> None:
         self.label_outlet.push_sample([text], stamp)
         self.stats.markers += 1
-        activity, kind = parse_marker(text)
-        if kind == "Start":
-            self.open_activity = activity
-        elif kind == "Stop":
+        marker = parse_marker(text)
+        if marker is not None and marker.kind == "Start":
+            self.open_activity = marker.activity
+        elif marker is not None and marker.kind == "Stop":
             self.open_activity = None
 
 

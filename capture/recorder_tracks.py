@@ -15,6 +15,7 @@ import numpy as np
 
 from myosight.capture.inlets import LiveInlet
 from myosight.capture.session_video import JPEG_DTYPE, JPEG_GROUP, LiveVideo, encode_jpeg
+from myosight.capture.streams import parse_marker
 from myosight.data.layout import EMG_GROUPS, VIDEO_TIMESTAMP_GROUP, SessionWriter
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 SOURCE_LABEL_GROUP = "myosight-recorder/source-labels"
 CHUNK_ROWS = 1024  # SessionWriter's chunk length: n new rows take at most n rows + one chunk more
 METADATA_MARGIN = 256 << 10  # object headers, B-tree nodes, heaps touched by one flush: far less than this
-VALIDITIES = ("Good", "Maybe", "Bad")
 
 
 @dataclass
@@ -157,7 +157,6 @@ class LabelTrack(Track):
     """Label markers: the activity rows (`as_activities`) or, for a source's own labels while another stream
     gives the activities, the marker texts as they came."""
 
-
     def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float, *, as_activities: bool,
                  classes: list[str]) -> None:
         super().__init__(inlet, lsl_to_epoch_s)
@@ -165,6 +164,7 @@ class LabelTrack(Track):
         self.rows = ActivityRows() if as_activities else None
         self.pending = Pending()
         self.ignored = 0
+        self.discards: list[int] = []  # rows (counted over the whole stream) to rewrite as Bad at the next write
 
     def pull(self) -> int:
         stamps, markers = self.inlet.pull_markers()
@@ -184,10 +184,14 @@ class LabelTrack(Track):
         if self.rows is not None:
             self._queue(self.rows.close_open(epoch))
 
-    def _queue(self, rows: list[tuple[float, list[str]]]) -> None:
-        for epoch, row in rows:
+    def _queue(self, rows: list[tuple[float, list[str]] | int]) -> None:
+        for row in rows:
+            if isinstance(row, int):  # a row already queued or written, to be marked Bad
+                self.discards.append(row)
+                continue
+            epoch, cells = row
             self.pending.times.append(np.array([epoch]))
-            self.pending.data.append(np.array([[cell.encode()[:500] for cell in row]], dtype="S500"))
+            self.pending.data.append(np.array([[cell.encode()[:500] for cell in cells]], dtype="S500"))
 
     def pending_bytes(self) -> int:
         return (self.pending.rows + 64) * (4 * 500 + 8 + 26)
@@ -200,51 +204,70 @@ class LabelTrack(Track):
                 writer.add_stream(SOURCE_LABEL_GROUP, (1,), "S500", chunk_rows=64, attrs={
                     "Description": f"label markers of {self.source_id} as they came"})
             self.created = True
+        group = "experiment-activities/activities" if self.as_activities else SOURCE_LABEL_GROUP
         rows = self.pending.take()
         if rows is not None:
-            group = "experiment-activities/activities" if self.as_activities else SOURCE_LABEL_GROUP
             writer.append(group, rows[1], rows[0])
             self.written += len(rows[0])
+        for row in self.discards:  # after the append: the pair may have arrived in this very flush
+            writer.rewrite_rows(group, row, np.array([self.rows.discarded(row)], dtype="S500"))
+        self.discards = []
 
 
 class ActivityRows:
-    """Turns "<activity>|Start" / "<activity>|Stop" markers (optionally "|<Good|Maybe|Bad>" and "|<notes>"
-    after them) into the recorder's label rows, keeping them paired as the reader requires: a Start while
-    another activity is open stops that one first; a Stop of nothing open is ignored."""
+    """Turns label markers (capture.streams.parse_marker) into the recorder's label rows, keeping them paired
+    as the reader requires: a Start while another activity is open stops that one first; a Stop of nothing
+    open is ignored. A Discard of the last finished activity makes both its rows Bad (the reader then drops
+    the pair; the data stays in the file): `push` returns their row numbers to rewrite."""
 
     def __init__(self) -> None:
         self.open: str | None = None
+        self.count = 0  # rows made so far
+        self.cells: dict[int, list[str]] = {}  # the last finished pair's rows, by row number
+        self.last_pair: tuple[str, int] | None = None  # (activity, row number of its Start)
 
-    def push(self, text: str, epoch: float) -> list[tuple[float, list[str]]] | None:
-        activity, kind, validity, notes = _split_marker(text)
-        if not kind:
-            log.warning("ignoring label marker %r: expected '<activity>|Start' or '<activity>|Stop'", text)
+    def push(self, text: str, epoch: float) -> list[tuple[float, list[str]] | int] | None:
+        marker = parse_marker(text)
+        if marker is None:
+            log.warning("ignoring label marker %r: expected '<activity>|Start', '|Stop' or '|Discard'", text)
             return None
-        if kind == "Stop":
-            if self.open != activity:
-                log.warning("ignoring 'Stop' of %r: %s", activity, f"'{self.open}' is open" if self.open else
-                            "no activity is open")
+        if marker.kind == "Discard":
+            return self._discard(marker.activity)
+        if marker.kind == "Stop":
+            if self.open != marker.activity:
+                log.warning("ignoring 'Stop' of %r: %s", marker.activity,
+                            f"'{self.open}' is open" if self.open else "no activity is open")
                 return None
-            self.open = None
-            return [(epoch, [activity, "Stop", validity, notes])]
+            return self._stop(epoch, marker.validity, marker.notes)
         rows = self.close_open(epoch, notes="stopped by the next Start")
-        self.open = activity
-        return [*rows, (epoch, [activity, "Start", validity, notes])]
+        self.open = marker.activity
+        return [*rows, self._row(epoch, [marker.activity, "Start", marker.validity, marker.notes])]
 
     def close_open(self, epoch: float, notes: str = "stopped by the end of the recording") -> list:
-        if self.open is None:
-            return []
-        rows = [(epoch, [self.open, "Stop", "Good", notes])]
-        self.open = None
-        return rows
+        return self._stop(epoch, "Good", notes) if self.open is not None else []
 
+    def discarded(self, row: int) -> bytes:
+        """The cells of a row of the discarded pair, rated Bad."""
+        activity, kind, _validity, _notes = self.cells[row]
+        return [cell.encode()[:500] for cell in (activity, kind, "Bad", "discarded: repeated")]
 
-def _split_marker(text: str) -> tuple[str, str, str, str]:
-    """(activity, Start|Stop, validity, notes) of "<activity>|<Start|Stop>[|<Good|Maybe|Bad>[|<notes>]]";
-    an empty kind when the text is not such a marker."""
-    parts = text.split("|")
-    if 2 <= len(parts) <= 4 and parts[0] and parts[1] in ("Start", "Stop"):
-        validity = parts[2] if len(parts) > 2 and parts[2] else "Good"
-        if validity in VALIDITIES:
-            return parts[0], parts[1], validity, parts[3] if len(parts) > 3 else ""
-    return text, "", "", ""
+    def _stop(self, epoch: float, validity: str, notes: str) -> list:
+        activity, self.open = self.open, None
+        row = self._row(epoch, [activity, "Stop", validity, notes])
+        start = self.count - 2
+        self.last_pair = (activity, start)
+        return [row]
+
+    def _row(self, epoch: float, cells: list[str]) -> tuple[float, list[str]]:
+        self.cells = {k: v for k, v in self.cells.items() if k >= self.count - 2}  # the last pair is enough
+        self.cells[self.count] = cells
+        self.count += 1
+        return epoch, cells
+
+    def _discard(self, activity: str) -> list[int] | None:
+        if self.open is not None or self.last_pair is None or self.last_pair[0] != activity:
+            log.warning("ignoring 'Discard' of %r: it is not the last finished activity", activity)
+            return None
+        start = self.last_pair[1]
+        self.last_pair = None
+        return [start, start + 1]

@@ -5,8 +5,11 @@
 - Video: type "Video", one sample per frame: the frame as the model sees it (RGB, `size` x `size`, uint8
   bytes carried in an int8 channel array, row-major H x W x 3), nominal rate = the camera's fps, name
   `myosight-video`. The description carries width, height and the pixel layout.
-- Labels: type "Markers", one string channel, irregular rate, name `myosight-labels`; each sample is
-  "<activity>|Start" or "<activity>|Stop".
+- Labels: type "Markers", one string channel, irregular rate, name `myosight-labels`; each sample is a
+  marker (`parse_marker`): "<activity>|Start" or "<activity>|Stop", optionally followed by "|<validity>"
+  (Good, Maybe or Bad, as the ActionSense recorder rates a press; default Good) and "|<notes>"; or
+  "<activity>|Discard[|<notes>]": the last finished repetition of that activity was redone, so its
+  labels become Bad (the calibration's redo).
 
 Timestamps are `pylsl.local_clock()` seconds of the publishing host; the worker corrects clock offsets.
 Every stream has a stable `source_id` (`myosight-<source>-<kind>`) so an inlet can find it again when the
@@ -16,6 +19,7 @@ source restarts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pylsl
@@ -27,6 +31,42 @@ EMG_TYPE = "EMG"
 VIDEO_TYPE = "Video"
 MARKER_TYPE = "Markers"
 VIDEO_LAYOUT = "HWC-RGB-uint8"
+
+
+MARKER_KINDS = ("Start", "Stop", "Discard")
+VALIDITIES = ("Good", "Maybe", "Bad")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One label marker: what happened to which activity, how good the press was, and free notes."""
+
+    activity: str
+    kind: Literal["Start", "Stop", "Discard"]
+    validity: str = "Good"
+    notes: str = ""
+
+    @property
+    def text(self) -> str:
+        if self.kind == "Discard":
+            return "|".join([self.activity, self.kind, *([self.notes] if self.notes else [])])
+        tail = [self.validity, self.notes] if self.notes else [self.validity] if self.validity != "Good" else []
+        return "|".join([self.activity, self.kind, *tail])
+
+
+def parse_marker(text: str) -> Marker | None:
+    """The marker a label sample holds (see the module docstring), or None when it is not one."""
+    parts = str(text).split("|")
+    if len(parts) < 2 or not parts[0] or parts[1] not in MARKER_KINDS:
+        return None
+    if parts[1] == "Discard":
+        return Marker(parts[0], "Discard", "Bad", "|".join(parts[2:])) if len(parts) <= 3 else None
+    if len(parts) > 4:
+        return None
+    validity = parts[2] if len(parts) > 2 and parts[2] else "Good"
+    if validity not in VALIDITIES:
+        return None
+    return Marker(parts[0], parts[1], validity, parts[3] if len(parts) > 3 else "")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

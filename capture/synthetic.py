@@ -1,8 +1,10 @@
 """A live synthetic person: the synthetic-session generator, published as LSL streams in real time.
 
-It performs random activities from a class list (each for `action_seconds`, with short rests), and
-publishes both armbands' sEMG, the first-person camera at the model's frame size, and the activity
-labels as markers, with the same code that writes synthetic session files.
+It performs random activities from a class list (each for `action_seconds`, with short rests), or, when
+it follows `prompts` (the label stream of a calibration), exactly the activity each "<activity>|Start"
+marker asks for until its Stop. It publishes both armbands' sEMG, the first-person camera as model frames,
+and what it performs as label markers, with the same code that writes synthetic session files. Its clock
+(capture/clock.py) can run faster than real time for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import pylsl
 
-from myosight.capture.streams import emg_stream_info, marker_stream_info, open_outlet, push_frame, video_stream_info
+from myosight.capture.clock import SourceClock
+from myosight.capture.streams import (
+    emg_stream_info,
+    marker_stream_info,
+    open_outlet,
+    parse_marker,
+    push_frame,
+    video_stream_info,
+)
 from myosight.constants import ARMS, I3D_CROP
 from myosight.data.activities import ACTIVITIES
-from myosight.data.synth import SynthConfig, SyntheticEmg, render_frame
+from myosight.data.synth import ActionMotion, SynthConfig, SyntheticEmg, render_frame
+from myosight.errors import ConfigError
 from myosight.models.i3d_input import model_frame
 
 
@@ -43,11 +53,17 @@ class SyntheticSource:
 
     def __init__(self, *, classes: tuple[str, ...] = ACTIVITIES, subject: str = "S00", seed: int = 0,
                  action_seconds: float = 8.0, rest_seconds: float = 1.5, fps: float = 30.0, frame_size: int = I3D_CROP,
-                 video: bool = True, source: str = "synthetic") -> None:
+                 video: bool = True, source: str = "synthetic", prompts: str | None = None,
+                 clock: SourceClock | None = None) -> None:
+        unknown = [c for c in classes if c not in ACTIVITIES]
+        if unknown:
+            raise ConfigError(f"the synthetic person cannot perform {', '.join(map(repr, unknown))}: it knows the "
+                              "20 ActionSense activities only")
         self.config = SynthConfig(subjects=(subject,), classes=classes, seed=seed, fps=fps)
         self.subject, self.classes = subject, classes
         self.action_seconds, self.rest_seconds = action_seconds, rest_seconds
         self.fps, self.frame_size, self.video = fps, frame_size, video
+        self.prompts, self.clock = prompts, clock
         self.rng = np.random.default_rng(seed)
         self.stats = SyntheticStats()
         self.outlets = {f"emg-{arm}": open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
@@ -58,37 +74,89 @@ class SyntheticSource:
     def run(self, stop: threading.Event, duration_s: float | None = None) -> SyntheticStats:
         from myosight.data.synth_scene import SceneRenderer
 
-        start = pylsl.local_clock()
+        clock = self.clock or SourceClock.starting_now()
+        start = clock.now()
         emg = SyntheticEmg(self.config, self.subject, rng=self.rng, start_time_s=start)
         renderer = SceneRenderer(self.frame_size, self.frame_size, self.subject) if self.video else None
-        motion, label, next_change, resting = None, None, start + self.rest_seconds, True
+        performer = _Prompted(self.prompts) if self.prompts else _RandomActivities(self, start)
+        motion = None
         next_frame = start
-        while not stop.is_set():
-            now = pylsl.local_clock()
-            if duration_s is not None and now - start >= duration_s:
-                break
-            if now >= next_change:
-                if resting:
-                    label = str(self.rng.choice(self.classes))
-                    motion = emg.set_activity(label, next_change)
-                    self.outlets["labels"].push_sample([f"{label}|Start"], next_change)
-                    self.stats.actions.append(label)
-                    next_change += self.action_seconds
-                else:
-                    emg.set_activity(None, next_change)
-                    self.outlets["labels"].push_sample([f"{label}|Stop"], next_change)
-                    motion = None
-                    next_change += self.rest_seconds
-                resting = not resting
-            chunk = emg.generate_until(now)
-            for arm, times in chunk.time_s.items():
-                if len(times):
-                    self.outlets[f"emg-{arm}"].push_chunk(chunk.data[arm].astype(np.float32), times.tolist())
-                    self.stats.emg_samples += len(times)
-            while renderer is not None and next_frame <= now:
-                frame = camera_compression(render_frame(renderer, motion, next_frame))
-                push_frame(self.outlets["video"], model_frame(frame, self.frame_size), next_frame)
-                self.stats.frames += 1
-                next_frame += 1.0 / self.fps
-            stop.wait(0.01)
+        try:
+            while not stop.is_set():
+                now = clock.now()
+                if duration_s is not None and now - start >= duration_s:
+                    break
+                for time_s, label in performer.changes(now):
+                    motion = self._change(emg, label, time_s)
+                self._publish(emg.generate_until(now))
+                while renderer is not None and next_frame <= now:
+                    frame = camera_compression(render_frame(renderer, motion, next_frame))
+                    push_frame(self.outlets["video"], model_frame(frame, self.frame_size), next_frame)
+                    self.stats.frames += 1
+                    next_frame += 1.0 / self.fps
+                stop.wait(0.01)
+        finally:
+            performer.close()
         return self.stats
+
+    def _change(self, emg: SyntheticEmg, label: str | None, time_s: float) -> ActionMotion | None:
+        """Start `label` (None: rest) at `time_s`, and say so on the label stream."""
+        previous = emg.current.label if emg.current is not None else None
+        if previous is not None:
+            self.outlets["labels"].push_sample([f"{previous}|Stop"], time_s)
+        motion = emg.set_activity(label, time_s)
+        if label is not None:
+            self.outlets["labels"].push_sample([f"{label}|Start"], time_s)
+            self.stats.actions.append(label)
+        return motion
+
+    def _publish(self, chunk) -> None:
+        for arm, times in chunk.time_s.items():
+            if len(times):
+                self.outlets[f"emg-{arm}"].push_chunk(chunk.data[arm].astype(np.float32), times.tolist())
+                self.stats.emg_samples += len(times)
+
+
+class _RandomActivities:
+    """Random activities of `action_seconds` with rests of `rest_seconds` between them."""
+
+    def __init__(self, source: SyntheticSource, start: float) -> None:
+        self.source = source
+        self.next_change, self.resting = start + source.rest_seconds, True
+
+    def changes(self, now: float) -> list[tuple[float, str | None]]:
+        changes = []
+        while now >= self.next_change:
+            if self.resting:
+                changes.append((self.next_change, str(self.source.rng.choice(self.source.classes))))
+                self.next_change += self.source.action_seconds
+            else:
+                changes.append((self.next_change, None))
+                self.next_change += self.source.rest_seconds
+            self.resting = not self.resting
+        return changes
+
+    def close(self) -> None:
+        pass
+
+
+class _Prompted:
+    """The activities a calibration's label markers ask for: Start -> perform it, Stop -> rest."""
+
+    def __init__(self, prompts: str, timeout_s: float = 10.0) -> None:
+        from myosight.capture.inlets import LiveInlet, resolve
+        from myosight.capture.streams import StreamNames
+
+        self.inlet = LiveInlet(resolve(StreamNames(prompts).source_id("labels"), timeout_s), lost_after_s=1e9)
+
+    def changes(self, now: float) -> list[tuple[float, str | None]]:
+        stamps, samples = self.inlet.pull_markers()
+        changes = []
+        for time_s, sample in zip(stamps, samples, strict=True):
+            marker = parse_marker(sample[0] if isinstance(sample, list | tuple) else sample)
+            if marker is not None and marker.kind in ("Start", "Stop"):
+                changes.append((float(time_s), marker.activity if marker.kind == "Start" else None))
+        return changes
+
+    def close(self) -> None:
+        self.inlet.close()

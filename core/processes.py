@@ -62,6 +62,8 @@ class SourceSpec:
     subject: str = "S00"
     source: str = "live"  # the LSL source name: stream source ids are myosight-<source>-<kind>
     control_address: str | None = None  # replay: ZeroMQ address of its play/pause/seek control
+    prompts: str | None = None  # synthetic: perform what this source's label markers ask (a calibration)
+    clock_origin: float | None = None  # synthetic: the LSL time its clock starts from (shared with the prompts)
 
 
 @dataclass

@@ -136,6 +136,15 @@ class SessionWriter:
             else:
                 dataset[start:stop] = rows
 
+    def rewrite_rows(self, group: str, first: int, data: np.ndarray) -> None:
+        """Overwrite the data of rows `first`, `first` + 1, ... of a stream (their times stay)."""
+        dataset = self._file[group]["data"]
+        data = np.asarray(data)
+        if first < 0 or first + len(data) > dataset.shape[0]:
+            raise ValueError(f"{group}: rows {first}..{first + len(data) - 1} do not exist "
+                             f"({dataset.shape[0]} rows)")
+        dataset[first:first + len(data)] = data
+
     def append_activity(
         self, activity: str, start_stop: str, time_s: float, validity: str = "Good", notes: str = ""
     ) -> None:

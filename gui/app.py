@@ -51,6 +51,7 @@ class ViewerOptions:
     jsonl: Path | None = None
     record_dir: Path = Path("recordings")
     subject: str = "S00"
+    calibration: tuple | None = None  # (CalibrationPlan, DIR): open the calibration wizard with this plan
 
     @classmethod
     def from_run(cls, spec: RunSpec, jsonl: Path | None = None) -> ViewerOptions:

@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gui.add_argument("--streams", metavar="SOURCE",
                      help="with --connect: also show the LSL streams of this source name (traces, camera)")
     gui.add_argument("--record-dir", type=Path, default=Path("recordings"), help="where recordings go")
-    gui.add_argument("--subject", default="S00", help="subject id written into recordings")
     gui.add_argument("--duration", type=float, help="close the window after this many seconds")
     gui.add_argument("--jsonl", type=Path, help="log every prediction to this file")
     gui.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window as PNG, then quit")

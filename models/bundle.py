@@ -63,6 +63,7 @@ def save_bundle(
     emg_cnn_kwargs: dict | None = None,
     i3d_sha256: str | None = None,
     metrics: dict | None = None,
+    provenance: dict | None = None,
 ) -> Path:
     """Write a bundle; the sEMG CNN is required when the head reads sEMG features, the I3D hash for RGB."""
     modalities = tuple(getattr(head, "modalities", ()))
@@ -84,6 +85,8 @@ def save_bundle(
         "i3d_sha256": i3d_sha256,
         "metrics": metrics or {},
     }
+    if provenance:
+        meta["provenance"] = provenance  # where an adapted model comes from (calibration)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"myosight": json.dumps(meta)})

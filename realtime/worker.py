@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from myosight.capture.inlets import LiveInlet, resolve
-from myosight.capture.streams import StreamNames
+from myosight.capture.streams import StreamNames, parse_marker
 from myosight.constants import ARMS
 from myosight.errors import StreamError
 from myosight.models.bundle import Bundle
@@ -59,9 +59,9 @@ class LabelTrack:
 
     def push(self, time_s: np.ndarray, markers: list) -> None:
         for t, marker in zip(time_s, markers, strict=True):
-            text = marker[0] if isinstance(marker, list | tuple | np.ndarray) else marker
-            label, _, kind = str(text).rpartition("|")
-            self.events.append((float(t), label if kind == "Start" else None))
+            parsed = parse_marker(marker[0] if isinstance(marker, list | tuple | np.ndarray) else marker)
+            if parsed is not None and parsed.kind in ("Start", "Stop"):
+                self.events.append((float(t), parsed.activity if parsed.kind == "Start" else None))
         self.events = self.events[-200:]
 
     def at(self, time_s: float) -> str | None:
@@ -104,8 +104,7 @@ class Worker:
             info = resolve(names.source_id("video"), config.resolve_timeout_s)
             self.video_inlet = LiveInlet(info, lost_after_s=max(config.lost_after_s, 1.0), max_chunk=64)
             self.frames = FrameRing(_checked_frame_shape(self.video_inlet, self.geometry))
-            i3d = _load_i3d(bundle, config.use_compile)
-            _warm_up(i3d, self.geometry)
+            i3d = load_live_i3d(bundle, self.geometry, use_compile=config.use_compile)
         self.label_inlet: LiveInlet | None = None
         try:
             self.label_inlet = LiveInlet(resolve(names.source_id("labels"), 0.5), lost_after_s=1e9)
@@ -284,16 +283,12 @@ def _checked_frame_shape(inlet: LiveInlet, geometry: ClipGeometry) -> tuple[int,
     return height, width, channels
 
 
-def _warm_up(i3d, geometry: ClipGeometry) -> None:
-    """Run one clip through I3D before streaming starts, so the first window does not pay for set-up."""
+def load_live_i3d(bundle: Bundle, geometry: ClipGeometry, *, use_compile: bool = False):
+    """The frozen I3D for live clips: the cached weights checked (and checked against the ones the bundle's
+    heads were trained on), the inference path, and one clip run through it so that the first window does
+    not pay for set-up."""
     import torch
 
-    size = geometry.input_size
-    with torch.inference_mode():
-        i3d.extract_features(torch.zeros(1, 3, geometry.frames_per_clip, size, size))
-
-
-def _load_i3d(bundle: Bundle, use_compile: bool):
     from myosight.errors import ConfigError
     from myosight.models.i3d import optimize_for_inference
     from myosight.models.i3d_weights import load_i3d, verify_weights
@@ -301,4 +296,8 @@ def _load_i3d(bundle: Bundle, use_compile: bool):
     manifest = verify_weights()
     if bundle.i3d_sha256 and manifest.get("weights_sha256") != bundle.i3d_sha256:
         raise ConfigError("the bundle's heads were trained on other I3D weights than the cached ones")
-    return optimize_for_inference(load_i3d(), use_compile=use_compile)
+    i3d = optimize_for_inference(load_i3d(), use_compile=use_compile)
+    size = geometry.input_size
+    with torch.inference_mode():
+        i3d.extract_features(torch.zeros(1, 3, geometry.frames_per_clip, size, size))
+    return i3d

@@ -289,18 +289,20 @@ def test_the_worker_refuses_tampered_weights_and_foreign_ones(weights_cache: Pat
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The live worker checks the weights (and that the bundle was trained on them) before loading I3D."""
     from myosight.errors import ConfigError
+    from myosight.models.clips import ClipGeometry
     from myosight.models.i3d_weights import WeightsError, manifest_path, weights_path
-    from myosight.realtime.worker import _load_i3d
+    from myosight.realtime.worker import load_live_i3d
 
-    bundle = SimpleNamespace(i3d_sha256="0" * 64)  # all `_load_i3d` reads of a bundle
+    bundle = SimpleNamespace(i3d_sha256="0" * 64)  # all `load_live_i3d` reads of a bundle
+    geometry = ClipGeometry(input_size=112)
     cache = _copy_cache(weights_cache, tmp_path / "cache")
     monkeypatch.setenv("MYOSIGHT_CACHE_DIR", str(cache))
     with pytest.raises(ConfigError, match="other I3D weights"):
-        _load_i3d(bundle, use_compile=False)
+        load_live_i3d(bundle, geometry)
     bundle.i3d_sha256 = json.loads(manifest_path(cache).read_text())["weights_sha256"]
-    assert _load_i3d(bundle, use_compile=False) is not None
+    assert load_live_i3d(bundle, geometry) is not None
     path = weights_path(cache)
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")
     with pytest.raises(WeightsError, match="sha256"):
-        _load_i3d(bundle, use_compile=False)
+        load_live_i3d(bundle, geometry)
 

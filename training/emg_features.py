@@ -23,7 +23,7 @@ CNN_WEIGHTS = "emg_cnn.safetensors"
 CNN_META = "emg_cnn.json"
 
 
-class _ClipModel(nn.Module):
+class ClipModel(nn.Module):
     """Adapts the CNN to the trainer's batch dicts: one spectrogram stack per row."""
 
     def __init__(self, cnn: EmgSpectrogramCNN) -> None:
@@ -45,7 +45,7 @@ def fit_emg_cnn(spectrograms: np.ndarray, labels: np.ndarray, num_classes: int, 
     torch.manual_seed(config.seed)
     cnn = EmgSpectrogramCNN(**kwargs)
     cnn.set_input_statistics(torch.as_tensor(clips))
-    result: FitResult = fit(_ClipModel(cnn), {"spectrograms": clips}, clip_labels, config, progress=progress,
+    result: FitResult = fit(ClipModel(cnn), {"spectrograms": clips}, clip_labels, config, progress=progress,
                             description="sEMG CNN", groups=groups)
     return cnn, result, kwargs
 
@@ -60,7 +60,7 @@ def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True)
     clips = spectrograms.reshape(-1, *spectrograms.shape[2:])
     test = read_split(data_dir / "test.h5", ("spectrograms",))
     test_clips = test.arrays["spectrograms"].reshape(-1, *clips.shape[1:])
-    logits = predict_logits(_ClipModel(cnn), {"spectrograms": torch.as_tensor(test_clips)})
+    logits = predict_logits(ClipModel(cnn), {"spectrograms": torch.as_tensor(test_clips)})
     clip_metrics = classification_metrics(logits.numpy(), np.repeat(test.labels, spectrograms.shape[1]),
                                           manifest["classes"])
     meta = {"kwargs": kwargs, "train_config": config.to_dict(), "best_epoch": result.best_epoch,

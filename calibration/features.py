@@ -1,0 +1,162 @@
+"""RGB features of a calibration's repetitions, computed while the recording runs.
+
+A child process (`feature_process`, started like the worker) subscribes to the source's video stream and
+to the calibration's label markers. When a repetition ends ("<activity>|Stop", rated Good) and the frames
+after it are in, it computes the I3D feature of every clip of the repetition's training windows (its
+sub-actions, as the dataset cuts them, moved by `WINDOW_SHIFTS_S`) with the live worker's own code
+(`LivePredictor.rgb_feature`: the frames chosen by the offline rule, the input made by the offline
+function; a clip shared by two windows is computed once). By the time the last repetition ends the I3D work
+is done, so training starts at once. A cancelled repetition ("|Stop|Bad") is not computed; a discarded one
+("|Discard") is dropped.
+
+The features are written after every repetition (atomically) to an npz file: `clip_starts` (M,) the LSL
+time of each clip's start and `features` (M, 1024) float32. The adaptation finds a window's clips by time
+(the recorder stores LSL time + one offset).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from myosight.calibration.plan import WINDOW_SHIFTS_S
+from myosight.capture.inlets import LiveInlet, resolve
+from myosight.capture.streams import StreamNames, parse_marker
+from myosight.data.actionsense import Action
+from myosight.data.subactions import cut_subactions
+from myosight.models.bundle import load_bundle
+from myosight.models.clips import ClipGeometry, clip_segments
+from myosight.realtime.live import EmgLiveBuffer, FrameRing, LivePredictor
+from myosight.realtime.worker import load_live_i3d
+
+log = logging.getLogger(__name__)
+
+#: After the last repetition: how long the child waits for the frames that complete it.
+DRAIN_S = 10.0
+
+
+@dataclass
+class FeatureSpec:
+    """What the feature child computes, from which streams, into which file."""
+
+    source: str  # the LSL source whose video is recorded
+    labels: str  # the LSL source of the calibration's label markers
+    bundle: str  # the base bundle (its I3D weights' hash is checked)
+    geometry: dict  # the clip geometry of the features (resolved from the base bundle and --input-size)
+    out: str  # the npz file
+    ring_seconds: float = 20.0  # frames kept: at least a repetition's length
+
+
+@dataclass
+class _Repetition:
+    activity: str
+    start_s: float
+    stop_s: float
+    clips: dict[float, np.ndarray] = field(default_factory=dict)  # clip start -> feature
+    done: bool = False
+
+
+def window_starts(activity: str, start_s: float, stop_s: float, sample_seconds: float) -> list[float]:
+    """The training windows' starts of one repetition: its sub-actions' starts, moved by `WINDOW_SHIFTS_S`."""
+    subactions = cut_subactions([Action(activity, start_s, stop_s, 0)], "live", None, sample_seconds)
+    return [sub.start_s + shift for sub in subactions for shift in WINDOW_SHIFTS_S]
+
+
+class RepetitionFeatures:
+    """Follows the label markers; computes the clips of every finished repetition's training windows."""
+
+    def __init__(self, predictor: LivePredictor, geometry: ClipGeometry) -> None:
+        self.predictor, self.geometry = predictor, geometry
+        self.open: tuple[str, float] | None = None
+        self.repetitions: list[_Repetition] = []
+
+    def marker(self, text: str, time_s: float) -> None:
+        marker = parse_marker(text)
+        if marker is None:
+            return
+        if marker.kind == "Start":
+            self.open = (marker.activity, time_s)
+        elif marker.kind == "Stop":
+            opened, self.open = self.open, None
+            if opened is not None and opened[0] == marker.activity and marker.validity == "Good":
+                self.repetitions.append(_Repetition(marker.activity, opened[1], time_s))
+        elif self.repetitions and self.repetitions[-1].activity == marker.activity:  # Discard
+            self.repetitions.pop()
+
+    def compute_ready(self, frames_until: float | None) -> bool:
+        """Compute the repetitions whose frames are all in; True when something was computed."""
+        computed = False
+        for repetition in self.repetitions:
+            if repetition.done or frames_until is None:
+                continue
+            starts = window_starts(repetition.activity, repetition.start_s, repetition.stop_s,
+                                   self.geometry.sample_seconds)
+            if frames_until < max(starts) + self.geometry.sample_seconds:
+                continue
+            segments = {float(seg[0]): seg for start in starts for seg in clip_segments(start, self.geometry)}
+            for clip_start, segment in sorted(segments.items()):
+                feature = self.predictor.rgb_feature(segment)
+                if feature is not None:
+                    repetition.clips[clip_start] = feature.numpy()
+            if len(repetition.clips) < len(segments):
+                log.warning("%s at %.2f: %d clips without their frames, left to offline extraction",
+                            repetition.activity, repetition.start_s, len(segments) - len(repetition.clips))
+            repetition.done = computed = True
+        return computed
+
+    @property
+    def pending(self) -> int:
+        return sum(not repetition.done for repetition in self.repetitions)
+
+    def save(self, path: Path) -> None:
+        """The computed clips, written to a temporary name and moved into place."""
+        clips = {start: feature for r in self.repetitions if r.done for start, feature in r.clips.items()}
+        starts = sorted(clips)
+        temporary = path.with_name(path.name + ".partial.npz")
+        np.savez(temporary, clip_starts=np.asarray(starts, np.float64),
+                 features=np.stack([clips[s] for s in starts]).astype(np.float32) if starts
+                 else np.zeros((0, 1024), np.float32))
+        os.replace(temporary, path)
+
+
+def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
+    """Child target: the features of every finished repetition until `stop`, then the last ones."""
+    spec = FeatureSpec(**spec)
+    bundle = load_bundle(spec.bundle)
+    geometry = ClipGeometry.from_dict(spec.geometry)
+    names, labels_names = StreamNames(spec.source), StreamNames(spec.labels)
+    video = LiveInlet(resolve(names.source_id("video"), 10.0), lost_after_s=2.0, max_chunk=64)
+    labels = LiveInlet(resolve(labels_names.source_id("labels"), 10.0), lost_after_s=1e9)
+    fps = video.nominal_rate or 30.0
+    frames = FrameRing(video.sample_shape, capacity=int(np.ceil(spec.ring_seconds * fps * 1.5)))
+    i3d = load_live_i3d(bundle, geometry)
+    predictor = LivePredictor(bundle, EmgLiveBuffer(bundle, keep_s=1.0), frames, i3d, geometry)
+    work = RepetitionFeatures(predictor, geometry)
+    out = Path(spec.out)
+    ready.set()
+    try:
+        drain_until = None
+        while drain_until is None or (work.pending and time.monotonic() < drain_until):
+            if stop.is_set() and drain_until is None:
+                drain_until = time.monotonic() + DRAIN_S
+            video.pull_into(frames.push)
+            stamps, markers = labels.pull_markers()
+            for time_s, sample in zip(stamps, markers, strict=True):
+                work.marker(str(sample[0] if isinstance(sample, list | tuple) else sample), float(time_s))
+            if work.compute_ready(frames.latest_time):
+                work.save(out)
+            else:
+                time.sleep(0.02)
+        work.save(out)
+        if work.pending:
+            log.warning("%d repetition(s) without all their frames: left to offline extraction", work.pending)
+    finally:
+        labels.close()
+        video.close()
