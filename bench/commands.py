@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -101,10 +102,24 @@ def _train(args: argparse.Namespace) -> list[dict]:
     return train_figures(benchmark_train(repeats=args.repeat or 1))
 
 
+def _calibrate(args: argparse.Namespace) -> list[dict]:
+    from myosight.bench.calibrate import CalibrateBenchConfig, benchmark_calibrate, calibrate_figures
+
+    config = CalibrateBenchConfig(live_seconds=args.seconds or 90.0, input_sizes=tuple(args.input_size or (112,)),
+                                  work_dir=args.work_dir)
+    result = benchmark_calibrate(config, say=lambda step: print(f"bench calibrate: {step}", file=sys.stderr))
+    if args.work_dir is not None:
+        (Path(args.work_dir) / "bench-calibrate.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return calibrate_figures(result)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "emg": _emg, "i3d": _i3d, "realtime": _realtime, "gui": _gui, "lsl": _lsl, "train": _train,
+    "calibrate": _calibrate,
 }
-DEFAULTS = "repetitions: emg 200, i3d 10, train 1; seconds: realtime 30, lsl 60"
+#: Run only when named: they take many minutes.
+LONG_BENCHMARKS = ("calibrate",)
+DEFAULTS = "repetitions: emg 200, i3d 10, train 1; seconds: realtime 30, lsl 60, calibrate 90 (live, per model)"
 
 
 def relate(figures: list[dict], name: str, baseline: str) -> None:
@@ -126,10 +141,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ">= 1000x real time, I3D 16x224x224 clip <= 0.6 s on a 2-core CPU, LSL: every frame and sample received.",
     )
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"benchmarks to run ({', '.join(BENCHMARKS)}; default: all)"
+        "names", nargs="*", metavar="NAME",
+        help=f"benchmarks to run ({', '.join(BENCHMARKS)}; default: all but {', '.join(LONG_BENCHMARKS)}, which "
+        "takes about 15 minutes: a whole calibration of an unseen synthetic person, scored before and after)"
     )
     parser.add_argument("--repeat", type=int, help=f"repetitions after the warm-up (default per benchmark: {DEFAULTS})")
     parser.add_argument("--seconds", type=float, help="length of the streaming runs (lsl, realtime)")
+    parser.add_argument("--input-size", type=int, nargs="+", metavar="PIXELS",
+                        help="calibrate: the I3D input sizes to calibrate at (default 112)")
+    parser.add_argument("--work-dir", type=Path, help="calibrate: keep the sessions, bundles and logs here")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--output", type=Path, metavar="FILE.md",
                         help="also write the README's performance section (date, command, machine, table)")
@@ -208,6 +228,8 @@ def machine_description() -> dict:
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run."""
     parts = ["myosight", "bench", *args.names]
+    if getattr(args, "input_size", None):
+        parts += ["--input-size", *map(str, args.input_size)]
     if args.repeat:
         parts += ["--repeat", str(args.repeat)]
     if args.seconds:
@@ -216,7 +238,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [name for name in BENCHMARKS if name not in LONG_BENCHMARKS]
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

@@ -10,7 +10,9 @@ weights the demo model is sEMG-only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from myosight.paths import cache_dir
@@ -30,13 +32,37 @@ def demo_dir(override: str | Path | None = None) -> Path:
 
 
 def demo_bundle(override: str | Path | None = None, *, progress: bool = True) -> Path:
-    """Path of the demo bundle, building it first if it is not cached."""
+    """Path of the demo bundle, building it first if it is not cached.
+
+    Two commands started at once on a fresh machine (a demo and a calibration, say) would otherwise build
+    into the same folder together and read each other's half-written videos: the build holds a lock, and
+    whoever waited for it finds the bundle made."""
     root = demo_dir(override)
     bundle = root / "run" / "bundle.safetensors"
     if bundle.is_file():
         return bundle
-    print(f"building the demo model in {root} (first run only; a few minutes) ...")
-    return build_demo_bundle(root, progress=progress)
+    root.mkdir(parents=True, exist_ok=True)
+    with _build_lock(root.with_name(root.name + ".lock")):
+        if bundle.is_file():
+            return bundle
+        print(f"building the demo model in {root} (first run only; a few minutes) ...")
+        return build_demo_bundle(root, progress=progress)
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` between processes (POSIX flock; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent first builds are not guarded there
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def demo_session(override: str | Path | None = None, *, progress: bool = True) -> Path:
