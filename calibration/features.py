@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 #: After the last repetition: how long the child waits for the frames that complete it.
 DRAIN_S = 10.0
+#: Frames taken from the stream between two looks at the label markers and the stop request: a child that
+#: has fallen behind works through its backlog in these steps.
+FRAMES_PER_PULL = 64
 
 
 @dataclass
@@ -70,11 +73,18 @@ def window_starts(activity: str, start_s: float, stop_s: float, sample_seconds: 
 
 
 class RepetitionFeatures:
-    """Follows the label markers; computes the clips of every finished repetition's training windows."""
+    """Follows the label markers; computes the clips of every repetition's training windows.
+
+    The clips of the repetition under way are computed one by one as their frames come in (on the grid its
+    training windows use, from its Start moved by the earliest window shift), so the I3D work keeps pace
+    with the recording and the frame ring never has to hold a whole repetition: under load, a burst of a
+    repetition's clips at its end lost the oldest frames to the ring. When the repetition ends, its exact
+    training clips are gathered (most from the predictor's feature cache) once their frames are all in."""
 
     def __init__(self, predictor: LivePredictor, geometry: ClipGeometry) -> None:
         self.predictor, self.geometry = predictor, geometry
         self.open: tuple[str, float] | None = None
+        self.next_clip_s: float | None = None  # the next grid clip of the open repetition to compute
         self.repetitions: list[_Repetition] = []
 
     def marker(self, text: str, time_s: float) -> None:
@@ -83,33 +93,48 @@ class RepetitionFeatures:
             return
         if marker.kind == "Start":
             self.open = (marker.activity, time_s)
+            self.next_clip_s = time_s + min(WINDOW_SHIFTS_S)
         elif marker.kind == "Stop":
-            opened, self.open = self.open, None
+            opened, self.open, self.next_clip_s = self.open, None, None
             if opened is not None and opened[0] == marker.activity and marker.validity == "Good":
                 self.repetitions.append(_Repetition(marker.activity, opened[1], time_s))
         elif self.repetitions and self.repetitions[-1].activity == marker.activity:  # Discard
             self.repetitions.pop()
 
     def compute_ready(self, frames_until: float | None) -> bool:
-        """Compute the repetitions whose frames are all in; True when something was computed."""
-        computed = False
+        """Compute what the frames so far allow; True when a finished repetition's clips were gathered."""
+        if frames_until is None:
+            return False
+        self._compute_open(frames_until)
+        gathered = False
         for repetition in self.repetitions:
-            if repetition.done or frames_until is None:
-                continue
-            starts = window_starts(repetition.activity, repetition.start_s, repetition.stop_s,
-                                   self.geometry.sample_seconds)
-            if frames_until < max(starts) + self.geometry.sample_seconds:
-                continue
-            segments = {float(seg[0]): seg for start in starts for seg in clip_segments(start, self.geometry)}
-            for clip_start, segment in sorted(segments.items()):
-                feature = self.predictor.rgb_feature(segment)
-                if feature is not None:
-                    repetition.clips[clip_start] = feature.numpy()
-            if len(repetition.clips) < len(segments):
-                log.warning("%s at %.2f: %d clips without their frames, left to offline extraction",
-                            repetition.activity, repetition.start_s, len(segments) - len(repetition.clips))
-            repetition.done = computed = True
-        return computed
+            if not repetition.done:
+                gathered |= self._gather(repetition, frames_until)
+        return gathered
+
+    def _compute_open(self, frames_until: float) -> None:
+        """The open repetition's grid clips whose frames are all in."""
+        clip_s = self.geometry.clip_seconds
+        while self.next_clip_s is not None and self.next_clip_s + clip_s <= frames_until:
+            self.predictor.rgb_feature(np.array([self.next_clip_s, self.next_clip_s + clip_s]))
+            self.next_clip_s += clip_s
+
+    def _gather(self, repetition: _Repetition, frames_until: float) -> bool:
+        """A finished repetition's training clips, once the frames of its last window are in."""
+        starts = window_starts(repetition.activity, repetition.start_s, repetition.stop_s,
+                               self.geometry.sample_seconds)
+        if frames_until < max(starts) + self.geometry.sample_seconds:
+            return False
+        segments = {float(seg[0]): seg for start in starts for seg in clip_segments(start, self.geometry)}
+        for clip_start, segment in sorted(segments.items()):
+            feature = self.predictor.rgb_feature(segment)
+            if feature is not None:
+                repetition.clips[clip_start] = feature.numpy()
+        if len(repetition.clips) < len(segments):
+            log.warning("%s at %.2f: %d clips without their frames, left to offline extraction",
+                        repetition.activity, repetition.start_s, len(segments) - len(repetition.clips))
+        repetition.done = True
+        return True
 
     @property
     def pending(self) -> int:
@@ -126,6 +151,22 @@ class RepetitionFeatures:
         os.replace(temporary, path)
 
 
+class _Feed:
+    """The video inlet's sink: each chunk of frames into the ring, then the clips it completes.
+
+    Computing after every chunk rather than after a whole backlog matters after a stall (a busy CPU): the
+    backlog then goes through the ring in pieces the I3D work keeps up with, instead of pushing the oldest
+    frames out before their clips were computed."""
+
+    def __init__(self, frames: FrameRing, work: RepetitionFeatures) -> None:
+        self.frames, self.work = frames, work
+        self.gathered = False  # a finished repetition's clips were gathered since the flag was cleared
+
+    def __call__(self, times: np.ndarray, chunk: np.ndarray) -> None:
+        self.frames.push(times, chunk)
+        self.gathered |= self.work.compute_ready(self.frames.latest_time)
+
+
 def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     """Child target: the features of every finished repetition until `stop`, then the last ones."""
     spec = FeatureSpec(**spec)
@@ -139,6 +180,7 @@ def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     i3d = load_live_i3d(bundle, geometry)
     predictor = LivePredictor(bundle, EmgLiveBuffer(bundle, keep_s=1.0), frames, i3d, geometry)
     work = RepetitionFeatures(predictor, geometry)
+    feed = _Feed(frames, work)
     out = Path(spec.out)
     ready.set()
     try:
@@ -146,13 +188,14 @@ def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
         while drain_until is None or (work.pending and time.monotonic() < drain_until):
             if stop.is_set() and drain_until is None:
                 drain_until = time.monotonic() + DRAIN_S
-            video.pull_into(frames.push)
-            stamps, markers = labels.pull_markers()
+            stamps, markers = labels.pull_markers()  # first: the frames pulled next may already belong to them
             for time_s, sample in zip(stamps, markers, strict=True):
                 work.marker(str(sample[0] if isinstance(sample, list | tuple) else sample), float(time_s))
-            if work.compute_ready(frames.latest_time):
+            feed.gathered = False
+            pulled = video.pull_into(feed, max_samples=FRAMES_PER_PULL)
+            if feed.gathered:
                 work.save(out)
-            else:
+            elif pulled < FRAMES_PER_PULL:  # caught up with the stream
                 time.sleep(0.02)
         work.save(out)
         if work.pending:

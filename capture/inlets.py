@@ -118,12 +118,13 @@ class LiveInlet:
             return np.zeros(0), np.zeros((0, self.channels), self._buffer.dtype)
         return np.concatenate(parts_t) + self.offset_s, np.concatenate(parts_x)
 
-    def pull_into(self, sink: Callable[[np.ndarray, np.ndarray], None]) -> int:
-        """Hand everything that arrived since the last pull to `sink(timestamps, samples)`, chunk by chunk,
-        without copying: `samples` is a view of the inlet's buffer, valid only during the call (a ring
-        buffer's push copies it into place). Returns the number of samples."""
+    def pull_into(self, sink: Callable[[np.ndarray, np.ndarray], None], max_samples: int | None = None) -> int:
+        """Hand everything that arrived since the last pull (or the first `max_samples` of it, rounded up to
+        whole chunks) to `sink(timestamps, samples)`, chunk by chunk, without copying: `samples` is a view of
+        the inlet's buffer, valid only during the call (a ring buffer's push copies it into place). Returns
+        the number of samples."""
         total = 0
-        while True:
+        while max_samples is None or total < max_samples:
             _, stamps = self._inlet.pull_chunk(timeout=0.0, max_samples=len(self._buffer), dest_obj=self._buffer)
             n = len(stamps)
             if n == 0:
