@@ -64,6 +64,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise ConfigError("--speed is for the synthetic person only: a real person performs in real time")
     plan = plan_from_args(args, base)
     geometry = resolve_geometry(read_bundle_geometry(base), args.input_size)
+    if args.headless and args.screenshot is not None:
+        raise ConfigError("--screenshot saves the window: drop --headless")
     if not args.headless:
         return _in_the_viewer(args, base, plan)
     clock = SourceClock.starting_now(args.speed)
@@ -73,7 +75,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if source.kind == "synthetic":
         source.prompts, source.clock_origin = names, clock.origin
     setup = CalibrationSetup(out_dir=args.out, plan=plan, base=base, geometry=geometry, source=source.source,
-                             labels=names, clock=clock, subject=args.subject, emg_only=args.emg_only)
+                             labels=names, clock=clock, subject=args.subject, emg_only=args.emg_only,
+                             source_video=source.video)
     return _record_and_adapt(setup, source, json_output=args.json)
 
 
@@ -163,12 +166,16 @@ def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan) 
 
     if args.speed != 1.0:
         raise ConfigError("--speed is for --headless runs (the window runs in real time)")
+    if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":
+        raise ConfigError(f"--screenshot {args.screenshot}: the file name must end in .png")
     source = source_spec_from_args(args, f"gui{os.getpid()}", resolve_geometry(
         read_bundle_geometry(base), args.input_size).crop_size)
     source.subject = args.subject
+    source.video = True  # the window shows the camera even when the model reads sEMG only (as `myosight gui`)
     worker = WorkerSettings(bundle=str(base), emg_only=args.emg_only, input_size=args.input_size)
     return run_viewer(ViewerOptions(source=source, worker=worker, subject=args.subject,
-                                    calibration=(plan, Path(args.out))))
+                                    calibration=(plan, Path(args.out)), screenshot=args.screenshot,
+                                    after_s=args.after))
 
 
 # -- the terminal ---------------------------------------------------------------------------------------

@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="adapt on these recorded sessions instead of recording (RGB from their videos)")
     calibrate.add_argument("--headless", action="store_true", help="prompts in the terminal, not the window")
     calibrate.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    calibrate.add_argument("--screenshot", type=Path, metavar="PNG",
+                           help="save the window as PNG while a prompt is shown, then quit (the recording is kept)")
+    calibrate.add_argument("--after", type=float, default=3.0, metavar="N",
+                           help="with --screenshot: seconds into the first prompt (default 3)")
     calibrate.set_defaults(handler=run_calibrate)
 
     view = subparsers.add_parser(

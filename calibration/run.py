@@ -56,6 +56,7 @@ class CalibrationSetup:
     clock: SourceClock
     subject: str = "S00"
     emg_only: bool = False
+    source_video: bool = True  # False: the source publishes no video (the recorder waits for none)
 
 
 @dataclass
@@ -136,7 +137,8 @@ class CalibrationRun:
         """Start the recorder (and, with video, the feature child); the prompts begin when both are up."""
         setup = self.setup
         recorder = RecorderSpec(out_dir=str(self.out / "recordings"), source=setup.source, label_source=setup.labels,
-                                subject=setup.subject, classes=list(setup.plan.classes), resolve_timeout_s=10.0)
+                                subject=setup.subject, classes=list(setup.plan.classes), resolve_timeout_s=10.0,
+                                video=setup.source_video)
         self.processes.start("recorder", recorder_process, asdict(recorder))
         if not setup.emg_only:
             features = FeatureSpec(source=setup.source, labels=setup.labels, bundle=str(setup.base),

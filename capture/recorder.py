@@ -75,6 +75,7 @@ class RecorderSpec:
     classes: list[str] | None = None
     status_path: str | None = None  # JSON status after each flush; default <out_dir>/recorder-status.json
     resolve_timeout_s: float = 2.0
+    video: bool = True  # False: the source publishes no video (no waiting for one at the start)
 
 
 @dataclass
@@ -328,7 +329,8 @@ def _wanted_roles(spec: RecorderSpec) -> dict[str, str]:
     """Source id -> role ("emg-left", "emg-right", "video", "labels" kept as they came, "activities")."""
     names = StreamNames(spec.source)
     roles = {names.source_id(f"emg-{arm}"): f"emg-{arm}" for arm in ARMS}
-    roles[names.source_id("video")] = "video"
+    if spec.video:
+        roles[names.source_id("video")] = "video"
     separate = spec.label_source not in (None, spec.source)
     roles[names.source_id("labels")] = "labels" if separate else "activities"
     if separate:

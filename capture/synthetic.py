@@ -70,6 +70,9 @@ class SyntheticSource:
         self.outlets["labels"] = open_outlet(marker_stream_info(source))
         if video:
             self.outlets["video"] = open_outlet(video_stream_info(frame_size, fps, source))
+        # listening before the source says it is ready: a prompt published in between would be lost, and the
+        # person would rest through a repetition recorded as the activity
+        self._prompted = _Prompted(prompts) if prompts else None
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> SyntheticStats:
         from myosight.data.synth_scene import SceneRenderer
@@ -78,7 +81,7 @@ class SyntheticSource:
         start = clock.now()
         emg = SyntheticEmg(self.config, self.subject, rng=self.rng, start_time_s=start)
         renderer = SceneRenderer(self.frame_size, self.frame_size, self.subject) if self.video else None
-        performer = _Prompted(self.prompts) if self.prompts else _RandomActivities(self, start)
+        performer = self._prompted or _RandomActivities(self, start)
         motion = None
         next_frame = start
         try:

@@ -47,7 +47,7 @@ class ViewerOptions:
     streams: str | None = None  # with `connect`: the LSL source whose streams to show
     duration_s: float | None = None
     screenshot: Path | None = None
-    after_s: float = 10.0  # the screenshot is taken this long after the first prediction
+    after_s: float = 10.0  # the screenshot is taken this long after the first prediction (calibration: prompt)
     jsonl: Path | None = None
     record_dir: Path = Path("recordings")
     subject: str = "S00"
@@ -115,6 +115,8 @@ def run_viewer(options: ViewerOptions) -> int:
         window.shutdown()
     if finisher.saved is not None:
         print(f"screenshot saved to {finisher.saved}")
+    if window.calibration is not None:
+        print(f"calibration: {window.calibration.status.message or window.calibration.status.stage}")
     return window.controller.exit_code() if window.controller is not None else 0
 
 
@@ -138,6 +140,9 @@ def build_window(options: ViewerOptions):
     if options.source is not None:
         _show_source(window, options.source)
         controller.start_source(options.source)
+    if options.calibration is not None:
+        plan, out_dir = options.calibration
+        window.open_calibration(plan, Path(out_dir), start=True)
     return window
 
 
@@ -153,7 +158,8 @@ def _show_source(window, spec) -> None:
 
 
 class _Finisher:
-    """Closes the window at the end of `duration_s`, or after the screenshot is saved."""
+    """Closes the window at the end of `duration_s`, or after the screenshot is saved: `after_s` after the first
+    prediction, or with a calibration, `after_s` into its prompts while one is active."""
 
     def __init__(self, window, options: ViewerOptions) -> None:
         self.window, self.options = window, options
@@ -168,6 +174,9 @@ class _Finisher:
             return
         if self.options.screenshot is None or self.saved is not None:
             return
+        if self.options.calibration is not None:
+            self._shoot_prompt(now)
+            return
         if self.first_prediction is None and self.window.state.prediction is not None:
             self.first_prediction = now
         waiting_for_model = self.window.controller is None or bool(self.window.controller.worker.bundle)
@@ -176,6 +185,18 @@ class _Finisher:
         if (start is not None and now - start >= self.options.after_s) or give_up:
             if give_up:
                 log.warning("no prediction arrived; saving the screenshot anyway")
+            self.saved = self.window.save_screenshot(self.options.screenshot)
+            self._finish()
+
+    def _shoot_prompt(self, now: float) -> None:
+        calibration = self.window.calibration
+        prompt = calibration.status.prompt if calibration is not None else None
+        active = prompt is not None and prompt.phase == "active" and calibration.first_active is not None
+        if active and now - calibration.first_active >= self.options.after_s:
+            self.saved = self.window.save_screenshot(self.options.screenshot)
+            self._finish()
+        elif now - self.opened > self.options.after_s + 300:
+            log.warning("no calibration prompt was shown; saving the screenshot anyway")
             self.saved = self.window.save_screenshot(self.options.screenshot)
             self._finish()
 

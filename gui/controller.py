@@ -166,6 +166,21 @@ class Controller:
         self._stop_in_background(["recorder"], streams=False)
 
     @property
+    def source_ready(self) -> bool:
+        """Whether the source is up (its streams exist), so that a worker or a recorder can start on it."""
+        return self._source_ready()
+
+    @property
+    def source_request(self) -> SourceSpec | None:
+        """The source asked for last: the one waiting to start, else the one running."""
+        return self._pending_source or self.source_spec
+
+    def wait_stopped(self, timeout_s: float) -> None:
+        """Wait until what was asked to stop has stopped (the window is closing)."""
+        if self._stopper is not None:
+            self._stopper.join(timeout_s)
+
+    @property
     def recording(self) -> bool:
         child = self.processes.get("recorder")
         return child is not None and child.alive and not child.stopping
@@ -203,8 +218,7 @@ class Controller:
     def shutdown(self, timeout_s: float = 30.0) -> None:
         """Stop everything in order and wait for it (the window is closing)."""
         self.stop_all()
-        if self._stopper is not None:
-            self._stopper.join(timeout_s)
+        self.wait_stopped(timeout_s)
         if self.label_outlet is not None:
             self.label_outlet = None
 

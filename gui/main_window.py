@@ -14,18 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
+from myosight.calibration.plan import CalibrationPlan
 from myosight.errors import MyosightError
+from myosight.gui.calibration import CalibrationRequest, WindowCalibration, bundle_summary
 from myosight.gui.controller import Controller, unique_source_name
 from myosight.gui.qt import QtCore, QtGui, QtWidgets
 from myosight.gui.receivers import ResultReceiver, StreamReceiver
 from myosight.gui.state import GuiState, Snapshot
 from myosight.gui.widgets.attention import AttentionTiles
+from myosight.gui.widgets.calibration import CalibrationPanel
 from myosight.gui.widgets.camera_view import CameraView
 from myosight.gui.widgets.controls import ControlsPanel
 from myosight.gui.widgets.emg_traces import EmgTraces
 from myosight.gui.widgets.health import Banner, BannerModel, HealthPanel
 from myosight.gui.widgets.prediction import PredictionPanel
 from myosight.gui.widgets.spectrograms import SpectrogramPanel
+from myosight.models.bundle import read_bundle_metadata
 from myosight.processes import SourceSpec
 
 STYLE = """
@@ -42,8 +46,15 @@ QPushButton:checked { background: #8a2b2b; }
 QPushButton:disabled, QComboBox:disabled { color: #56616b; }
 QTableWidget { background: #141a1f; gridline-color: #2a323a; }
 QHeaderView::section { background: #1c232a; color: #8fa3b5; border: none; padding: 2px; }
+QLabel#liveModel { color: #9fd3ff; font-weight: bold; }
+QMenuBar { background: #161c21; color: #dfe6ec; }
+QMenuBar::item:selected, QMenu::item:selected { background: #2a3a4a; }
+QMenu { background: #1c232a; border: 1px solid #323c46; }
+QDockWidget { color: #8fa3b5; font-weight: bold; }
+QDockWidget::title { background: #161c21; padding: 4px; }
 """
 NOTICE_SECONDS = 8.0
+CALIBRATION_WIDTH = 480  # the wizard's dock: room for the prompt in large type beside the live panels
 
 
 class FrameClock:
@@ -109,6 +120,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._next_slow = 0.0
         self.classes: list[str] = []
         self.record_note = ""
+        self.calibration: WindowCalibration | None = None
+        self.base_bundle: str | None = None  # the model a calibration adapted, and the model it made
+        self.calibrated_bundle: str | None = None
+        self._autostart = self._switched = False
+        self._summaries: dict[str, tuple[float, str]] = {}
         self._build(kinetics_labels)
         self.streams: StreamReceiver | None = None
         self.receiver = ResultReceiver(address, state, jsonl)
@@ -151,16 +167,58 @@ class MainWindow(QtWidgets.QMainWindow):
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
+        layout.addLayout(self._model_line())
         layout.addWidget(main, 1)
         layout.addWidget(self.controls)
         self.setCentralWidget(central)
+        self._calibration_dock()
         self.resize(1600, 960)
         self._wire_controls()
+
+    def _model_line(self) -> QtWidgets.QHBoxLayout:
+        """Which model is live, always in view, with the calibration's switches."""
+        row = QtWidgets.QHBoxLayout()
+        self.live_model = QtWidgets.QLabel("Live model: none chosen")
+        self.live_model.setObjectName("liveModel")
+        self.base_button = QtWidgets.QPushButton("Back to base model")
+        self.base_button.clicked.connect(self.use_base_model)
+        self.base_button.hide()
+        self.calibrate_button = QtWidgets.QPushButton("Calibrate a person …")
+        self.calibrate_button.clicked.connect(lambda: self.open_calibration())
+        self.calibrate_button.setEnabled(self.controller is not None)
+        row.addWidget(self.live_model, 1)
+        row.addWidget(self.base_button)
+        row.addWidget(self.calibrate_button)
+        return row
+
+    def _calibration_dock(self) -> None:
+        """The wizard in a dock beside the live panels (hidden until opened), and its menu."""
+        self.calibration_panel = panel = CalibrationPanel()
+        self.calibration_dock = QtWidgets.QDockWidget("Calibration", self)
+        self.calibration_dock.setObjectName("calibrationDock")
+        features = QtWidgets.QDockWidget.DockWidgetFeature
+        self.calibration_dock.setFeatures(features.DockWidgetClosable | features.DockWidgetMovable)
+        self.calibration_dock.setWidget(panel)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.calibration_dock)
+        self.calibration_dock.hide()
+        panel.startRequested.connect(self.start_calibration)
+        panel.pauseRequested.connect(lambda: self._calibration_key("toggle_pause"))
+        panel.redoRequested.connect(lambda: self._calibration_key("redo"))
+        panel.abortRequested.connect(lambda: self._calibration_key("abort"))
+        panel.useRequested.connect(self.use_calibrated_model)
+        panel.baseRequested.connect(self.use_base_model)
+        menu = self.menuBar().addMenu("&Calibration")
+        self.calibrate_action = menu.addAction("New calibration …")
+        self.calibrate_action.triggered.connect(lambda: self.open_calibration())
+        self.calibrate_action.setEnabled(self.controller is not None)
+        self.base_action = menu.addAction("Back to base model")
+        self.base_action.triggered.connect(self.use_base_model)
+        self.base_action.setEnabled(False)
 
     def _wire_controls(self) -> None:
         c = self.controls
         c.sourceRequested.connect(self._on_source)
-        c.stopRequested.connect(lambda: self._call("stop_all"))
+        c.stopRequested.connect(self._on_stop)
         c.playRequested.connect(lambda play: self._replay("play" if play else "pause"))
         c.speedChanged.connect(lambda speed: self._replay("set_speed", speed))
         c.seekRequested.connect(lambda position: self._replay("seek", position))
@@ -179,7 +237,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _shortcuts(self) -> None:
         bindings = [("Space", self.controls.toggle_label), ("Ctrl+R", self.controls.record.click),
-                    ("P", self.controls.toggle_play)]
+                    ("P", self._pause_key), ("R", lambda: self._calibration_key("redo")),
+                    ("Escape", lambda: self._calibration_key("abort")), ("Q", lambda: self._calibration_key("abort"))]
         bindings += [(str(k), lambda k=k: self.controls.choose_label(k - 1)) for k in range(1, 10)]
         for key, slot in bindings:
             shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self)
@@ -216,7 +275,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controls.set_classes(classes)
 
     def _on_source(self, request: dict) -> None:
-        if self.controller is None:
+        if self.controller is None or not self._unless_calibrating():
             return
         kind = request["kind"]
         if kind == "replay" and not (request["session"] and Path(request["session"]).is_file()):
@@ -231,6 +290,10 @@ class MainWindow(QtWidgets.QMainWindow):
                           lsl_emg_right=right if kind == "camera+lsl-emg" else None)
         self._call("start_source", spec)
 
+    def _on_stop(self) -> None:
+        if self._unless_calibrating():
+            self._call("stop_all")
+
     def _on_record(self, on: bool) -> None:
         if on:
             out = self._call("start_recording", self.classes or None)
@@ -238,11 +301,121 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._call("stop_recording")
 
+    # -- calibration ----------------------------------------------------------------------------------
+    def open_calibration(self, plan: CalibrationPlan | None = None, out_dir: Path | None = None, *,
+                         start: bool = False) -> None:
+        """Show the wizard, its setup page filled from `plan` or the live model's activities; with `start`, the
+        calibration starts by itself as soon as the source is up (`myosight calibrate`)."""
+        if self.calibration_dock.isHidden():
+            self.calibration_dock.show()
+            self.resizeDocks([self.calibration_dock], [CALIBRATION_WIDTH], QtCore.Qt.Orientation.Horizontal)
+        self.calibration_dock.raise_()
+        if self.calibration is not None and not self.calibration.finished:
+            return  # one at a time: show the one that runs
+        subject = self.controller.subject if self.controller is not None else "S00"
+        self.calibration_panel.fill(self._model_classes(), plan, out_dir, subject)
+        self._autostart = start
+
+    def start_calibration(self, request: CalibrationRequest) -> WindowCalibration | None:
+        """Start the calibration on the setup page (why it cannot start goes on that page)."""
+        if self.controller is None or (self.calibration is not None and not self.calibration.finished):
+            return None
+        if self.calibration is not None:
+            self.calibration.shutdown()  # a finished one: its children are gone, this only tidies up
+            self.calibration = None
+        try:
+            calibration = WindowCalibration(self.controller, request)
+        except (MyosightError, OSError) as error:  # OSError: the folder cannot be made
+            self.calibration_panel.show_error(str(error))
+            return None
+        self.calibration, self._switched = calibration, False
+        self.base_bundle, self.calibrated_bundle = str(calibration.base), None
+        self.calibration_panel.started(request)
+        return calibration
+
+    def use_calibrated_model(self) -> None:
+        if self.calibrated_bundle is not None:
+            self.choose_bundle(self.calibrated_bundle)
+
+    def use_base_model(self) -> None:
+        if self.base_bundle is not None:
+            self.choose_bundle(self.base_bundle)
+
+    def _model_classes(self) -> list[str]:
+        bundle = self.controller.worker.bundle if self.controller is not None else None
+        try:
+            return list(read_bundle_metadata(bundle)["classes"]) if bundle else list(self.classes)
+        except MyosightError:
+            return list(self.classes)
+
+    def _unless_calibrating(self) -> bool:
+        """False (with a notice) while a calibration records: the source must stay as it is until it ends."""
+        if self.calibration is not None and self.calibration.recording:
+            self.notice("warning", "a calibration is recording this source: abort it first (Esc)")
+            return False
+        return True
+
+    def _pause_key(self) -> None:
+        """P pauses the calibration while one records, the replay otherwise."""
+        if self.calibration is not None and self.calibration.recording:
+            self.calibration.toggle_pause()
+        else:
+            self.controls.toggle_play()
+
+    def _calibration_key(self, action: str) -> None:
+        if self.calibration is not None and self.calibration.recording:
+            getattr(self.calibration, action)()
+
+    def _tick_calibration(self) -> None:
+        """Start a requested calibration once the source is up; advance the one that runs; when it is done,
+        switch the live worker to the calibrated model (once)."""
+        if self._autostart and self.controller is not None and self.controller.source_ready:
+            self._autostart = False
+            self.calibration_panel.setup.start.click()
+        calibration = self.calibration
+        if calibration is None or (self._switched and calibration.finished):
+            return
+        status = calibration.tick()
+        self.calibration_panel.show_status(status)
+        if status.stage == "done" and status.bundle is not None and not self._switched:
+            self._switched = True
+            self.calibrated_bundle = str(status.bundle)
+            self.choose_bundle(self.calibrated_bundle)
+        elif status.stage in ("aborted", "failed") and calibration.finished:
+            self._switched = True  # nothing to switch to; the page stays as it is
+
+    def _show_live_model(self) -> None:
+        """The live model's file (and person and accuracy for a calibrated one), and which switch applies."""
+        bundle = self.controller.worker.bundle if self.controller is not None else None
+        if self.controller is None:
+            self.live_model.setText(f"Live model: the worker's at {self.address}")
+        else:
+            self.live_model.setText("Live model: " + (self._summary(bundle) if bundle else "none chosen"))
+            self.live_model.setToolTip(str(bundle or ""))
+        has_pair = self.base_bundle is not None and self.calibrated_bundle is not None
+        calibrated_live = bundle == self.calibrated_bundle if self.calibrated_bundle is not None else None
+        base_live = bundle == self.base_bundle if has_pair else None
+        self.calibration_panel.result.set_models(calibrated_live, base_live)
+        self.base_button.setVisible(base_live is False)
+        self.base_action.setEnabled(base_live is False)
+
+    def _summary(self, bundle: str) -> str:
+        """`bundle_summary`, read again only when the file changes."""
+        try:
+            changed = Path(bundle).stat().st_mtime
+        except OSError:
+            changed = -1.0
+        cached = self._summaries.get(bundle)
+        if cached is None or cached[0] != changed:
+            cached = self._summaries[bundle] = (changed, bundle_summary(bundle))
+        return cached[1]
+
     # -- the frame timer ------------------------------------------------------------------------------
     def _tick(self) -> None:
         now = time.monotonic()
         snapshot = self.state.snapshot()
         self.traces.update_traces(snapshot.emg, snapshot.emg_newest)
+        self._tick_calibration()
         if snapshot.frame_seq != self._seen["frame"] or snapshot.prediction_seq != self._seen["prediction"]:
             self._draw_camera(snapshot)
         if snapshot.prediction_seq != self._seen["prediction"]:
@@ -279,6 +452,7 @@ class MainWindow(QtWidgets.QMainWindow):
             can_record = self.controller.source_spec is not None
             self.controls.set_recording(recording, available=can_record, note=self.record_note if recording else "")
         self.controls.set_replay_status(snapshot.replay)
+        self._show_live_model()
         self.health.show_health(snapshot)
         stats = self.clock.stats()
         self.health.show_display_rate(stats["fps"], stats["slowest_frame_ms"])
@@ -315,6 +489,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._closed = True
         self.timer.stop()
+        if self.calibration is not None:
+            self.calibration.shutdown()  # before the source: see gui/calibration.py
         self.receiver.stop()
         if self.streams is not None:
             self.streams.stop()

@@ -5,6 +5,7 @@ activity the base model does not know."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -79,7 +80,7 @@ def test_the_recording_reads_back_with_the_prompted_labels(calibration: dict) ->
     assert [a.label for a in actions] == list(CLASSES) * 2  # round by round, as prompted
     for action in actions:  # the prompt's 6 s less a 0.5-s margin at each end
         assert action.stop_s - action.start_s == pytest.approx(5.0, abs=0.1)
-    gaps = [b.start_s - a.stop_s for a, b in zip(actions, actions[1:], strict=False)]
+    gaps = [b.start_s - a.stop_s for a, b in itertools.pairwise(actions)]
     assert min(gaps) == pytest.approx(2.0 + 2 * 0.5, abs=0.1)  # the rest plus both margins
 
 
@@ -126,3 +127,35 @@ def test_an_emg_only_model_from_the_recording(calibration: dict, base_bundle: Pa
     bundle = load_bundle(tmp_path / "emg" / "bundle.safetensors")
     assert bundle.modalities == ("emg",) and list(bundle.classes) == list(CLASSES)
     assert summary["held_out_top1"] is not None and summary["held_out_top1"] >= 0.5
+
+
+def test_a_killed_calibration_keeps_its_repetitions_and_resumes(base_bundle: Path, tmp_path: Path) -> None:
+    """SIGKILL during the third of four repetitions: the two finished ones are kept; the same command again
+    asks only the two missing ones and adapts on all four."""
+    out = tmp_path / "me"
+    command = [sys.executable, "-m", "myosight", "calibrate", "--source", "synthetic", "--subject", UNSEEN,
+               "--classes", *BASE_CLASSES[:2], "--reps", "2", "--seconds", "6", "--rest", "2", "--lead-in", "2",
+               "--speed", "3", "--base", str(base_bundle), "--out", str(out), "--headless"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in first.stdout:
+            if line.startswith("[3/4] NOW"):
+                break
+        else:
+            pytest.fail(f"the calibration ended before its third repetition (exit {first.wait()})")
+    finally:
+        first.kill()
+        first.wait()
+    second = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=600,
+                            stdin=subprocess.DEVNULL)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    prompts = [line for line in second.stdout.splitlines() if " NOW: " in line]
+    assert [p.split("]")[0] for p in prompts] == ["[3/4", "[4/4"]  # only the missing two were asked
+    labels = []
+    for path in sorted((out / "recordings").glob("*.hdf5")):
+        with ActionSenseSession(path) as session:
+            labels += [a.label for a in session.activities()]
+    assert sorted(labels) == sorted(BASE_CLASSES[:2] * 2)
+    outcome = json.loads(second.stdout[second.stdout.index("{"):])
+    assert outcome["stage"] == "done" and outcome["held_out_top1"] is not None

@@ -24,6 +24,13 @@ def _group(title: str) -> tuple[QtWidgets.QGroupBox, QtWidgets.QGridLayout]:
     return box, layout
 
 
+def _compact(box: QtWidgets.QComboBox, characters: int) -> None:
+    """A combo box as wide as `characters`, not as its longest entry (long model paths and activity names
+    would otherwise widen the whole window)."""
+    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(characters)
+
+
 class ControlsPanel(QtWidgets.QWidget):
     sourceRequested = QtCore.Signal(dict)  # noqa: N815 (Qt naming)
     stopRequested = QtCore.Signal()  # noqa: N815
@@ -111,6 +118,7 @@ class ControlsPanel(QtWidgets.QWidget):
         self.bundle.setEditable(True)
         self.bundle.setInsertPolicy(QtWidgets.QComboBox.InsertPolicy.NoInsert)
         self.bundle.setToolTip("model bundle (.safetensors); the worker restarts with it")
+        _compact(self.bundle, 16)
         self.bundle.activated.connect(lambda _: self.bundleChosen.emit(self.bundle.currentText()))
         browse = QtWidgets.QPushButton("…")
         browse.setFixedWidth(28)
@@ -130,6 +138,7 @@ class ControlsPanel(QtWidgets.QWidget):
         self.record.toggled.connect(self.recordToggled.emit)
         self.labels = QtWidgets.QComboBox()
         self.labels.setToolTip("activity to label (keys 1-9 choose)")
+        _compact(self.labels, 16)
         self.label_button = QtWidgets.QPushButton("Start label")
         self.label_button.setCheckable(True)
         self.label_button.setToolTip("start / stop the chosen activity (Space)")

@@ -1,0 +1,222 @@
+"""A calibration started from the window: the source it needs, the run (calibration/run.py), and its ending.
+
+The run records the source the window already shows. A synthetic person has to follow the prompts, so it is
+restarted for the calibration with `prompts` (the run's label source) and `clock_origin` (the run's clock),
+exactly as `myosight calibrate --headless` starts it; a camera with armbands (or any other source) is left
+as it is: a real person follows the screen.
+
+Order of stopping matters in one place. The prompted person holds an inlet on the run's label outlet, and
+the run's recorder holds inlets on the person's outlets, so the person stops between the two: after the
+recorder (the run calls `on_recorded` then) and before the run lets its label outlet go. `on_recorded` runs
+in the run's finishing thread; it waits while the window's timer replaces the prompted person by one who
+performs the calibrated activities on its own (so the calibrated model has something to recognise), and
+returns once the prompted one has exited.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from myosight.calibration.plan import CalibrationPlan
+from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
+from myosight.capture.clock import SourceClock
+from myosight.data.activities import ACTIVITIES
+from myosight.errors import ConfigError
+from myosight.gui.controller import Controller, unique_source_name
+from myosight.models.bundle import read_bundle_metadata
+from myosight.processes import SourceSpec
+
+#: How long the prompted synthetic person may take to start before the calibration gives up.
+SOURCE_START_S = 90.0
+#: How long the run's finishing thread waits for the window to stop the prompted person.
+RELEASE_WAIT_S = 60.0
+STAGES_RECORDING = ("starting", "recording")
+
+
+@dataclass
+class CalibrationRequest:
+    """What the wizard's setup page asks for."""
+
+    plan: CalibrationPlan
+    out_dir: Path
+    subject: str = "S00"
+    speed: float = 1.0  # the synthetic person's clock (tests run it faster); a real person performs in real time
+
+
+class WindowCalibration:
+    """One calibration driven by the window's timer (`tick`); every method returns at once except
+    `shutdown`. Raises ConfigError at construction when the calibration cannot start."""
+
+    def __init__(self, controller: Controller, request: CalibrationRequest) -> None:
+        spec = controller.source_spec
+        if spec is None or not controller.source_ready:
+            raise ConfigError("start a source first (Source, below): the calibration records it")
+        if not controller.worker.bundle:
+            raise ConfigError("choose the model to adapt first (Model, below)")
+        self.prompted = spec.kind == "synthetic"
+        if request.speed != 1.0 and not self.prompted:
+            raise ConfigError("only a synthetic person can perform faster than real time")
+        self.controller, self.request = controller, request
+        self.base = Path(controller.worker.bundle)
+        labels = unique_source_name("cal")
+        clock = SourceClock.starting_now(request.speed)
+        self.source = self._prompted_source(spec, labels, clock) if self.prompted else spec
+        setup = CalibrationSetup(out_dir=Path(request.out_dir), plan=request.plan, base=self.base,
+                                 geometry=controller.worker.geometry(), source=self.source.source, labels=labels,
+                                 clock=clock, subject=request.subject, emg_only=controller.worker.emg_only)
+        self.run = CalibrationRun(setup, on_recorded=self._on_recorded)  # its label outlet before the person
+        if self.prompted:
+            controller.start_source(self.source)
+        self.status = CalibrationStatus("starting", message=self._waiting_message())
+        self.first_active: float | None = None  # monotonic time the first prompt became active
+        self._asked = time.monotonic()
+        self._started = self._aborting = False
+        self._failure: str | None = None
+        self._recorded, self._released = threading.Event(), threading.Event()
+        self._prompted_child = None
+
+    def _prompted_source(self, spec: SourceSpec, labels: str, clock: SourceClock) -> SourceSpec:
+        plan = self.request.plan
+        unknown = [name for name in plan.classes if name not in ACTIVITIES]
+        if unknown:
+            raise ConfigError(f"the synthetic person performs the 20 ActionSense activities only, not "
+                              f"{', '.join(map(repr, unknown))}: record new activities with a camera and armbands")
+        return replace(spec, source=unique_source_name(), prompts=labels, clock_origin=clock.origin,
+                       speed=self.request.speed, classes=plan.classes, subject=self.request.subject,
+                       control_address=None)
+
+    def _waiting_message(self) -> str:
+        if self.prompted:
+            return "starting the synthetic person (it performs what the prompts ask)"
+        return "starting the recorder"
+
+    # -- the window's timer ----------------------------------------------------------------------------
+    def tick(self) -> CalibrationStatus:
+        """Advance (the run starts once the source to record is up) and say what to show."""
+        if not self._started and not self._aborting and not self._source_up():
+            return self.status
+        status = self.run.tick()
+        if self._failure is not None:
+            status = CalibrationStatus("failed", status.prompt, self._failure)
+        if self.first_active is None and status.prompt is not None and status.prompt.phase == "active":
+            self.first_active = time.monotonic()
+        self.status = status
+        self._release_prompted_person()
+        return status
+
+    def _source_up(self) -> bool:
+        """Start the run once the source to record is up (a prompted person: listening to the prompts); give up
+        when it does not come."""
+        controller = self.controller
+        if controller.source_ready and controller.source_spec.source == self.source.source and self._listening():
+            self.run.start()
+            self._started = True
+            return True
+        notice = controller.notices.get("source")
+        if notice is not None and notice[0] == "error":
+            self._fail(f"the source stopped before the calibration began: {notice[1]}")
+        elif time.monotonic() - self._asked > SOURCE_START_S:
+            self._fail(f"the source did not start within {SOURCE_START_S:.0f} s")
+        return self._aborting
+
+    def _listening(self) -> bool:
+        """Whether the prompted person has its inlet on the prompts open (always True for a real person).
+
+        Its source says it is ready before it opens that inlet, and markers sent before are never seen: a
+        prompt it missed would be recorded as the activity while the person rests. Before the run starts the
+        person is the only consumer of the run's label outlet."""
+        return not self.prompted or (self.run.outlet is not None and self.run.outlet.have_consumers())
+
+    def _fail(self, message: str) -> None:
+        self._failure = message
+        self.abort()
+
+    def _on_recorded(self) -> None:
+        """The run's finishing thread, once its recorder stopped: wait until the prompted person is gone."""
+        self._recorded.set()
+        if self.prompted:
+            self._released.wait(RELEASE_WAIT_S)
+
+    def _release_prompted_person(self) -> None:
+        """Replace the prompted person (after the recording) and say when it has exited."""
+        done_recording = self._recorded.is_set() or self.status.stage == "failed"
+        if not self.prompted or self._released.is_set() or not done_recording:
+            return
+        controller = self.controller
+        if self._prompted_child is None:
+            if not self._prompted_person_asked():
+                self._released.set()  # another source was chosen meanwhile: nothing of ours runs
+                return
+            launched = controller.source_spec is not None and controller.source_spec.source == self.source.source
+            self._prompted_child = controller.processes.get("source") if launched else None
+            controller.start_source(replace(self.source, source=unique_source_name(), prompts=None,
+                                            clock_origin=None, speed=1.0))
+        if self._prompted_child is None or not self._prompted_child.alive:
+            self._released.set()
+
+    def _prompted_person_asked(self) -> bool:
+        """Whether the controller's source (running or about to start) is still the prompted person."""
+        requested = self.controller.source_request
+        return requested is not None and requested.source == self.source.source
+
+    # -- the person's keys ------------------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self.status.stage in STAGES_RECORDING
+
+    def toggle_pause(self) -> None:
+        prompt = self.status.prompt
+        if prompt is not None and prompt.phase == "paused":
+            self.run.resume()
+        else:
+            self.run.pause()
+
+    def redo(self) -> bool:
+        return self.run.redo()
+
+    def abort(self) -> None:
+        self._aborting = True
+        self.run.abort()
+
+    # -- the end --------------------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.run.finished
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """The window closes: abort what records (it is kept), stop the prompted person between the recorder
+        and the label outlet, and end the run (an adaptation under way is waited for)."""
+        if self.recording:
+            self.abort()
+            self.run.tick()
+        deadline = time.monotonic() + timeout_s
+        while self.run.status.stage == "finishing" and not self._recorded.is_set() and time.monotonic() < deadline:
+            self._recorded.wait(0.05)
+        if self.prompted and not self._released.is_set():
+            if self._prompted_person_asked():
+                self.controller.stop_all()
+            self.controller.wait_stopped(timeout_s)  # a replacement asked for already stops it
+        self._released.set()
+        self.run.shutdown()
+        status = self.run.status
+        self.status = status if self._failure is None else CalibrationStatus("failed", status.prompt, self._failure)
+
+
+def bundle_summary(path: str | Path) -> str:
+    """One line about a bundle: its file, and for a calibrated one its person and held-out accuracy."""
+    path = Path(path)
+    name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    try:
+        meta = read_bundle_metadata(path)
+    except ConfigError:
+        return f"{name} (unreadable)"
+    provenance = meta.get("provenance") or {}
+    classes = len(meta.get("classes", []))
+    if not provenance:
+        return f"{name} · base model · {classes} activities"
+    accuracy = provenance.get("held_out_top1")
+    said = "no held-out repetition" if accuracy is None else f"held-out accuracy {100 * accuracy:.1f} %"
+    return f"{name} · calibrated for {provenance.get('subject') or '?'} · {said} · {classes} activities"
