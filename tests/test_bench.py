@@ -16,7 +16,32 @@ torch.set_num_threads(1)
 
 
 def test_every_benchmark_of_the_issue_is_registered() -> None:
-    assert set(BENCHMARKS) == {"emg", "i3d", "realtime", "gui", "lsl", "train"}
+    assert set(BENCHMARKS) == {"emg", "i3d", "realtime", "gui", "lsl", "train", "calibrate"}
+
+
+def test_calibration_figures_score_running_accuracy_against_the_base_model(tmp_path: Path) -> None:
+    """The calibration benchmark's arithmetic: running accuracy from a JSONL log (predictions without a true
+    label are not scored), and the calibrated figures related to the base model's of the same run."""
+    import json
+
+    from myosight.bench.calibrate import calibrate_figures, running_accuracy
+
+    log = tmp_path / "run.jsonl"
+    records = [{"label": "a", "true_label": "a", "time": 5.0}, {"label": "b", "true_label": "a", "time": 6.0},
+               {"label": "a", "true_label": None, "time": 7.0}, {"label": "b", "true_label": "b", "time": 8.0}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    scores = running_accuracy(log)
+    assert (scores["scored"], scores["predictions"], scores["first_time"]) == (3, 4, 5.0)
+    assert scores["accuracy"] == pytest.approx(2 / 3)
+    result = {"subject": "S09", "classes": 20, "repetitions": 2, "seconds": 6.0, "rest_s": 3.0,
+              "base": {"replay": {"accuracy": 0.5, "scored": 10}},
+              "calibrated_112": {"replay": {"accuracy": 0.9, "scored": 10}, "held_out_top1": 0.8, "adapt_s": 20.0,
+                                 "sEMG_cnn": "frozen", "recording_planned_s": 363.0}}
+    figures = {f["name"]: f for f in calibrate_figures(result)}
+    assert figures["calibrate.112px.replay"]["value"] == pytest.approx(90.0)
+    assert figures["calibrate.112px.replay"]["ratio"] == pytest.approx(1.8)
+    assert figures["calibrate.112px.adapt"]["target"] == "<= 60 s"
+    assert "calibrate.112px.live" not in figures  # not measured: absent, not faked
 
 
 def test_machine_description_names_cpu_gpu_threads_and_versions() -> None:
@@ -84,11 +109,14 @@ def test_missing_gui_benchmark_is_reported_not_fatal(capsys: pytest.CaptureFixtu
 def test_unknown_benchmark_and_bad_options_are_refused(capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "nonsense"]) == 1
     assert "unknown benchmark(s) nonsense" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="--repeat"):
-        from myosight.bench.commands import run_bench
-        from myosight.cli import build_parser
+    assert main(["bench", "emg", "--repeat", "0"]) == 1  # refused by the parser, before any benchmark runs
+    assert "myosight bench: error: argument --repeat: expected a whole number from 1" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--repeat"):  # and by the handler, when called without the parser
+        from argparse import Namespace
 
-        run_bench(build_parser().parse_args(["bench", "emg", "--repeat", "0"]))
+        from myosight.bench.commands import run_bench
+
+        run_bench(Namespace(names=["emg"], repeat=0, seconds=None))
 
 
 def test_markdown_table_keeps_missing_values_and_pipes_readable() -> None:
