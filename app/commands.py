@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from myosight import options
 from myosight.capture.launch import add_source_options
 from myosight.realtime.commands import add_worker_options
 from myosight.realtime.messages import DEFAULT_ADDRESS
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--replay", type=Path, help="replay this session instead of the held-out synthetic one")
     demo.add_argument("--live-person", action="store_true",
                       help="a live synthetic person instead of a replay (see the README's known limits)")
-    demo.add_argument("--speed", type=float, default=1.0)
+    demo.add_argument("--speed", type=options.speed, default=1.0, help="replay speed (default 1: real time)")
     demo.add_argument("--emg-only", action="store_true", help="sEMG only (no I3D)")
     _add_viewer_options(demo)
     demo.set_defaults(handler=run_demo)
@@ -53,13 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--out", type=Path, help="the calibration's folder (created; resumed when it exists)")
     calibrate.add_argument("--classes", nargs="+", metavar="ACTIVITY",
                            help="the activities to record (default: the base model's classes; new ones allowed)")
-    calibrate.add_argument("--reps", type=int, default=2, help="repetitions of each activity (default 2)")
-    calibrate.add_argument("--seconds", type=float, default=6.0, help="seconds per repetition (default 6)")
-    calibrate.add_argument("--rest", type=float, default=3.0, help="seconds of rest between repetitions (default 3)")
-    calibrate.add_argument("--lead-in", type=float, default=3.0, help="countdown before the first (default 3)")
+    calibrate.add_argument("--reps", type=options.int_range(1, 100), default=2,
+                           help="repetitions of each activity, 1 to 100 (default 2)")
+    calibrate.add_argument("--seconds", type=options.float_range(0, 3600, open_max=True), default=6.0,
+                           help="seconds per repetition, below 3600 (default 6)")
+    calibrate.add_argument("--rest", type=options.float_range(0, 3600, open_min=False, open_max=True), default=3.0,
+                           help="seconds of rest between repetitions (default 3)")
+    calibrate.add_argument("--lead-in", type=options.float_range(0, 3600, open_min=False, open_max=True), default=3.0,
+                           help="countdown before the first (default 3)")
     calibrate.add_argument("--base", type=Path, help="the model to adapt (default: the demo model)")
     calibrate.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
-    calibrate.add_argument("--input-size", "--size", dest="input_size", type=int, metavar="PIXELS",
+    calibrate.add_argument("--input-size", "--size", dest="input_size", type=options.pixels, metavar="PIXELS",
                            help="I3D input size (default: the base model's)")
     calibrate.add_argument("--fine-tune", choices=("auto", "yes", "no"), default="auto",
                            help="fine-tune the sEMG CNN: auto keeps it when it scores better (default)")
@@ -69,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--json", action="store_true", help="print the outcome as JSON")
     calibrate.add_argument("--screenshot", type=Path, metavar="PNG",
                            help="save the window as PNG while a prompt is shown, then quit (the recording is kept)")
-    calibrate.add_argument("--after", type=float, default=3.0, metavar="N",
+    calibrate.add_argument("--after", type=options.non_negative_seconds, default=3.0, metavar="N",
                            help="with --screenshot: seconds into the first prompt (default 3)")
     calibrate.set_defaults(handler=run_calibrate)
 
@@ -88,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_viewer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true", help="terminal table instead of the desktop viewer")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=options.seconds, help="stop after this many seconds")
     parser.add_argument("--jsonl", type=Path, help="log every prediction to this file")
 
 
@@ -109,8 +114,10 @@ def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
 
 def run_run(args: argparse.Namespace) -> int:
     from myosight.app.launch import run_live
+    from myosight.realtime.messages import check_bindable
 
     spec = run_spec(args, args.model, f"run{os.getpid()}")
+    check_bindable(spec.address, "run --address")  # before any child starts for nothing
     return run_live(spec, headless=args.headless, jsonl=args.jsonl)
 
 
@@ -118,6 +125,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from myosight.app.launch import run_live
     from myosight.models.bundle import read_bundle_geometry
     from myosight.processes import RunSpec, SourceSpec
+    from myosight.realtime.messages import check_bindable
     from myosight.training.demo_model import HOLDOUT_SUBJECT, demo_bundle, demo_session
 
     bundle = demo_bundle()
@@ -132,6 +140,7 @@ def run_demo(args: argparse.Namespace) -> int:
                             source=name, frame_size=geometry.crop_size)
     spec = RunSpec(bundle=str(bundle), sources=source, emg_only=args.emg_only, duration_s=args.duration,
                    geometry=geometry.to_dict())
+    check_bindable(spec.address, "demo: its result address")
     return run_live(spec, headless=args.headless, jsonl=args.jsonl)
 
 
@@ -142,6 +151,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_view(args: argparse.Namespace) -> int:
+    from myosight.realtime.messages import check_connectable
+
+    check_connectable(args.connect, "view --connect")
     if not args.headless:
         from myosight.gui.app import ViewerOptions, run_viewer
 

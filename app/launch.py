@@ -3,11 +3,13 @@
 The viewer is chosen here: the desktop window (which starts and stops the same processes itself) or the
 terminal table. With the terminal table, the source starts first (the worker resolves its streams), then
 the worker; Ctrl-C, SIGTERM, SIGHUP, the end of a replay, the duration, or the death of either child stops
-everything, the worker first. The exit code says what failed: 0 ok, 3 the source, 4 the worker.
+everything, the worker first. The exit code says what failed: 0 ok, 3 the source, 4 the worker (with the
+child's own one-line error), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import asdict
@@ -15,10 +17,12 @@ from pathlib import Path
 
 from myosight.capture.launch import source_process
 from myosight.processes import (
+    EXIT_INTERRUPTED,
     EXIT_SOURCE_FAILED,
     EXIT_WORKER_FAILED,
     ProcessGroup,
     RunSpec,
+    SignalStop,
     stop_on_signals,
 )
 from myosight.realtime.worker import worker_process
@@ -46,9 +50,8 @@ def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool =
     with stop_on_signals() as stop:
         try:
             group.start("source", source_process, asdict(spec.sources))
-            if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S):
-                print(f"myosight: the {spec.sources.kind} source did not start")
-                return EXIT_SOURCE_FAILED
+            if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S, stop):
+                return exit_code(group, spec, stop) if stop.is_set() else _source_not_started(group, spec)
             group.start("worker", worker_process, asdict(spec))
             viewer = HeadlessViewer(spec.address, jsonl)
             watcher = threading.Thread(target=_stop_when_a_child_ends, args=(group, stop), daemon=True)
@@ -57,13 +60,24 @@ def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool =
                 viewer.run(stop, spec.duration_s, live=live_table)
             finally:
                 viewer.close()
-            code = exit_code(group, spec)
+            code = exit_code(group, spec, stop)
             if viewer.accuracy is not None:
                 print(f"running accuracy against the replayed labels: {100 * viewer.accuracy:.1f} % "
                       f"over {viewer.scored} predictions")
         finally:
             group.stop(["worker", "source"])
     return code
+
+
+def _source_not_started(group: ProcessGroup, spec: RunSpec) -> int:
+    """The source died before it was up (its own error says why), or did not say it is up in time."""
+    source = group.get("source")
+    what = f"the {spec.sources.kind} source"
+    if source is not None and not source.alive:
+        print(f"myosight: error: {source.failure(what)}", file=sys.stderr)
+    else:
+        print(f"myosight: error: {what} did not start within {SOURCE_READY_TIMEOUT_S:.0f} s", file=sys.stderr)
+    return EXIT_SOURCE_FAILED
 
 
 def _stop_when_a_child_ends(group: ProcessGroup, stop: threading.Event) -> None:
@@ -79,13 +93,17 @@ def _stop_when_a_child_ends(group: ProcessGroup, stop: threading.Event) -> None:
         time.sleep(0.1)
 
 
-def exit_code(group: ProcessGroup, spec: RunSpec) -> int:
-    """0, or what failed: the worker (4) or the source (3)."""
-    worker, source = group.get("worker"), group.get("source")
-    if worker is not None and worker.exitcode not in (None, 0):
-        print(f"myosight: the worker stopped with exit code {worker.exitcode}")
-        return EXIT_WORKER_FAILED
-    if source is not None and source.exitcode not in (None, 0):
-        print(f"myosight: the {spec.sources.kind} source stopped with exit code {source.exitcode}")
-        return EXIT_SOURCE_FAILED
-    return 0
+def exit_code(group: ProcessGroup, spec: RunSpec, stop: threading.Event | None = None) -> int:
+    """0, or what failed: the worker (4) or the source (3), said in one line; 130 after Ctrl-C.
+
+    A child killed by the signal that stops the command (`timeout` and Ctrl-C signal the whole process group,
+    and reach a child before it has set up its handlers) did not fail."""
+    signalled = isinstance(stop, SignalStop) and stop.signum is not None
+    for role, what, code in (("worker", "the worker", EXIT_WORKER_FAILED),
+                             ("source", f"the {spec.sources.kind} source", EXIT_SOURCE_FAILED)):
+        child = group.get(role)
+        if child is None or child.exitcode in (None, 0) or (signalled and child.exitcode < 0):
+            continue
+        print(f"myosight: error: {child.failure(what)}", file=sys.stderr)
+        return code
+    return EXIT_INTERRUPTED if isinstance(stop, SignalStop) and stop.interrupted else 0

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from myosight import options
 from myosight.errors import ConfigError
 
 #: Distributions whose versions every report names (the first installed spelling of each is used).
@@ -145,9 +146,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"benchmarks to run ({', '.join(BENCHMARKS)}; default: all but {', '.join(LONG_BENCHMARKS)}, which "
         "takes about 15 minutes: a whole calibration of an unseen synthetic person, scored before and after)"
     )
-    parser.add_argument("--repeat", type=int, help=f"repetitions after the warm-up (default per benchmark: {DEFAULTS})")
-    parser.add_argument("--seconds", type=float, help="length of the streaming runs (lsl, realtime)")
-    parser.add_argument("--input-size", type=int, nargs="+", metavar="PIXELS",
+    parser.add_argument("--repeat", type=options.int_range(1, 100_000),
+                        help=f"repetitions after the warm-up (default per benchmark: {DEFAULTS})")
+    parser.add_argument("--seconds", type=options.seconds, help="length of the streaming runs (lsl, realtime)")
+    parser.add_argument("--input-size", type=options.pixels, nargs="+", metavar="PIXELS",
                         help="calibrate: the I3D input sizes to calibrate at (default 112)")
     parser.add_argument("--work-dir", type=Path, help="calibrate: keep the sessions, bundles and logs here")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -164,13 +166,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "quarter, and whether every window of the replayed span was predicted or reported skipped; writes the "
         "summary as JSON. Exit code 1 when memory grew past the bound or windows are unaccounted for.",
     )
-    soak.add_argument("--hours", type=float, default=2.0, help="hours of recording to replay (default 2)")
-    soak.add_argument("--speed", type=float, default=20.0, help="replay speed (default 20)")
+    soak.add_argument("--hours", type=options.float_range(0, 24 * 30), default=2.0,
+                      help="hours of recording to replay (default 2)")
+    soak.add_argument("--speed", type=options.speed, default=20.0, help="replay speed (default 20)")
     soak.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
     soak.add_argument("--model", type=Path, help="model bundle (default: the demo model)")
     soak.add_argument("--session", type=Path, help="session to loop (default: a new synthetic session)")
-    soak.add_argument("--hop", type=float, default=1.0, help="seconds between predictions (default 1)")
-    soak.add_argument("--max-rss-growth", type=float, default=50.0, metavar="MB",
+    soak.add_argument("--hop", type=options.seconds, default=1.0, help="seconds between predictions (default 1)")
+    soak.add_argument("--max-rss-growth", type=options.float_range(0, 1e6, open_min=False), default=50.0, metavar="MB",
                       help="memory growth allowed after the warm-up (the first tenth of the run) (default 50 MB)")
     soak.add_argument("--out", type=Path, help="JSON summary file (default soak-<date>-<time>.json)")
     soak.set_defaults(handler=run_soak)

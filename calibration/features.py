@@ -161,10 +161,12 @@ class _Feed:
     def __init__(self, frames: FrameRing, work: RepetitionFeatures) -> None:
         self.frames, self.work = frames, work
         self.gathered = False  # a finished repetition's clips were gathered since the flag was cleared
+        self.compute_until: float | None = None  # time.monotonic() after which frames are only taken in
 
     def __call__(self, times: np.ndarray, chunk: np.ndarray) -> None:
         self.frames.push(times, chunk)
-        self.gathered |= self.work.compute_ready(self.frames.latest_time)
+        if self.compute_until is None or time.monotonic() < self.compute_until:
+            self.gathered |= self.work.compute_ready(self.frames.latest_time)
 
 
 def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
@@ -187,7 +189,7 @@ def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
         drain_until = None
         while drain_until is None or (work.pending and time.monotonic() < drain_until):
             if stop.is_set() and drain_until is None:
-                drain_until = time.monotonic() + DRAIN_S
+                drain_until = feed.compute_until = time.monotonic() + DRAIN_S
             stamps, markers = labels.pull_markers()  # first: the frames pulled next may already belong to them
             for time_s, sample in zip(stamps, markers, strict=True):
                 work.marker(str(sample[0] if isinstance(sample, list | tuple) else sample), float(time_s))

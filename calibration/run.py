@@ -36,7 +36,7 @@ from myosight.capture.streams import marker_stream_info, open_outlet
 from myosight.data.actionsense import ActionSenseSession
 from myosight.errors import ConfigError, MyosightError, SessionFormatError
 from myosight.models.clips import ClipGeometry
-from myosight.processes import ProcessGroup, stop_child
+from myosight.processes import Child, ProcessGroup, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class CalibrationRun:
         children = [self.processes.get(role) for role in self._children()]
         dead = [child for child in children if child is not None and not child.alive]
         if dead:
-            self._fail(f"the {dead[0].role} stopped at start (exit code {dead[0].exitcode}); see the terminal")
+            self._fail(f"the {dead[0].role} stopped at start ({_why(dead[0])})")
             return
         if self._abort_requested:
             self._finish(adapt=False)
@@ -180,8 +180,7 @@ class CalibrationRun:
         recorder = self.processes.get("recorder")
         if recorder is not None and not recorder.alive:
             self.prompter.abort()
-            self._fail(f"the recorder stopped (exit code {recorder.exitcode}); the repetitions finished so far are "
-                       "kept")
+            self._fail(f"the recorder stopped ({_why(recorder)}); the repetitions finished so far are kept")
             return
         prompt = self.prompter.tick()
         self.status = CalibrationStatus("recording", prompt)
@@ -203,11 +202,11 @@ class CalibrationRun:
         return self.prompter.redo() if self.prompter is not None else False
 
     def abort(self) -> None:
-        """Stop asking; keep what was recorded; no adaptation."""
+        """Stop asking, or stop the adaptation under way; keep what was recorded (the same command into the same
+        folder adapts it later)."""
+        self._abort_requested = True
         if self.prompter is not None:
             self.prompter.abort()
-        else:
-            self._abort_requested = True
 
     # -- the end -----------------------------------------------------------------------------------------
     def _publish(self, text: str, stamp: float) -> None:
@@ -251,12 +250,17 @@ class CalibrationRun:
                 "options": {**asdict(options), "base": str(options.base), "out_dir": str(options.out_dir),
                             "features": [str(p) for p in options.features]}}
         child = self.processes.start("adapt", adapt_process, spec)
-        while child.alive:
+        while child.alive and not self._abort_requested:
             self._read_progress()
             time.sleep(0.2)
         self.processes.take(["adapt"])
+        if self._abort_requested:
+            stop_child(child)
+            self.status = CalibrationStatus("aborted", self.status.prompt, "adaptation stopped: the recording is kept "
+                                            f"in {self.out / 'recordings'}; run the same command again to adapt it")
+            return
         if child.exitcode != 0:
-            self._fail(f"the adaptation failed (exit code {child.exitcode}); see the terminal")
+            self._fail(f"the adaptation failed ({_why(child)})")
             return
         report = json.loads((self.out / REPORT_NAME).read_text(encoding="utf-8"))
         seconds = time.monotonic() - ended_wall
@@ -291,3 +295,8 @@ class CalibrationRun:
     def _fail(self, message: str) -> None:
         log.error("calibration: %s", message)
         self.status = CalibrationStatus("failed", self.status.prompt, message)
+
+
+def _why(child: Child) -> str:
+    """Why a child ended: its own one-line error, or its exit code when it sent none (then the terminal says)."""
+    return child.error or f"exit code {child.exitcode}; see the terminal"

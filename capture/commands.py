@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from myosight import options
 from myosight.capture.replay_control import DEFAULT_CONTROL_ADDRESS
 from myosight.constants import I3D_CROP
 from myosight.processes import stop_on_signals
@@ -33,11 +34,14 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("session", type=Path, help="session .hdf5 file or LabRecorder .xdf file")
     replay.add_argument("--video", type=Path, help="world video (default: found beside the session)")
     replay.add_argument("--no-video", action="store_true", help="publish the EMG and labels only")
-    replay.add_argument("--speed", type=float, default=1.0, help="replay speed (above 1: faster than real time)")
+    replay.add_argument("--speed", type=options.speed, default=1.0,
+                        help="replay speed (above 1: faster than real time; at most 1000)")
     replay.add_argument("--loop", action="store_true", help="start again at the end")
-    replay.add_argument("--from", dest="start", type=float, default=0.0, help="skip this many seconds")
-    replay.add_argument("--duration", type=float, help="replay only this many seconds")
-    replay.add_argument("--frame-size", "--size", dest="frame_size", type=int, default=I3D_CROP, metavar="PIXELS",
+    replay.add_argument("--from", dest="start", type=options.non_negative_seconds, default=0.0,
+                        help="skip this many seconds")
+    replay.add_argument("--duration", type=options.seconds, help="replay only this many seconds")
+    replay.add_argument("--frame-size", "--size", dest="frame_size", type=options.pixels, default=I3D_CROP,
+                        metavar="PIXELS",
                         help="published frame size (default %(default)s: the model frame of the I3D weights; use "
                         "the model's frame size; --size is the old name)")
     replay.add_argument("--source", default="replay", help="LSL source name (stream source ids myosight-NAME-*)")
@@ -73,12 +77,13 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
         "and centre-crop them to SIZE x SIZE RGB (the model's input) and publish them as myosight-video.",
     )
     camera.add_argument("device", help="camera index (0, 1, ...) or a video file")
-    camera.add_argument("--frame-size", "--size", dest="frame_size", type=int, default=I3D_CROP, metavar="PIXELS",
+    camera.add_argument("--frame-size", "--size", dest="frame_size", type=options.pixels, default=I3D_CROP,
+                        metavar="PIXELS",
                         help="published frame size: the centre crop, after resizing the short side at I3D's 256/224 "
                         "ratio (default %(default)s; use the model's frame size; --size is the old name)")
-    camera.add_argument("--fps", type=float, help="camera: rate to request; file: playback rate (default: own)")
+    camera.add_argument("--fps", type=options.fps, help="camera: rate to request; file: playback rate (default: own)")
     camera.add_argument("--loop", action="store_true", help="replay a video file from the start at its end")
-    camera.add_argument("--no-frame-timeout", type=float, default=5.0,
+    camera.add_argument("--no-frame-timeout", type=options.seconds, default=5.0,
                         help="seconds without a frame before a camera counts as failed (default 5)")
     camera.set_defaults(handler=run_camera)
 
@@ -88,9 +93,9 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
         description="Send synthetic SIZE x SIZE x 3 frames at FPS through an LSL outlet to an inlet in the same "
         "process for SECONDS and report frames sent, received and dropped, latency and CPU time.",
     )
-    bench.add_argument("--seconds", type=float, default=10.0)
-    bench.add_argument("--size", type=int, default=224)
-    bench.add_argument("--fps", type=float, default=30.0)
+    bench.add_argument("--seconds", type=options.seconds, default=10.0)
+    bench.add_argument("--size", type=options.pixels, default=224)
+    bench.add_argument("--fps", type=options.fps, default=30.0)
     bench.set_defaults(handler=run_camera_throughput)
 
     lsl = subparsers.add_parser(
@@ -104,8 +109,8 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     lsl.add_argument("--type", default="EMG", help="stream type to look for (default EMG)")
     lsl.add_argument("--source-id", help="stream source id to look for")
     lsl.add_argument("--arm", choices=("left", "right"), required=True, help="which arm the stream is")
-    lsl.add_argument("--channels", type=int, default=8, help="expected channel count (default 8)")
-    lsl.add_argument("--timeout", type=float, default=5.0, help="seconds to look for the stream (default 5)")
+    lsl.add_argument("--channels", type=options.int_range(1, 256), default=8, help="expected channel count (default 8)")
+    lsl.add_argument("--timeout", type=options.seconds, default=5.0, help="seconds to look for the stream (default 5)")
     lsl.set_defaults(handler=run_lsl_emg)
 
     record = subparsers.add_parser(
@@ -123,8 +128,8 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
                         help="source whose label markers become the activity rows (default gui: the desktop "
                         "viewer's; 'none': the recorded source's own labels)")
     record.add_argument("--subject", default="S00", help="subject id written into the session (default S00)")
-    record.add_argument("--duration", type=float, help="stop after this many seconds")
-    record.add_argument("--flush-every", type=float, default=1.0, help="seconds between flushes (default 1)")
+    record.add_argument("--duration", type=options.seconds, help="stop after this many seconds")
+    record.add_argument("--flush-every", type=options.seconds, default=1.0, help="seconds between flushes (default 1)")
     record.add_argument("--classes", nargs="+", metavar="LABEL", help="the label list stored with the session")
     record.add_argument("--recover", type=Path, metavar="PATH",
                         help="rebuild the world video of a session (a file) or of every unfinished session in "
@@ -208,6 +213,8 @@ def run_record(args: argparse.Namespace) -> int:
 
     if args.recover is not None:
         sessions = unfinished_sessions(args.recover) if args.recover.is_dir() else [args.recover]
+        if not sessions:
+            print(f"{args.recover}: no unfinished sessions; nothing to recover")
         _recover(sessions)
         return 0
     if not args.source or args.out is None:
@@ -221,8 +228,13 @@ def _recover(sessions: list[Path]) -> None:
     from myosight.capture.session_video import recover_session
 
     for session in sessions:
-        video = recover_session(session)
-        print(f"recovered {session}" + (f" (world video {video.name})" if video else " (no video)"))
+        recovery = recover_session(session)
+        if recovery.rebuilt:
+            print(f"recovered {session}: world video {recovery.video.name} rebuilt from the recorded frames")
+        elif recovery.video is not None:
+            print(f"{session}: intact, nothing to recover (world video {recovery.video.name} holds every frame)")
+        else:
+            print(f"{session}: no video frames recorded; nothing to recover")
 
 
 def _record(args: argparse.Namespace) -> int:

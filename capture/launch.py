@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from myosight import options
 from myosight.errors import ConfigError
 from myosight.processes import SourceSpec
 
@@ -68,7 +69,9 @@ def hardware_sources(spec: SourceSpec, stop: threading.Event, ready: Any) -> Non
     the armbands go on, so the worker continues with sEMG only; the source stops when an EMG thread ends or the
     camera's file ends, and an EMG failure is raised (the process's exit code then says the source failed)."""
     from myosight.capture.camera import CameraSource, parse_device
+    from myosight.capture.streams import warn_if_source_name_taken
 
+    warn_if_source_name_taken(spec.source)
     camera = CameraSource(parse_device(spec.camera), size=spec.frame_size, source=spec.source)
     failures: dict[str, BaseException] = {}
     camera_thread = _source_thread("camera", camera.run, stop, failures)
@@ -119,7 +122,7 @@ def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True
     """The options that choose a source (`myosight run`, `myosight gui`)."""
     parser.add_argument("--source", nargs="+", required=required, metavar="KIND [FILE]",
                         help="replay FILE | synthetic | camera+myo | camera+lsl-emg")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed")
+    parser.add_argument("--speed", type=options.speed, default=1.0, help="replay speed")
     parser.add_argument("--loop", action="store_true", help="loop the replay")
     parser.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
     parser.add_argument("--myo-left", help="left armband address (camera+myo)")
@@ -139,7 +142,25 @@ def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size
         raise ConfigError("--source replay needs the session file: --source replay FILE.hdf5")
     if kind != "replay" and rest:
         raise ConfigError(f"--source {kind} takes no file (got {' '.join(rest)})")
+    if kind == "replay":
+        _check_replay_file(rest[0])
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
                       video=not getattr(args, "emg_only", False), frame_size=frame_size, camera=args.camera,
                       myo_left=args.myo_left, myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
                       lsl_emg_right=args.lsl_emg_right, subject=args.subject, source=source_name)
+
+
+def _check_replay_file(path: str) -> None:
+    """Open the file to replay here, so that a bad path is one error line before any process starts."""
+    from pathlib import Path
+
+    from myosight.errors import SessionFormatError
+    from myosight.paths import not_a_file_reason
+
+    if str(path).lower().endswith(".xdf"):
+        if not Path(path).is_file():
+            raise SessionFormatError(path, not_a_file_reason(path))
+        return
+    from myosight.data.actionsense import ActionSenseSession
+
+    ActionSenseSession(path).close()

@@ -31,7 +31,7 @@ import numpy as np
 import pylsl
 
 from myosight.capture.replay_control import ControlCommand, ReplayControlServer
-from myosight.capture.streams import parse_marker
+from myosight.capture.streams import OpenActivityAnnouncer, parse_marker
 from myosight.constants import ARMS
 from myosight.errors import ConfigError
 
@@ -102,6 +102,8 @@ class Playback:
         self.label_outlet = label_outlet
         if self.labels and label_outlet is None:
             raise ConfigError("label markers need a label outlet")
+        # a worker connects after the replay started: it is told the activity in progress
+        self.announcer = OpenActivityAnnouncer(label_outlet) if label_outlet is not None else None
         events = events + [Event(when, self._marker_sender(text, when)) for when, text in self.labels]
         events.sort(key=lambda e: e.time_s)  # stable: at one instant EMG, then frames, then labels
         self.events, self._times = events, [e.time_s for e in events]
@@ -125,6 +127,8 @@ class Playback:
         while not stop.is_set():
             if self.control is not None:
                 self.control.serve(self.handle)
+            if self.announcer is not None:
+                self.announcer.check()
             if self.paused:
                 self._idle(IDLE_S, stop)
             elif self.index >= len(self.events):
@@ -210,7 +214,7 @@ class Playback:
         return send
 
     def _send_marker(self, text: str, stamp: float) -> None:
-        self.label_outlet.push_sample([text], stamp)
+        self.announcer.push(text, stamp)
         self.stats.markers += 1
         marker = parse_marker(text)
         if marker is not None and marker.kind == "Start":
@@ -254,8 +258,10 @@ class Replay:
 
     def open(self) -> None:
         """Create the outlets and bind the control socket (call before `run`, so inlets can find them)."""
-        from myosight.capture.streams import marker_stream_info, open_outlet
+        from myosight.capture.streams import marker_stream_info, open_outlet, warn_if_source_name_taken
 
+        if not self.outlets:
+            warn_if_source_name_taken(self.source)
         self._open_outlets()
         self.outlets["labels"] = open_outlet(marker_stream_info(self.source))
         if self.control_address and self.control is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -104,9 +105,18 @@ def finish_video(session_path: Path, live: LiveVideo | None, frames_in_file: int
     return rebuild_video(session_path, subject)
 
 
-def recover_session(session_path: str | Path) -> Path | None:
+@dataclass(frozen=True)
+class Recovery:
+    """What `recover_session` found and did: the session's video (None without frames), and whether it was
+    rebuilt (False: the session was already whole)."""
+
+    video: Path | None
+    rebuilt: bool
+
+
+def recover_session(session_path: str | Path) -> Recovery:
     """Make a session whole after a crash: the mp4 is rebuilt from the JPEG frames when it is missing or
-    does not hold them all. Returns the video (None for a session without frames)."""
+    does not hold them all."""
     session_path = Path(session_path)
     with ActionSenseSession(session_path) as session:
         subject = session.subject or "S00"
@@ -115,12 +125,12 @@ def recover_session(session_path: str | Path) -> Path | None:
     frames = min(streams.get(JPEG_GROUP, 0), streams.get(VIDEO_TIMESTAMP_GROUP, 0))
     if frames == 0:
         partial.unlink(missing_ok=True)
-        return None
+        return Recovery(None, rebuilt=False)
     final = world_video_path(session_path, subject)
     if final.is_file() and _frame_count(final) == frames:
         partial.unlink(missing_ok=True)
-        return final
-    return rebuild_video(session_path, subject)
+        return Recovery(final, rebuilt=False)
+    return Recovery(rebuild_video(session_path, subject), rebuilt=True)
 
 
 def unfinished_sessions(folder: str | Path) -> list[Path]:

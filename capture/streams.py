@@ -18,6 +18,8 @@ source restarts.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +28,8 @@ import pylsl
 
 from myosight.constants import ARMS, CHANNELS_PER_ARM, MYO_NOMINAL_RATE_HZ
 from myosight.errors import StreamError
+
+log = logging.getLogger(__name__)
 
 EMG_TYPE = "EMG"
 VIDEO_TYPE = "Video"
@@ -137,3 +141,71 @@ def push_frame(outlet: pylsl.StreamOutlet, frame: np.ndarray, stamp: float) -> N
 def open_outlet(info: pylsl.StreamInfo, chunk_size: int = 0, max_buffered_s: int = 10) -> pylsl.StreamOutlet:
     """An outlet that buffers at most `max_buffered_s` seconds for a slow inlet (memory stays bounded)."""
     return pylsl.StreamOutlet(info, chunk_size, max_buffered_s)
+
+
+SOURCE_STREAM_KINDS = ("emg-left", "emg-right", "video", "labels")
+
+
+def source_predicate(source: str) -> str:
+    """The LSL query for every stream a myosight source named `source` publishes (exact source ids, so that
+    a source named `a` does not match one named `a-b`)."""
+    names = StreamNames(source)
+    return " or ".join(f"source_id='{names.source_id(kind)}'" for kind in SOURCE_STREAM_KINDS)
+
+
+def warn_if_source_name_taken(source: str, timeout_s: float = 0.5) -> list[str]:
+    """Warn when streams of a source named `source` are already on the network, before publishing under that
+    name: a worker would mix the two sessions (and refuses to start on them). Returns the source ids found.
+    Costs `timeout_s` when the name is free."""
+    found = pylsl.resolve_bypred(source_predicate(source), 1, timeout_s)
+    taken = sorted({info.source_id() for info in found})
+    if taken:
+        hosts = sorted({info.hostname() for info in found})
+        log.warning("the source name '%s' is already used on the network (%s, on %s): a worker on it would mix "
+                    "two sessions; give this source its own name (--source)", source, ", ".join(taken),
+                    ", ".join(hosts))
+    return taken
+
+
+class OpenActivityAnnouncer:
+    """Tells a label consumer that connects after an activity started which activity is in progress.
+
+    LSL delivers a marker only to the inlets connected when it is pushed: a worker that connects seconds after
+    its source started (it loads its model first) would miss the first Start, and every prediction until the
+    next action would carry no true label. So when the outlet goes from no consumer to one, the Start marker
+    of the open activity is pushed again with its own stamp. LSL says whether an outlet has consumers, not how
+    many: a consumer that connects while another is connected is not told.
+    """
+
+    CHECK_EVERY_S = 0.05
+
+    def __init__(self, outlet: pylsl.StreamOutlet) -> None:
+        self.outlet = outlet
+        self.open: tuple[str, float] | None = None  # the Start marker of the activity in progress, its stamp
+        self._had_consumers = False
+        self._next_check = 0.0
+
+    def push(self, text: str, stamp: float) -> None:
+        """Push a marker on the outlet, and follow the activity it opens or closes. A consumer connected now
+        receives it, so it is not told again."""
+        self._had_consumers = self._had_consumers or self.outlet.have_consumers()
+        self.outlet.push_sample([text], stamp)
+        marker = parse_marker(text)
+        if marker is not None and marker.kind == "Start":
+            self.open = (text, stamp)
+        elif marker is not None and marker.kind == "Stop":
+            self.open = None
+
+    def check(self) -> bool:
+        """Announce the open activity again if a first consumer connected since the last check (at most every
+        `CHECK_EVERY_S`); True when it did."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.CHECK_EVERY_S
+        had, self._had_consumers = self._had_consumers, self.outlet.have_consumers()
+        if not self._had_consumers or had or self.open is None:
+            return False
+        text, stamp = self.open
+        self.outlet.push_sample([text], stamp)
+        return True

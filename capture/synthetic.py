@@ -16,12 +16,14 @@ import numpy as np
 
 from myosight.capture.clock import SourceClock
 from myosight.capture.streams import (
+    OpenActivityAnnouncer,
     emg_stream_info,
     marker_stream_info,
     open_outlet,
     parse_marker,
     push_frame,
     video_stream_info,
+    warn_if_source_name_taken,
 )
 from myosight.constants import ARMS, I3D_CROP
 from myosight.data.activities import ACTIVITIES
@@ -66,8 +68,10 @@ class SyntheticSource:
         self.prompts, self.clock = prompts, clock
         self.rng = np.random.default_rng(seed)
         self.stats = SyntheticStats()
+        warn_if_source_name_taken(source)
         self.outlets = {f"emg-{arm}": open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
         self.outlets["labels"] = open_outlet(marker_stream_info(source))
+        self.announcer = OpenActivityAnnouncer(self.outlets["labels"])  # a worker that connects late is told
         if video:
             self.outlets["video"] = open_outlet(video_stream_info(frame_size, fps, source))
         # listening before the source says it is ready: a prompt published in between would be lost, and the
@@ -91,6 +95,7 @@ class SyntheticSource:
                     break
                 for time_s, label in performer.changes(now):
                     motion = self._change(emg, label, time_s)
+                self.announcer.check()
                 self._publish(emg.generate_until(now))
                 while renderer is not None and next_frame <= now:
                     frame = camera_compression(render_frame(renderer, motion, next_frame))
@@ -106,12 +111,15 @@ class SyntheticSource:
         """Start `label` (None: rest) at `time_s`, and say so on the label stream."""
         previous = emg.current.label if emg.current is not None else None
         if previous is not None:
-            self.outlets["labels"].push_sample([f"{previous}|Stop"], time_s)
+            self._mark(f"{previous}|Stop", time_s)
         motion = emg.set_activity(label, time_s)
         if label is not None:
-            self.outlets["labels"].push_sample([f"{label}|Start"], time_s)
+            self._mark(f"{label}|Start", time_s)
             self.stats.actions.append(label)
         return motion
+
+    def _mark(self, text: str, time_s: float) -> None:
+        self.announcer.push(text, time_s)
 
     def _publish(self, chunk) -> None:
         for arm, times in chunk.time_s.items():

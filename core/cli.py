@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from myosight import __version__
 from myosight.errors import MyosightError
@@ -43,8 +44,22 @@ Typical first steps:
 """
 
 
+class UsageError(SystemExit):
+    """A command line the parser refused (a bad option value, a missing argument): exit status 1."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, but a refused command line is one line on stderr and exit status 1, like any other error the
+    user can cause: `myosight demo: error: argument --speed: expected ...`. The usage text would bury the line
+    that names the option; `myosight CMD --help` shows it. Subcommand parsers inherit this class."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        raise UsageError(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="myosight",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        return int(error.code)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

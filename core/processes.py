@@ -7,7 +7,10 @@ worker, the recorder) as child processes through this module, so they share one 
   exist on Windows). Every child runs `child_main`, which sets up what every child needs: Ctrl-C ignored
   (the parent decides when children stop), SIGTERM and SIGHUP stop it cleanly, logging, and a watch on the
   parent so that a child whose parent died stops by itself. It then calls the child's target with the spec,
-  a stop event and a ready event.
+  a stop event and a ready event. A child that fails with a `MyosightError` sends its one-line message to
+  the parent (`Child.error`) and exits with code 1, without a traceback; the parent says what failed.
+  Children are started with Ctrl-C ignored, so that a Ctrl-C while a child is still starting up does not
+  interrupt it with a traceback either.
 - stop: in the order the caller gives (the worker before the sources, so that every LSL inlet closes while
   its outlet still exists), each child asked to stop, waited for, and terminated if it does not.
 
@@ -24,11 +27,14 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from myosight.errors import MyosightError
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +96,39 @@ class RunSpec:
 #: The signals that ask a command to stop: Ctrl-C, `kill`/`timeout`/systemd/container stops, and a closed
 #: terminal (the last two do not exist on Windows).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: The exit code of a command stopped by Ctrl-C (the shell's convention: 128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+class SignalStop(threading.Event):
+    """A stop event that remembers the first signal that set it (None: set otherwise)."""
+
+    signum: int | None = None
+
+    def set_by(self, signum: int) -> None:
+        if not self.is_set():
+            self.signum = signum
+        self.set()
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C (SIGINT): the command then exits with `EXIT_INTERRUPTED`."""
+        return self.signum == signal.SIGINT
 
 
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.Event]:
     """An event set by SIGINT, SIGTERM or SIGHUP while the block runs, so that a command stops cleanly
-    (children stopped in order, armbands told to sleep, outlets and files closed)."""
-    stop = stop or threading.Event()
+    (children stopped in order, armbands told to sleep, outlets and files closed). Unless the caller passes
+    its own event, it is a `SignalStop` that says which signal set it."""
+    stop = stop or SignalStop()
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop.set()
+    def on_signal(signum: int, _frame: object) -> None:
+        if isinstance(stop, SignalStop):
+            stop.set_by(signum)
+        else:
+            stop.set()
 
     for sig in previous:
         signal.signal(sig, on_signal)
@@ -114,8 +142,12 @@ def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.E
 # -- inside a child ----------------------------------------------------------------------------------------
 
 
-def child_main(target: ChildTarget, spec: dict, stop: Any, ready: Any) -> None:
-    """The entry point of every child: common set-up, then `target(spec, stop_thread, ready)`."""
+def child_main(target: ChildTarget, spec: dict, stop: Any, ready: Any, errors: Any = None) -> None:
+    """The entry point of every child: common set-up, then `target(spec, stop_thread, ready)`.
+
+    A `MyosightError` (a user's mistake: a bad file, a port in use, a stream not found) goes to the parent as
+    one line through `errors` and the child exits with code 1; any other exception is a bug and keeps its
+    traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(processName)s %(levelname)s %(name)s: %(message)s")
     stop_thread = bridge(stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
@@ -123,7 +155,26 @@ def child_main(target: ChildTarget, spec: dict, stop: Any, ready: Any) -> None:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), lambda *_: stop_thread.set())
     watch_parent(stop_thread)
-    target(spec, stop_thread, ready)
+    if stop.is_set():  # stopped while it was starting up: nothing to do
+        return
+    try:
+        target(spec, stop_thread, ready)
+    except MyosightError as error:
+        _send_error(errors, str(error))
+        sys.exit(1)
+    except Exception as error:
+        _send_error(errors, f"{type(error).__name__}: {error}")
+        raise
+
+
+def _send_error(errors: Any, message: str) -> None:
+    """Tell the parent why this child fails (it prints or shows the line); stderr when there is no parent pipe."""
+    line = " ".join(message.split())
+    if errors is None:
+        print(f"myosight: error: {line}", file=sys.stderr)
+        return
+    with contextlib.suppress(OSError):
+        errors.send(line)
 
 
 def bridge(stop: Any) -> threading.Event:
@@ -173,6 +224,8 @@ class Child:
     ready: Any
     stopping: bool = False
     reported: bool = False
+    errors: Any = None  # the reading end of the pipe the child reports its error on
+    _error: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -181,6 +234,21 @@ class Child:
     @property
     def exitcode(self) -> int | None:
         return self.process.exitcode
+
+    @property
+    def error(self) -> str | None:
+        """The one-line error the child failed with, once it has ended (None: it ended without one)."""
+        if self._error is None and self.errors is not None and not self.alive:
+            with contextlib.suppress(EOFError, OSError):
+                if self.errors.poll():
+                    self._error = self.errors.recv()
+        return self._error
+
+    def failure(self, what: str) -> str:
+        """One line saying how the child named `what` ended badly (its own error when it sent one)."""
+        if self.error:
+            return f"{what} failed: {self.error}"
+        return f"{what} stopped with exit code {self.exitcode}"
 
 
 class ProcessGroup:
@@ -195,16 +263,21 @@ class ProcessGroup:
         if role in self.children and self.children[role].alive:
             raise RuntimeError(f"a {role} process is already running")
         stop, ready = self.context.Event(), self.context.Event()
-        process = self.context.Process(target=child_main, args=(target, spec, stop, ready), name=f"myosight-{role}")
-        process.start()
-        child = self.children[role] = Child(role, process, stop, ready)
+        errors, error_writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=child_main, args=(target, spec, stop, ready, error_writer),
+                                       name=f"myosight-{role}")
+        with _ctrl_c_ignored():
+            process.start()
+        error_writer.close()  # the child has its own copy: the pipe ends when the child does
+        child = self.children[role] = Child(role, process, stop, ready, errors=errors)
         return child
 
-    def wait_ready(self, role: str, timeout_s: float) -> bool:
-        """Wait until the child says it is up; False at once when it dies first, or after `timeout_s`."""
+    def wait_ready(self, role: str, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """Wait until the child says it is up; False at once when it dies first or `stop` is set, or after
+        `timeout_s`."""
         child = self.children[role]
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
             if child.ready.wait(0.1):
                 return True
             if not child.alive:
@@ -232,6 +305,21 @@ class ProcessGroup:
         for child in ended:
             child.reported = True
         return ended
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Ctrl-C ignored while a child is started: the child inherits that until `child_main` sets it up, so a
+    Ctrl-C during its start-up (importing torch takes seconds) does not print a traceback from it. Only the
+    main thread can change signal handlers; elsewhere the child starts as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_child(child: Child, timeout_s: float = 10.0) -> None:

@@ -30,6 +30,7 @@ from myosight.constants import ARMS, CHANNELS_PER_ARM
 from myosight.data.activities import canonical_activity
 from myosight.data.layout import ACTIVITY_GROUP, EMG_GROUPS, VIDEO_TIMESTAMP_GROUP
 from myosight.errors import MissingStreamError, SessionFormatError
+from myosight.paths import not_a_file_reason
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,9 @@ class ActionSenseSession:
     def __init__(self, path: str | Path, video: str | Path | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise SessionFormatError(self.path, "no such file")
+            raise SessionFormatError(self.path, not_a_file_reason(self.path))
+        if video is not None and not Path(video).is_file():
+            raise SessionFormatError(video, f"world video: {not_a_file_reason(video)}")
         if not h5py.is_hdf5(self.path):
             raise SessionFormatError(self.path, "not an HDF5 file (expected an ActionSense .hdf5 session)")
         try:

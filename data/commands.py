@@ -7,6 +7,8 @@ import csv
 import json
 from pathlib import Path
 
+from myosight import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser(
@@ -29,10 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "action may land on both sides); --by action keeps whole actions on one side (no leakage).",
     )
     sub.add_argument("sessions", type=Path, nargs="+", help="session .hdf5 files")
-    sub.add_argument("--length", type=float, default=5.0, help="sub-action length in seconds (default 5)")
+    sub.add_argument("--length", type=options.float_range(0, 3600), default=5.0,
+                     help="sub-action length in seconds (default 5)")
     sub.add_argument("--by", choices=("subaction", "action"), default="subaction", help="split unit")
-    sub.add_argument("--train-fraction", type=float, default=0.7)
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--train-fraction", type=options.fraction, default=0.7,
+                     help="share of the sub-actions for training, between 0 and 1 (default 0.7)")
+    sub.add_argument("--seed", type=options.seed, default=0)
     sub.add_argument(
         "--subjects", nargs="*", default=None,
         help="keep only these subjects (the paper uses S04 S07 S08; default: all)",

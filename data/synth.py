@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from myosight import options
 from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.data.activities import ACTIVITIES, SAME_LOOK_GROUPS, SAME_MUSCLE_GROUPS, canonical_activity
 from myosight.errors import ConfigError, MyosightError
@@ -644,24 +645,21 @@ def resolve_classes(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return w, h
+_ACTION_SECONDS = options.float_range(0, 3600)
 
 
 def _parse_seconds(text: str) -> float | tuple[float, float]:
+    """S or MIN,MAX action seconds, refused here when not finite, not positive, above an hour or MIN > MAX."""
     try:
-        parts = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected S or MIN,MAX seconds, got {text!r}") from None
+        parts = [_ACTION_SECONDS(v) for v in text.split(",")]
+    except argparse.ArgumentTypeError:
+        parts = []
     if len(parts) == 1:
         return parts[0]
-    if len(parts) == 2:
+    if len(parts) == 2 and parts[0] <= parts[1]:
         return parts[0], parts[1]
-    raise argparse.ArgumentTypeError(f"expected S or MIN,MAX seconds, got {text!r}")
+    raise argparse.ArgumentTypeError(f"expected S or MIN,MAX seconds ({_ACTION_SECONDS.allowed}; MIN <= MAX), "
+                                     f"got {text[:40]!r}")
 
 
 def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -679,22 +677,22 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     arg = parser.add_argument
     arg("--out", required=True, type=Path, help="output folder (created if missing)")
     arg("--subjects", nargs="+", default=["S00"], metavar="ID", help="one session per subject (default: S00)")
-    arg("--actions-per-class", type=int, default=2, metavar="N",
+    arg("--actions-per-class", type=options.int_range(1, 1000), default=2, metavar="N",
         help="how many times each class is performed per session (default: %(default)s)")
     arg("--seconds", type=_parse_seconds, default=10.0, metavar="S|MIN,MAX",
         help="action length: S (each action jittered +-20%%) or a MIN,MAX range (default: 10)")
-    arg("--rest", type=float, default=2.0, metavar="S",
+    arg("--rest", type=options.float_range(0, 3600, open_min=False), default=2.0, metavar="S",
         help="rest seconds before the first and after each action (default: %(default)s)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--classes", nargs="+", metavar="NAME",
                        help="activities to include: exact labels or unique fragments, e.g. 'peel a potato'")
-    which.add_argument("--num-classes", type=int, metavar="K",
+    which.add_argument("--num-classes", type=options.int_range(1, len(ACTIVITIES)), metavar="K",
                        help="the first K of the 20 activities (default: all 20)")
-    arg("--seed", type=int, default=0, help="seed of action order, timing and noise (default: %(default)s)")
-    arg("--video-size", type=_parse_size, default="224x224", metavar="WxH",
+    arg("--seed", type=options.seed, default=0, help="seed of action order, timing and noise (default: %(default)s)")
+    arg("--video-size", type=options.video_size, default="224x224", metavar="WxH",
         help="world video frame size (default: %(default)s)")
-    arg("--fps", type=float, default=30.0, help="world video frame rate (default: %(default)s)")
-    arg("--emg-rate", type=float, default=160.0, metavar="HZ",
+    arg("--fps", type=options.fps, default=30.0, help="world video frame rate (default: %(default)s)")
+    arg("--emg-rate", type=options.float_range(0, 10_000), default=160.0, metavar="HZ",
         help="effective Myo EMG rate; real sessions show ~160, nominal is 200 (default: %(default)s)")
     arg("--no-video", action="store_true", help="write only the HDF5 (much faster)")
     arg("--include-bad-labels", action="store_true",

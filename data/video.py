@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from myosight.errors import SessionFormatError
+from myosight.paths import not_a_file_reason
 
 #: A forward jump of more frames than this is done by seeking; shorter gaps are decoded through, which is
 #: cheaper than a seek (a seek decodes from the previous key frame anyway) and never lands on a wrong frame.
@@ -35,7 +36,7 @@ class VideoFile:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise SessionFormatError(self.path, "video file not found")
+            raise SessionFormatError(self.path, f"video: {not_a_file_reason(self.path)}")
         self._cv2 = cv2
         self._cap: Any = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():

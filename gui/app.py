@@ -19,7 +19,7 @@ from pathlib import Path
 
 from myosight.errors import MyosightError
 from myosight.gui.controller import WorkerSettings
-from myosight.processes import RunSpec, SourceSpec
+from myosight.processes import EXIT_INTERRUPTED, STOP_SIGNALS, RunSpec, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,30 @@ def run_viewer(options: ViewerOptions) -> int:
     app.setQuitOnLastWindowClosed(False)  # one way out (a second quit would end the next event loop at once)
     window.closed.connect(app.quit)
     window.show()
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())  # the frame timer lets Python see it
+    # Ctrl-C, `kill`, a closed terminal: the window closes and stops what it started (the frame timer lets
+    # Python see the signal)
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signals.append(signum)
+        window.close()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     finisher = _Finisher(window, options)
     window.timer.timeout.connect(finisher.check)
     try:
         app.exec()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         app.setQuitOnLastWindowClosed(quits)
         window.shutdown()
     if finisher.saved is not None:
         print(f"screenshot saved to {finisher.saved}")
     if window.calibration is not None:
         print(f"calibration: {window.calibration.status.message or window.calibration.status.stage}")
-    return window.controller.exit_code() if window.controller is not None else 0
+    code = window.controller.exit_code() if window.controller is not None else 0
+    return EXIT_INTERRUPTED if code == 0 and signals[:1] == [signal.SIGINT] else code
 
 
 def build_window(options: ViewerOptions):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from myosight import options
 from myosight.capture.launch import add_source_options
 from myosight.realtime.commands import add_worker_options
 from myosight.realtime.messages import DEFAULT_ADDRESS
@@ -29,10 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gui.add_argument("--streams", metavar="SOURCE",
                      help="with --connect: also show the LSL streams of this source name (traces, camera)")
     gui.add_argument("--record-dir", type=Path, default=Path("recordings"), help="where recordings go")
-    gui.add_argument("--duration", type=float, help="close the window after this many seconds")
+    gui.add_argument("--duration", type=options.seconds, help="close the window after this many seconds")
     gui.add_argument("--jsonl", type=Path, help="log every prediction to this file")
     gui.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window as PNG, then quit")
-    gui.add_argument("--after", type=float, default=10.0, metavar="N",
+    gui.add_argument("--after", type=options.non_negative_seconds, default=10.0, metavar="N",
                      help="seconds after the first prediction to take the screenshot (default 10)")
     gui.set_defaults(handler=run_gui)
 

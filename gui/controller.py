@@ -270,7 +270,8 @@ class Controller:
                 self._ever_failed[role] = code
             what = {"source": f"the {self.source_spec.kind if self.source_spec else ''} source",
                     "worker": "the worker", "recorder": "the recorder"}[role]
-            self.notices[role] = ("error", f"{what.capitalize()} stopped (exit code {code}); see the terminal")
+            why = child.error or f"exit code {code}; see the terminal"
+            self.notices[role] = ("error", f"{what.capitalize()} stopped ({why})")
 
     def _starting_notice(self) -> None:
         child = self.processes.get("worker")

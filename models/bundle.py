@@ -25,6 +25,7 @@ from myosight.errors import ConfigError
 from myosight.models.clips import SAMPLING_MODES, ClipGeometry
 from myosight.models.emg_cnn import EmgSpectrogramCNN
 from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
+from myosight.paths import not_a_file_reason, replaced_when_done
 
 BUNDLE_FORMAT = "myosight-bundle/1"
 _REQUIRED = ("format", "head", "head_kwargs", "classes", "clip_geometry", "emg_pipeline", "emg_normalisation")
@@ -72,6 +73,7 @@ def save_bundle(
     tensors = {f"head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()}
     if emg_cnn is not None:
         tensors.update({f"emg_cnn.{k}": v.detach().contiguous() for k, v in emg_cnn.state_dict().items()})
+    _check_finite_tensors(Path(path), tensors)
     meta = {
         "format": BUNDLE_FORMAT,
         "head": head_name,
@@ -89,7 +91,8 @@ def save_bundle(
         meta["provenance"] = provenance  # where an adapted model comes from (calibration)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"myosight": json.dumps(meta)})
+    with replaced_when_done(path) as temporary:  # a failed save leaves the previous bundle as it was
+        save_file(tensors, str(temporary), metadata={"myosight": json.dumps(meta)})
     return path
 
 
@@ -99,7 +102,7 @@ def read_bundle_metadata(path: str | Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such model bundle")
+        raise ConfigError(f"{path}: {not_a_file_reason(path)} (expected a model bundle)")
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get("myosight")
@@ -139,6 +142,7 @@ def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise ConfigError(f"{path}: cannot read bundle tensors ({error})") from error
+    _check_finite_tensors(path, tensors)
     geometry, emg_config, normalisation = _read_pipeline(path, meta)
     classes = meta["classes"]
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
@@ -165,6 +169,14 @@ def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
         )
     head.eval()
     return Bundle(meta["head"], head, classes, geometry, emg_config, normalisation, emg_cnn, stored_hash, meta)
+
+
+def _check_finite_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse NaN or infinite weights: they make NaN probabilities that would still carry a label."""
+    bad = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise ConfigError(f"{path}: bundle weights hold NaN or infinite values ({', '.join(sorted(bad)[:5])}"
+                          f"{' and more' if len(bad) > 5 else ''}); train the model again")
 
 
 def _read_pipeline(path: Path, meta: dict) -> tuple[ClipGeometry, EmgPipelineConfig, EmgNormalisation]:

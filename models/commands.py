@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from myosight import options
 from myosight.errors import SessionFormatError
 
 DEFAULT_FRAMES = 64
@@ -74,10 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     classify.add_argument("video", type=Path, metavar="VIDEO", help="video file (any format OpenCV reads)")
-    classify.add_argument("--top", type=int, default=5, metavar="K", help="number of classes to print (default 5)")
+    classify.add_argument("--top", type=options.int_range(1, 400), default=5, metavar="K",
+                          help="number of classes to print, 1 to 400 (default 5)")
     classify.add_argument(
         "--frames",
-        type=int,
+        type=options.non_negative_int,
         default=DEFAULT_FRAMES,
         metavar="N",
         help=f"use the centre N frames at 25 fps (default {DEFAULT_FRAMES}); 0 = all",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from myosight import options
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
 
@@ -26,10 +27,12 @@ def add_worker_options(parser: argparse.ArgumentParser, *, address: bool = True)
     if address:
         parser.add_argument("--address", default=DEFAULT_ADDRESS, help="ZeroMQ address to publish results on")
     parser.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
-    parser.add_argument("--hop", type=float, default=1.0, help="seconds between predictions (default: one clip)")
+    parser.add_argument("--hop", type=options.seconds, default=1.0,
+                        help="seconds between predictions (default: one clip)")
     parser.add_argument("--compile", action="store_true",
                         help="compile I3D with torch.compile (about 1.8x faster; 10-30 s of compiling at start)")
-    parser.add_argument("--input-size", "--size", dest="input_size", type=int, default=None, metavar="PIXELS",
+    parser.add_argument("--input-size", "--size", dest="input_size", type=options.pixels, default=None,
+                        metavar="PIXELS",
                         help="I3D input size in pixels (default: the bundle's; 112 is the reduced-resolution "
                         "mode). --size is the old name of this option")
 
@@ -42,7 +45,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from myosight.realtime.worker import Worker, WorkerConfig
 
     bundle = load_bundle(args.model)
-    publisher = ResultPublisher(args.address)
+    publisher = ResultPublisher(args.address, option="worker --address")
     config = WorkerConfig(source=args.source, hop_s=args.hop, emg_only=args.emg_only, input_size=args.input_size,
                           use_compile=args.compile)
     worker = Worker(bundle, config, publisher)

@@ -29,7 +29,7 @@ import numpy as np
 import zmq
 
 from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
-from myosight.errors import MyosightError
+from myosight.errors import ConfigError, MyosightError
 
 #: Version 2: typed prediction and health fields (docs/messages.md); version 1 receivers refuse it.
 PROTOCOL_VERSION = 2
@@ -534,6 +534,7 @@ class HealthMessage(_Typed):
     latency_p50_ms: float | None = None  # over the last 200 predictions
     latency_p95_ms: float | None = None
     realtime_factor: float | None = None  # mean compute time / hop: above 1, the worker falls behind
+    nonfinite_predictions: int = 0  # windows whose probabilities were NaN or infinite (withheld, not published)
     seq: int | None = field(default=None, compare=False)  # the envelope's, once received
     time: float | None = field(default=None, compare=False)
 
@@ -546,6 +547,8 @@ class HealthMessage(_Typed):
         for name in ("latency_p50_ms", "latency_p95_ms", "realtime_factor"):
             if getattr(self, name) is not None:
                 values[name] = float(getattr(self, name))
+        if self.nonfinite_predictions:
+            values["nonfinite_predictions"] = int(self.nonfinite_predictions)
         return encode(self.KIND, seq, values, timestamp=timestamp)
 
     @classmethod
@@ -565,6 +568,7 @@ class HealthMessage(_Typed):
             latency_p50_ms=f.number("latency_p50_ms", optional=True, minimum=0.0),
             latency_p95_ms=f.number("latency_p95_ms", optional=True, minimum=0.0),
             realtime_factor=f.number("realtime_factor", optional=True, minimum=0.0),
+            nonfinite_predictions=f.integer("nonfinite_predictions", optional=True) or 0,
             seq=message.seq, time=message.time,
         )
         f.done()
@@ -587,15 +591,41 @@ def decode_result(message: Message) -> Result:
     return typed.from_message(message)
 
 
-class ResultPublisher:
-    """PUB socket of the worker; binds 127.0.0.1 unless told otherwise."""
+def address_error(option: str, address: str, action: str, error: zmq.ZMQError) -> ConfigError:
+    """One line naming the option whose ZeroMQ address cannot be bound or connected, and why."""
+    if error.errno == zmq.EADDRINUSE:
+        why = "the port is in use (is another worker running on it?)"
+    else:
+        why = f"{error.strerror}; expected an address like tcp://127.0.0.1:5557"
+    return ConfigError(f"{option} {address}: cannot {action} it: {why}")
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, context: zmq.Context | None = None) -> None:
+
+def check_bindable(address: str, option: str) -> None:
+    """Raise ConfigError naming `option` when a worker could not publish on `address` (malformed, or its port
+    taken): checked before a command starts its children, which would otherwise start for nothing."""
+    ResultPublisher(address, option=option).close()
+
+
+def check_connectable(address: str, option: str) -> None:
+    """Raise ConfigError naming `option` when a viewer could not subscribe to `address` (malformed)."""
+    ResultSubscriber(address, option=option).close()
+
+
+class ResultPublisher:
+    """PUB socket of the worker; binds 127.0.0.1 unless told otherwise. An address it cannot bind is a
+    ConfigError naming `option`, the option the user gave it with."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, context: zmq.Context | None = None, *,
+                 option: str = "the result address") -> None:
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, 100)  # a slow viewer loses old messages, the worker never blocks
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.bind(address)
+        try:
+            self.socket.bind(address)
+        except zmq.ZMQError as error:
+            self.socket.close(linger=0)
+            raise address_error(option, address, "bind", error) from None
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.seq = 0
 
@@ -617,7 +647,7 @@ class ResultSubscriber:
     """SUB socket of a viewer; malformed messages are counted (`rejected`) and logged, never raised."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, kinds: Sequence[str] = ("",),
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, *, option: str = "the worker address") -> None:
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, 100)
@@ -625,7 +655,11 @@ class ResultSubscriber:
         self.socket.setsockopt(zmq.MAXMSGSIZE, 64 << 20)
         for kind in kinds:
             self.socket.setsockopt(zmq.SUBSCRIBE, kind.encode())
-        self.socket.connect(address)
+        try:
+            self.socket.connect(address)
+        except zmq.ZMQError as error:
+            self.socket.close(linger=0)
+            raise address_error(option, address, "connect to", error) from None
         self.rejected = 0
         self.last_error: str | None = None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from myosight.capture.inlets import LiveInlet, resolve
+from myosight.capture.inlets import LiveInlet, refuse_shared_source, resolve
 from myosight.capture.streams import StreamNames, parse_marker
 from myosight.constants import ARMS
 from myosight.errors import StreamError
@@ -110,6 +110,7 @@ class Worker:
             self.label_inlet = LiveInlet(resolve(names.source_id("labels"), 0.5), lost_after_s=1e9)
         except StreamError:
             log.info("no label stream from source '%s': predictions carry no true label", config.source)
+        self._refuse_shared_source(names)
         self.labels = LabelTrack()
         self.emg = EmgLiveBuffer(bundle)
         self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, self.geometry)
@@ -121,6 +122,16 @@ class Worker:
         self.compute_times: deque[float] = deque(maxlen=200)
         self._ready_since: dict[float, float] = {}
         self._next_health = 0.0
+        self.nonfinite_predictions = 0  # windows withheld because their probabilities were not finite
+
+    def _refuse_shared_source(self, names: StreamNames) -> None:
+        """Two sources under one name would feed this worker one arm of each session: refuse (inlets closed)."""
+        inlets = [*self.emg_inlets.values(), self.video_inlet, self.label_inlet]
+        try:
+            refuse_shared_source(names.source, [inlet.source_id for inlet in inlets if inlet is not None])
+        except StreamError:
+            self.close()
+            raise
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_windows: int | None = None) -> None:
@@ -196,7 +207,14 @@ class Worker:
     # -- output ------------------------------------------------------------------------------------
     def _publish(self, p: Prediction, latency: float) -> None:
         """Send the prediction as a typed message: the optional parts only where they exist (clip attention of
-        a self-attention head, the newest clip's Kinetics top-3 and spectrogram, the replayed true label)."""
+        a self-attention head, the newest clip's Kinetics top-3 and spectrogram, the replayed true label).
+        A prediction with non-finite probabilities is withheld (its label would mean nothing) and counted in health."""
+        if not _finite_prediction(p):
+            self.nonfinite_predictions += 1
+            if self.nonfinite_predictions == 1:
+                log.error("window ending at %.2f s: the model gives NaN or infinite probabilities; no prediction is "
+                          "published for such windows (counted in health as nonfinite_predictions)", p.window_end)
+            return
         classes = list(self.bundle.classes)
         kinetics = None
         if p.kinetics_logits is not None:
@@ -242,6 +260,7 @@ class Worker:
             latency_p50_ms=None if latencies is None else float(np.percentile(latencies, 50)),
             latency_p95_ms=None if latencies is None else float(np.percentile(latencies, 95)),
             realtime_factor=float(np.mean(self.compute_times)) / self.config.hop_s if self.compute_times else None,
+            nonfinite_predictions=self.nonfinite_predictions,
         )
 
     def close(self) -> None:
@@ -267,6 +286,12 @@ def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     finally:
         worker.close()
         publisher.close()
+
+
+def _finite_prediction(p: Prediction) -> bool:
+    """Whether every probability and attention weight of a prediction is a finite number."""
+    arrays = [p.probs, *p.attention.values()]
+    return all(np.isfinite(np.asarray(array, dtype=np.float64)).all() for array in arrays)
 
 
 def _checked_frame_shape(inlet: LiveInlet, geometry: ClipGeometry) -> tuple[int, int, int]:

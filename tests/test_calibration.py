@@ -109,10 +109,11 @@ def test_the_calibrated_model_beats_the_base_model_on_a_new_session(calibration:
     scores = {}
     for name, bundle in (("base", base_bundle), ("calibrated", calibration["out"] / "bundle.safetensors")):
         log = tmp_path / f"{name}.jsonl"
-        myosight("run", "--model", str(bundle), "--source", "replay", str(session), "--speed", "3", "--headless",
+        myosight("run", "--model", str(bundle), "--source", "replay", str(session), "--speed", "2", "--headless",
                  "--jsonl", str(log))
         scores[name] = running_accuracy(log)
-    assert scores["calibrated"]["scored"] >= 20
+    # about 40 windows; a busy machine makes the worker skip some (counted, not scored)
+    assert min(scores["calibrated"]["scored"], scores["base"]["scored"]) >= 10
     assert scores["calibrated"]["accuracy"] >= 0.75, scores
     assert scores["calibrated"]["accuracy"] > scores["base"]["accuracy"] + 0.1, scores
     predicted = {json.loads(line)["label"] for line in (tmp_path / "calibrated.jsonl").read_text().splitlines()}

@@ -3,7 +3,7 @@
 data <- models <- capture / training <- realtime <- calibration <- gui; `app` (run, demo, view, calibrate) and
 `bench` sit on top,
 where everything can see them. The foundation modules of the top-level package (errors, paths, constants,
-processes) import no part of myosight; the CLI (`myosight.cli`) loads the command modules by name. Every
+processes, options) import no part of myosight; the CLI (`myosight.cli`) loads the command modules by name. Every
 import counts, function-local ones included: an import inside a function is still a dependency.
 """
 
@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"gui", "calibration", "realtime", "capture", "training", "models", "data"},
     "bench": {"app", "gui", "calibration", "realtime", "capture", "training", "models", "data"},
 }
-FOUNDATION = {"errors", "paths", "constants", "processes"}
+FOUNDATION = {"errors", "paths", "constants", "processes", "options"}
 TOP_LEVEL_FOLDER = "core"  # installed as the `myosight` package itself
 
 

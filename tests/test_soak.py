@@ -62,4 +62,4 @@ def test_soak_command_writes_the_summary(synthetic_emg_model: dict, tmp_path: Pa
 
 def test_soak_refuses_bad_options(capsys: pytest.CaptureFixture) -> None:
     assert main(["soak", "--hours", "0", "--emg-only"]) == 1
-    assert "--hours, --speed and --hop must be positive" in capsys.readouterr().err
+    assert "myosight soak: error: argument --hours: expected a number above 0" in capsys.readouterr().err

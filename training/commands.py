@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from myosight import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     emg = subparsers.add_parser("emg", help="run the sEMG pipeline over recorded sessions")
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     spec.add_argument("session", type=Path, help="session .hdf5 file")
     spec.add_argument("--out", type=Path, default=Path("emg_spectrograms.png"), help="PNG to write")
-    spec.add_argument("--sample", type=int, default=0, help="which sub-action to plot (default 0)")
+    spec.add_argument("--sample", type=options.non_negative_int, default=0, help="which sub-action to plot (default 0)")
     spec.add_argument(
         "--normalisation", choices=("session", "full-scale"), default="session",
         help="min-max statistics: fitted on this session's RMS envelopes (an offline inspection) or the "
@@ -95,8 +97,9 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     dataset.add_argument("--by", choices=("subaction", "action"), default="subaction",
                          help="split unit: the paper's random split over sub-actions, or whole actions (no leakage)")
-    dataset.add_argument("--seed", type=int, default=0)
-    dataset.add_argument("--train-fraction", type=float, default=0.7)
+    dataset.add_argument("--seed", type=options.seed, default=0)
+    dataset.add_argument("--train-fraction", type=options.fraction, default=0.7,
+                         help="share of the samples for training, between 0 and 1 (default 0.7)")
     dataset.add_argument("--subjects", nargs="*", help="keep only these subjects (paper: S04 S07 S08)")
     dataset.add_argument("--allow-missing-arm", action="store_true", help="accept one-arm sessions (zeros)")
     dataset.set_defaults(handler=run_dataset)
@@ -109,7 +112,7 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
         "by sample) and write the 1024-d feature of every clip into the dataset's split files.",
     )
     emg.add_argument("data", type=Path, help="dataset directory")
-    emg.add_argument("--cross-fit", type=int, default=5, metavar="K",
+    emg.add_argument("--cross-fit", type=options.int_range(1, 100), default=5, metavar="K",
                      help="training features out-of-fold from K CNNs, each trained without that fold (default 5; "
                      "1: from the final CNN, which makes heads over-trust sEMG)")
     _add_train_options(emg)
@@ -150,19 +153,20 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("--data", type=Path, required=True)
     report.add_argument("--out", type=Path, help="where to write results (default: DATA/report)")
-    report.add_argument("--seeds", type=int, nargs="+", default=[0])
+    report.add_argument("--seeds", type=options.seed, nargs="+", default=[0])
     report.add_argument("--rows", nargs="+", help="head names to include (default: all rows)")
     _add_train_options(report, seed=False)
     report.set_defaults(handler=run_report)
 
 
 def _add_train_options(parser: argparse.ArgumentParser, seed: bool = True) -> None:
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs")
+    parser.add_argument("--epochs", type=options.int_range(1, 100_000), default=60)
+    parser.add_argument("--lr", type=options.float_range(0, 10), default=0.01, help="learning rate, in (0, 10]")
+    parser.add_argument("--batch-size", type=options.int_range(1, 65_536), default=32)
+    parser.add_argument("--patience", type=options.int_range(0, 100_000), default=12,
+                        help="early-stopping patience in epochs")
     if seed:
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=options.seed, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -307,8 +311,8 @@ def register_figures(subparsers: argparse._SubParsersAction) -> None:
     )
     crossval.add_argument("npz", type=Path, help="feature file (.npz)")
     crossval.add_argument("--heads", nargs="+", default=["linear_rgb", "lstm_rgb"], help="heads to evaluate")
-    crossval.add_argument("--folds", type=int, default=5)
-    crossval.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    crossval.add_argument("--folds", type=options.int_range(2, 1000), default=5)
+    crossval.add_argument("--seeds", type=options.seed, nargs="+", default=[0, 1, 2])
     crossval.add_argument("--by", choices=("subaction", "action"), default="subaction", help="split unit")
     crossval.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     _add_train_options(crossval, seed=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from myosight.errors import ConfigError
+from myosight.paths import not_a_file_reason
 from myosight.training.trainer import TrainConfig
 
 #: Two sub-actions of one label belong to one action when the later starts at most this long after the
@@ -47,7 +48,7 @@ def load_feature_npz(path: str | Path, *, need_start: bool = False) -> FeatureFi
     """Read and check a feature npz; every problem is a ConfigError naming the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such feature file")
+        raise ConfigError(f"{path}: {not_a_file_reason(path)} (expected a feature .npz)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}

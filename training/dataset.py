@@ -72,14 +72,15 @@ def build_emg_dataset(
                          for key in keys]
         normalisation = fit_normalisation_on_windows([rms[k] for k in keys], train_windows, config)
         classes = class_list([s.label for s in split.train + split.test])
-        counts = {}
-        for name, part in (("train", split.train), ("test", split.test)):
-            data = _split_arrays(part, by_session, classes, normalisation, config, geometry, progress, name)
-            write_split(out_dir / f"{name}.h5", data)
-            counts[name] = len(part)
+        parts = {"train": split.train, "test": split.test}
+        computed = {name: _split_arrays(part, by_session, classes, normalisation, config, geometry, progress, name)
+                    for name, part in parts.items()}
     finally:
         for session in sessions:
             session.close()
+    counts = {name: len(part) for name, part in parts.items()}
+    for name, data in computed.items():  # written only once everything is computed; each file replaced whole
+        write_split(out_dir / f"{name}.h5", data)
     manifest = {
         "format": "myosight-dataset/1",
         "classes": classes,

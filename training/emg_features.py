@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from myosight.models.emg_cnn import EmgSpectrogramCNN
+from myosight.paths import replaced_when_done, write_text_replacing
 from myosight.training.feature_store import read_manifest, read_split, write_array
 from myosight.training.trainer import FitResult, TrainConfig, classification_metrics, fit, predict_logits
 
@@ -66,8 +67,9 @@ def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True)
     meta = {"kwargs": kwargs, "train_config": config.to_dict(), "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "val_accuracy": result.best_val_accuracy,
             "test_clip_top1": clip_metrics["top1"]}
-    save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, str(data_dir / CNN_WEIGHTS))
-    (data_dir / CNN_META).write_text(json.dumps(meta, indent=2))
+    with replaced_when_done(data_dir / CNN_WEIGHTS) as temporary:
+        save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, str(temporary))
+    write_text_replacing(data_dir / CNN_META, json.dumps(meta, indent=2))
     return cnn, meta
 
 
@@ -118,7 +120,7 @@ def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int =
     meta_path = data_dir / CNN_META
     meta = json.loads(meta_path.read_text())
     meta["train_features_cross_fit"] = cross_fit
-    meta_path.write_text(json.dumps(meta, indent=2))
+    write_text_replacing(meta_path, json.dumps(meta, indent=2))
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:

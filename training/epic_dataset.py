@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from myosight.data.epic_kitchens import D1_VERBS, EPIC_FRAME_FPS, EpicSegment, locate_video, read_annotations
@@ -76,9 +75,7 @@ def build_epic_dataset(
             videos=np.array([str(locations[(s.participant_id, s.video_id)]) for s in part], dtype=str),
         )
         path = out_dir / f"{name}.h5"
-        write_split(path, data)
-        with h5py.File(path, "a") as handle:
-            handle.create_dataset(STOP_FIELD, data=np.array([s.stop_s(fps) for s in part], np.float64))
+        write_split(path, data, {STOP_FIELD: np.array([s.stop_s(fps) for s in part], np.float64)})
     manifest = {
         "format": "myosight-dataset/1",
         "source": "epic-kitchens-55",

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from myosight.errors import ConfigError, SessionFormatError
+from myosight.paths import not_a_file_reason, replaced_when_done, write_text_replacing
 
 DATASET_FILE = "dataset.json"
 SPLITS = ("train", "test")
@@ -46,34 +47,65 @@ class SplitData:
         )
 
 
-def write_split(path: Path, data: SplitData) -> None:
-    """Write a split file (replacing it)."""
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("uid", data=data.uids.astype("S"))
+def encode_text(values: np.ndarray) -> np.ndarray:
+    """Strings as UTF-8 bytes for HDF5 (paths may hold any character; numpy's "S" type takes ASCII only)."""
+    return np.char.encode(np.asarray(values, dtype=str), "utf-8")
+
+
+def read_text(handle: h5py.File, name: str) -> np.ndarray:
+    """A text field of a split file as str (UTF-8; files written before UTF-8 hold ASCII, a subset)."""
+    return np.char.decode(handle[name][()], "utf-8")
+
+
+def write_split(path: Path, data: SplitData, extra_fields: dict[str, np.ndarray] | None = None) -> None:
+    """Write a split file; the previous file is replaced only once the new one is complete.
+
+    `extra_fields`: further per-sample metadata (for example EPIC's stop times), stored beside `start_s`.
+    """
+    with replaced_when_done(path) as temporary, h5py.File(temporary, "w") as handle:
+        for name, values in (extra_fields or {}).items():
+            handle.create_dataset(name, data=values)
+        handle.create_dataset("uid", data=encode_text(data.uids))
         handle.create_dataset("label", data=data.labels.astype(np.int64))
         handle.create_dataset("start_s", data=data.start_s.astype(np.float64))
-        handle.create_dataset("session", data=data.sessions.astype("S"))
-        handle.create_dataset("video", data=data.videos.astype("S"))
+        handle.create_dataset("session", data=encode_text(data.sessions))
+        handle.create_dataset("video", data=encode_text(data.videos))
         for name, array in data.arrays.items():
             handle.create_dataset(f"arrays/{name}", data=array, compression="gzip", compression_opts=1)
 
 
-def write_array(path: Path, name: str, array: np.ndarray) -> None:
-    """Add or replace one per-sample array in an existing split file."""
-    with h5py.File(path, "a") as handle:
-        rows = handle["uid"].shape[0]
+def write_array(path: Path, name: str, array: np.ndarray, attrs: dict[str, str] | None = None) -> None:
+    """Add or replace one per-sample array (with its attributes) in a split file.
+
+    The file is rewritten under a temporary name and moved into place when complete: an HDF5 file opened for
+    writing in place is left damaged by a crash or a full disk, and with it every array of the split.
+    """
+    key = f"arrays/{name}"
+    with replaced_when_done(path) as temporary, h5py.File(path, "r") as source, h5py.File(temporary, "w") as target:
+        rows = source["uid"].shape[0]
         if array.shape[0] != rows:
             raise ConfigError(f"{path}: array '{name}' has {array.shape[0]} rows, the split has {rows} samples")
-        key = f"arrays/{name}"
-        if key in handle:
-            del handle[key]
-        handle.create_dataset(key, data=array, compression="gzip", compression_opts=1)
+        _copy_except(source, target, key)
+        target.create_dataset(key, data=array, compression="gzip", compression_opts=1)
+        target[key].attrs.update(attrs or {})
+
+
+def _copy_except(source: h5py.Group, target: h5py.Group, skipped: str) -> None:
+    """Copy every dataset and group of `source` (with attributes) except the one at path `skipped`."""
+    target.attrs.update(source.attrs)
+    for name, node in source.items():
+        if node.name.lstrip("/") == skipped:
+            continue
+        if isinstance(node, h5py.Group):
+            _copy_except(node, target.require_group(name), skipped)
+        else:
+            source.copy(node, target, name=name)
 
 
 def read_split(path: Path, arrays: tuple[str, ...] | None = None) -> SplitData:
     """Read a split file; `arrays` limits which arrays are loaded (None: all)."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no such split file (run `myosight dataset` first)")
+        raise ConfigError(f"{path}: {not_a_file_reason(path)} (a split file; run `myosight dataset` first)")
     try:
         with h5py.File(path, "r") as handle:
             names = list(handle.get("arrays", {}).keys())
@@ -85,11 +117,11 @@ def read_split(path: Path, arrays: tuple[str, ...] | None = None) -> SplitData:
                     "run `myosight features emg` / `myosight features rgb` on the dataset first"
                 )
             return SplitData(
-                uids=handle["uid"][()].astype(str),
+                uids=read_text(handle, "uid"),
                 labels=handle["label"][()],
                 start_s=handle["start_s"][()],
-                sessions=handle["session"][()].astype(str),
-                videos=handle["video"][()].astype(str),
+                sessions=read_text(handle, "session"),
+                videos=read_text(handle, "video"),
                 arrays={name: handle[f"arrays/{name}"][()] for name in wanted},
             )
     except OSError as error:
@@ -97,16 +129,29 @@ def read_split(path: Path, arrays: tuple[str, ...] | None = None) -> SplitData:
 
 
 def array_names(path: Path) -> list[str]:
-    with h5py.File(path, "r") as handle:
-        return list(handle.get("arrays", {}).keys())
+    if not path.is_file():
+        raise ConfigError(f"{path}: {not_a_file_reason(path)} (a split file; run `myosight dataset` first)")
+    try:
+        with h5py.File(path, "r") as handle:
+            return list(handle.get("arrays", {}).keys())
+    except OSError as error:
+        raise SessionFormatError(path, f"cannot read split file ({error})") from error
 
 
 def read_manifest(directory: Path) -> dict:
     path = Path(directory) / DATASET_FILE
+    if Path(directory).exists() and not Path(directory).is_dir():
+        raise ConfigError(f"{directory}: is a file, not a dataset directory (made by `myosight dataset`)")
     if not path.is_file():
         raise ConfigError(f"{directory}: not a myosight dataset (no {DATASET_FILE}); run `myosight dataset` first")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: damaged dataset manifest ({error}); run `myosight dataset` again") from error
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"{path}: damaged dataset manifest (not a JSON object); run `myosight dataset` again")
+    return manifest
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:
-    (Path(directory) / DATASET_FILE).write_text(json.dumps(manifest, indent=2))
+    write_text_replacing(Path(directory) / DATASET_FILE, json.dumps(manifest, indent=2, ensure_ascii=False))

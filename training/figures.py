@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from myosight.paths import replaced_when_done
+
 
 def _pyplot():
     import matplotlib
@@ -45,7 +47,8 @@ def plot_emg_spectrograms(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with replaced_when_done(path) as temporary:
+        fig.savefig(temporary, dpi=110)
     plt.close(fig)
     return path
 
@@ -74,6 +77,7 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: str | Path, 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with replaced_when_done(path) as temporary:
+        fig.savefig(temporary, dpi=110)
     plt.close(fig)
     return path

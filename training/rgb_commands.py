@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from myosight import options
+
 
 def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: argparse._SubParsersAction) -> None:
     """Add `features rgb` under `myosight features`, and the EPIC-Kitchens commands at the top level."""
@@ -19,11 +21,12 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
         "merges; with RANK / WORLD_SIZE set by hand instead, finish with `myosight features merge DIR`).",
     )
     rgb.add_argument("data", type=Path, help="dataset directory")
-    rgb.add_argument("--input-size", "--size", dest="size", type=int, default=224, metavar="PIXELS",
+    rgb.add_argument("--input-size", "--size", dest="size", type=options.pixels, default=224, metavar="PIXELS",
                      help="I3D input size: the model frame (short side 256, centre crop 224) area-downscaled to "
                      "PIXELS, or for sizes above 224 a larger crop at the same ratio; 224 is what I3D was trained on, "
                      "112 is about 4x faster (default: %(default)s; --size is the old name)")
-    rgb.add_argument("--batch-size", type=int, default=10, help="clips per I3D batch, whole samples (default: 10)")
+    rgb.add_argument("--batch-size", type=options.int_range(1, 10_000), default=10,
+                     help="clips per I3D batch, whole samples (default: 10)")
     speed = rgb.add_mutually_exclusive_group()
     speed.add_argument("--fast", dest="fast", action="store_true", default=True,
                        help="inference path: batch norm folded, channels-last, torch.compile (default)")
@@ -31,7 +34,8 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
     rgb.add_argument("--no-compile", action="store_true", help="with --fast: skip torch.compile (no 30-s warm-up)")
     rgb.add_argument("--sampling", choices=("dense", "uniform"),
                      help="frames of a clip: consecutive at 25 fps, or spread over the clip (default: the manifest's)")
-    rgb.add_argument("--limit", type=int, help="stop after N samples (continue later by running again)")
+    rgb.add_argument("--limit", type=options.non_negative_int,
+                     help="stop after N samples (continue later by running again)")
     rgb.add_argument("--skip-bad", action="store_true",
                      help="zero-fill samples whose video is missing or corrupt and list them, instead of stopping")
     rgb.add_argument("--force", action="store_true", help="discard existing RGB features and progress, start over")
@@ -59,7 +63,7 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
                          help="folder holding <participant>/<video_id>/frame_##########.jpg (or <video_id>/ "
                          "frames folders, or <video_id>.MP4 files)")
     dataset.add_argument("--out", type=Path, required=True, help="dataset directory to write")
-    dataset.add_argument("--fps", type=float, default=60.0,
+    dataset.add_argument("--fps", type=options.fps, default=60.0,
                          help="rate the annotation frame numbers and the JPEG frames count (default: 60)")
     dataset.set_defaults(handler=run_dataset_epic)
 
@@ -108,16 +112,12 @@ def run_features_rgb(args: argparse.Namespace) -> int:
 
 def _run_sharded(args: argparse.Namespace, shard) -> int:
     """One rank of a data-parallel extraction (see training/sharding.py)."""
-    from myosight.errors import ConfigError
     from myosight.training.sharding import extract_shard, finish_sharded_run
 
-    if args.force:
-        raise ConfigError("--force is not available in a data-parallel run; discard old features with one process "
-                          "first: `myosight features rgb DIR --force --limit 0`")
     device = f"cuda:{shard.local_rank}" if args.device == "cuda" else args.device
     result = extract_shard(
         args.data, shard, size=args.size, batch_size=args.batch_size, fast=args.fast, use_compile=not args.no_compile,
-        sampling=args.sampling, limit=args.limit, skip_bad=args.skip_bad, device=device,
+        sampling=args.sampling, limit=args.limit, skip_bad=args.skip_bad, force=args.force, device=device,
         progress=not args.quiet and shard.rank == 0, log=print,
     )
     state = "complete" if result.complete else "not finished (run the same command again)"

@@ -41,7 +41,7 @@ from myosight.models.i3d import FEATURE_DIM, optimize_for_inference
 from myosight.models.i3d_input import prepare_frames
 from myosight.models.i3d_weights import load_i3d, verify_weights
 from myosight.training.epic_dataset import STOP_FIELD
-from myosight.training.feature_store import SPLITS, read_manifest, write_array, write_manifest
+from myosight.training.feature_store import SPLITS, read_manifest, read_text, write_array, write_manifest
 
 ARRAY = "rgb"
 PARTIAL_SUFFIX = ".rgb_partial.h5"
@@ -265,9 +265,9 @@ def _read_plan(path: Path, name: str) -> SplitPlan:
         raise ConfigError(f"{path}: no such split file (run `myosight dataset` first)")
     with h5py.File(path, "r") as handle:
         return SplitPlan(
-            name=name, path=path, uids=handle["uid"][()].astype(str), start_s=handle["start_s"][()],
+            name=name, path=path, uids=read_text(handle, "uid"), start_s=handle["start_s"][()],
             stop_s=handle[STOP_FIELD][()] if STOP_FIELD in handle else None,
-            videos=handle["video"][()].astype(str), sessions=handle["session"][()].astype(str),
+            videos=read_text(handle, "video"), sessions=read_text(handle, "session"),
         )
 
 
@@ -338,21 +338,23 @@ def extract_rgb_features(
     wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"])
     plans = [_read_plan(data_dir / f"{name}.h5", name) for name in SPLITS]
 
-    # Settings check before anything is written: never mix sizes, sampling modes or weights.
+    # Settings check before anything is written: never mix sizes, sampling modes or weights. --force discards
+    # the progress of earlier runs, but existing features stay in their split file until new ones replace them.
+    redo: set[str] = set()
     for plan in plans:
         partial = data_dir / f"{plan.name}{PARTIAL_SUFFIX}"
         stored = _array_settings(plan.path)
         if force:
             partial.unlink(missing_ok=True)
-            if stored is not None:
-                with h5py.File(plan.path, "a") as handle:
-                    del handle[f"arrays/{ARRAY}"]
+            redo.add(plan.name)
             continue
-        if stored is not None and stored != wanted:
-            raise _mismatch(stored, wanted, str(plan.path))
         side = Progress.stored_settings(partial) if partial.exists() else None
         if side is not None and side != wanted:
             raise _mismatch(side, wanted, str(partial))
+        if stored is not None and stored != wanted and side is None:
+            raise _mismatch(stored, wanted, str(plan.path))
+        if stored is not None and stored != wanted:
+            redo.add(plan.name)  # a forced run that stopped early: its progress continues
 
     model = _load_model(fast, use_compile, device, cache_dir)
     manifest["clip_geometry"] = geometry.to_dict()
@@ -367,7 +369,7 @@ def extract_rgb_features(
     progresses: dict[str, Progress] = {}
     try:
         for plan in plans:
-            if _array_settings(plan.path) == wanted:
+            if plan.name not in redo and _array_settings(plan.path) == wanted:
                 result.splits_done.append(plan.name)
                 continue
             progress_file = Progress(data_dir / f"{plan.name}{PARTIAL_SUFFIX}", len(plan.uids),
@@ -393,9 +395,7 @@ def extract_rgb_features(
                     continue
                 features = progresses[plan.name].features()
                 progresses.pop(plan.name).close()
-                write_array(plan.path, ARRAY, features)
-                with h5py.File(plan.path, "a") as handle:
-                    handle[f"arrays/{ARRAY}"].attrs["settings"] = json.dumps(wanted)
+                write_array(plan.path, ARRAY, features, {"settings": json.dumps(wanted)})
                 (data_dir / f"{plan.name}{PARTIAL_SUFFIX}").unlink()
                 result.splits_done.append(plan.name)
         result.seconds = time.perf_counter() - started

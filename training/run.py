@@ -23,6 +23,7 @@ from myosight.models.bundle import save_bundle
 from myosight.models.clips import ClipGeometry
 from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
 from myosight.models.heads import HEADS, build_head
+from myosight.paths import write_text_replacing
 from myosight.training.feature_store import read_manifest, read_split
 from myosight.training.trainer import TrainConfig, classification_metrics, fit, predict_logits, to_tensors
 
@@ -101,10 +102,10 @@ def _write_run(run_dir, data_dir, manifest, head_name, head, config, metrics, hi
 
     run_dir.mkdir(parents=True, exist_ok=True)
     head_kwargs = {k: v for k, v in head.head_config.items() if k != "name"}
-    (run_dir / "config.json").write_text(json.dumps(
+    write_text_replacing(run_dir / "config.json", json.dumps(
         {"head": head_name, "head_kwargs": head_kwargs, "train_config": config.to_dict(),
          "dataset": str(data_dir.resolve())}, indent=2))
-    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "history": history}, indent=2))
+    write_text_replacing(run_dir / "metrics.json", json.dumps({**metrics, "history": history}, indent=2))
     plot_confusion(np.asarray(metrics["confusion"]), manifest["classes"], run_dir / "confusion.png",
                    f"{head_name}: top-1 {metrics['top1']:.1%}")
     emg_cnn, cnn_kwargs = None, None
@@ -132,6 +133,7 @@ def report(
     """Train and evaluate every row (skipping rows whose inputs the dataset lacks) over seeds."""
     from myosight.training.feature_store import array_names
 
+    read_manifest(data_dir)  # a path that is not a dataset is refused with the reason
     available = set(array_names(Path(data_dir) / "train.h5"))
     config = config or TrainConfig()
     table = []

@@ -23,7 +23,14 @@ import h5py
 import numpy as np
 
 from myosight.errors import ConfigError, MyosightError
-from myosight.training.feature_store import DATASET_FILE, SPLITS, read_manifest, write_array, write_manifest
+from myosight.training.feature_store import (
+    DATASET_FILE,
+    SPLITS,
+    read_manifest,
+    read_text,
+    write_array,
+    write_manifest,
+)
 
 SHARD_DIR = ".rgb_shards"
 ARRAY = "rgb"
@@ -109,7 +116,7 @@ def prepare_shard(data_dir: Path, shard: Shard, done_splits: set[str]) -> Path:
     for split in SPLITS:
         source = data_dir / f"{split}.h5"
         with h5py.File(source, "r") as handle:
-            videos, sessions = handle["video"][()].astype(str), handle["session"][()].astype(str)
+            videos, sessions = read_text(handle, "video"), read_text(handle, "session")
         rows = np.zeros(0, np.int64) if split in done_splits else assign_rows(videos, sessions,
                                                                               shard.world_size)[shard.rank]
         if not _subset_matches(target / f"{split}.h5", source, rows):
@@ -125,8 +132,11 @@ def prepare_shard(data_dir: Path, shard: Shard, done_splits: set[str]) -> Path:
 
 
 def extract_shard(data_dir: Path, shard: Shard, *, size: int, sampling: str | None = None,
-                  cache_dir: str | Path | None = None, **options):
-    """Extract this rank's samples into its shard (resumable); returns the extractor's RgbResult."""
+                  cache_dir: str | Path | None = None, force: bool = False, **options):
+    """Extract this rank's samples into its shard (resumable); returns the extractor's RgbResult.
+
+    `force`: extract every sample again, whatever the split files hold; their features are replaced at the merge.
+    """
     from myosight.models.clips import ClipGeometry, resolve_geometry
     from myosight.models.i3d_weights import verify_weights
     from myosight.training.rgb_features import _array_settings, _mismatch, extract_rgb_features, settings_of
@@ -136,14 +146,14 @@ def extract_shard(data_dir: Path, shard: Shard, *, size: int, sampling: str | No
     geometry = resolve_geometry(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
     wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"])
     done = set()
-    for split in SPLITS:
+    for split in [] if force else SPLITS:
         stored = _array_settings(data_dir / f"{split}.h5")
         if stored is not None and stored != wanted:
             raise _mismatch(stored, wanted, str(data_dir / f"{split}.h5"))
         if stored == wanted:
             done.add(split)
     target = prepare_shard(data_dir, shard, done)
-    return extract_rgb_features(target, size=size, sampling=sampling, cache_dir=cache_dir, **options)
+    return extract_rgb_features(target, size=size, sampling=sampling, cache_dir=cache_dir, force=force, **options)
 
 
 def _shard_split(rank_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -151,11 +161,15 @@ def _shard_split(rank_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray] | 
     with h5py.File(rank_dir / f"{split}.h5", "r") as handle:
         if f"arrays/{ARRAY}" not in handle:
             return None
-        return handle["uid"][()].astype(str), handle[f"arrays/{ARRAY}"][()]
+        return read_text(handle, "uid"), handle[f"arrays/{ARRAY}"][()]
 
 
 def merge_rgb_shards(data_dir: Path) -> dict:
-    """Merge every shard's features into the split files, check each sample is covered; remove the shards."""
+    """Merge every shard's features into the split files, check each sample is covered; remove the shards.
+
+    Every shard's features are checked (shape, dtype, finite values) before anything is written, and the shards
+    are removed only once the merged split files read back as written.
+    """
     data_dir = Path(data_dir)
     root = data_dir / SHARD_DIR
     ranks = sorted(p for p in root.iterdir() if (p / DATASET_FILE).is_file()) if root.is_dir() else []
@@ -167,8 +181,11 @@ def merge_rgb_shards(data_dir: Path) -> dict:
     if len(settings) != 1:
         raise ConfigError(f"{root}: the shards were extracted with different settings (or none has finished)")
     wanted = json.loads(settings.pop())
-    for split in SPLITS:
-        _merge_split(data_dir / f"{split}.h5", ranks, split, wanted)
+    merged = {split: _merge_split(data_dir / f"{split}.h5", ranks, split, wanted) for split in SPLITS}
+    for split, features in merged.items():
+        if features is not None:
+            write_array(data_dir / f"{split}.h5", ARRAY, features, {"settings": json.dumps(wanted)})
+            _verify_merged(data_dir / f"{split}.h5", features)
     first = next(m for m in manifests.values() if m.get("rgb_features", {}).get("settings") == wanted)
     manifest = read_manifest(data_dir)
     manifest["clip_geometry"], manifest["i3d_sha256"] = first["clip_geometry"], first["i3d_sha256"]
@@ -181,33 +198,68 @@ def merge_rgb_shards(data_dir: Path) -> dict:
     return {"shards": sorted(manifests), "splits": list(SPLITS), "bad_samples": len(bad)}
 
 
-def _merge_split(path: Path, ranks: list[Path], split: str, wanted: dict) -> None:
+def _merge_split(path: Path, ranks: list[Path], split: str, wanted: dict) -> np.ndarray | None:
+    """The split's features gathered from the shards (checked), or None when the split file already holds
+    features of these settings and no shard extracted this split again."""
     from myosight.training.rgb_features import _array_settings
 
-    if _array_settings(path) == wanted:
-        return
-    with h5py.File(path, "r") as handle:
-        uids = handle["uid"][()].astype(str)
+    parts = [(rank_dir, part) for rank_dir in ranks if (part := _shard_split(rank_dir, split)) is not None]
+    if _array_settings(path) == wanted and not any(len(uids) for _, (uids, _) in parts):
+        return None
+    uids = _split_uids(path)
     index = {uid: row for row, uid in enumerate(uids)}
     if len(index) != len(uids):
         raise ConfigError(f"{path}: sample uids are not unique; features cannot be matched by uid")
-    features, have = None, np.zeros(len(uids), bool)
-    for rank_dir in ranks:
-        part = _shard_split(rank_dir, split)
-        if part is None:
-            continue
-        rows = np.array([index[uid] for uid in part[0]], dtype=np.int64)
-        if features is None:
-            features = np.zeros((len(uids), *part[1].shape[1:]), np.float32)
-        features[rows] = part[1]
+    features, have = np.zeros((len(uids), wanted["clips_per_sample"], _feature_dim()), np.float32), np.zeros(
+        len(uids), bool)
+    for rank_dir, (part_uids, part_features) in parts:
+        _check_shard_features(rank_dir / f"{split}.h5", part_uids, part_features, features.shape[1:], index)
+        rows = np.array([index[uid] for uid in part_uids], dtype=np.int64)
+        features[rows] = part_features
         have[rows] = True
-    if features is None or not have.all():
+    if not have.all():
         missing = int((~have).sum())
         raise ConfigError(f"{path}: {missing} of {len(uids)} samples are not extracted by any shard yet; run the "
                           "same `torchrun ... myosight features rgb` command again to finish them, then merge")
-    write_array(path, ARRAY, features)
-    with h5py.File(path, "a") as handle:
-        handle[f"arrays/{ARRAY}"].attrs["settings"] = json.dumps(wanted)
+    return features
+
+
+def _split_uids(path: Path) -> np.ndarray:
+    try:
+        with h5py.File(path, "r") as handle:
+            return read_text(handle, "uid")
+    except (OSError, KeyError) as error:
+        raise ConfigError(f"{path}: cannot read the split file ({error})") from error
+
+
+def _feature_dim() -> int:
+    from myosight.models.i3d import FEATURE_DIM
+
+    return FEATURE_DIM
+
+
+def _check_shard_features(path: Path, uids: np.ndarray, features: np.ndarray, sample_shape: tuple[int, ...],
+                          index: dict[str, int]) -> None:
+    """A shard's features must be float32 of the sample shape, finite, and belong to samples of the split."""
+    if features.dtype != np.float32 or features.shape != (len(uids), *sample_shape):
+        raise ConfigError(f"{path}: RGB features are {features.dtype} of shape {features.shape}, expected float32 of "
+                          f"shape {(len(uids), *sample_shape)}; extract this shard again")
+    if not np.isfinite(features).all():
+        bad = int((~np.isfinite(features)).any(axis=tuple(range(1, features.ndim))).sum())
+        raise ConfigError(f"{path}: RGB features of {bad} sample(s) are not finite (NaN or inf); extract this shard "
+                          "again")
+    unknown = [uid for uid in uids if uid not in index]
+    if unknown:
+        raise ConfigError(f"{path}: {len(unknown)} sample(s) are not in the dataset (first: {unknown[0]!r}); the "
+                          "shard belongs to another dataset")
+
+
+def _verify_merged(path: Path, features: np.ndarray) -> None:
+    """Read the merged features back before the shards are removed."""
+    with h5py.File(path, "r") as handle:
+        stored = handle[f"arrays/{ARRAY}"][()]
+    if not np.array_equal(stored, features):
+        raise ConfigError(f"{path}: the merged RGB features do not read back as written; the shards are kept")
 
 
 def finish_sharded_run(data_dir: Path, shard: Shard, timeout_hours: float = 24.0) -> bool:

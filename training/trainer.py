@@ -7,6 +7,7 @@ logits, so the loop never needs to know which head it trains.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -14,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from myosight.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def fit(
         for batch, target in _batches(train_x, train_y, config.batch_size, True, generator):
             optimiser.zero_grad()
             loss = loss_fn(model(batch), target)
+            _check_finite(float(loss.detach()), "training", epoch, config)
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(target)
@@ -120,7 +124,7 @@ def fit(
         record = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         if len(val_idx):
             val_logits = predict_logits(model, val_x, config.batch_size)
-            record["val_loss"] = float(loss_fn(val_logits, val_y))
+            record["val_loss"] = _check_finite(float(loss_fn(val_logits, val_y)), "validation", epoch, config)
             record["val_accuracy"] = float((val_logits.argmax(1) == val_y).float().mean())
         else:
             record["val_loss"], record["val_accuracy"] = record["train_loss"], 0.0
@@ -136,6 +140,14 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(best_epoch, len(history), best[0], history)
+
+
+def _check_finite(loss: float, which: str, epoch: int, config: TrainConfig) -> float:
+    """Stop a diverged run: weights that give a NaN or infinite loss would give NaN predictions in a bundle."""
+    if not math.isfinite(loss):
+        raise ConfigError(f"training diverged: the {which} loss is {loss} in epoch {epoch + 1} (learning rate "
+                          f"{config.lr}). Use a smaller --lr, or check the features for NaN")
+    return loss
 
 
 @torch.inference_mode()
