@@ -175,7 +175,8 @@ def test_figures_command_refuses_a_run_without_attention(tmp_path: Path, session
                 head_kwargs={k: v for k, v in head.head_config.items() if k != "name"}, classes=CLASSES,
                 geometry=ClipGeometry(), emg_config=EmgPipelineConfig(), normalisation=EmgNormalisation.full_scale())
     out = tmp_path / "figures"
-    for target, message in ((run, "no clip self-attention"), (tmp_path / "missing", "no such model bundle")):
+    missing = r"missing: no such file \(expected a model bundle\)"
+    for target, message in ((run, "no clip self-attention"), (tmp_path / "missing", missing)):
         args = _figures_parser().parse_args(["figures", "--data", str(data), "--out", str(out), "--run", str(target)])
         with pytest.raises(ConfigError, match=message):
             args.handler(args)
