@@ -17,7 +17,6 @@ time of each clip's start and `features` (M, 1024) float32. The adaptation finds
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from myosight.data.actionsense import Action
 from myosight.data.subactions import cut_subactions
 from myosight.models.bundle import load_bundle
 from myosight.models.clips import ClipGeometry, clip_segments
+from myosight.paths import replaced_when_done
 from myosight.realtime.live import EmgLiveBuffer, FrameRing, LivePredictor
 from myosight.realtime.worker import load_live_i3d
 
@@ -144,11 +144,10 @@ class RepetitionFeatures:
         """The computed clips, written to a temporary name and moved into place."""
         clips = {start: feature for r in self.repetitions if r.done for start, feature in r.clips.items()}
         starts = sorted(clips)
-        temporary = path.with_name(path.name + ".partial.npz")
-        np.savez(temporary, clip_starts=np.asarray(starts, np.float64),
-                 features=np.stack([clips[s] for s in starts]).astype(np.float32) if starts
-                 else np.zeros((0, 1024), np.float32))
-        os.replace(temporary, path)
+        with replaced_when_done(path) as temporary:
+            np.savez(temporary, clip_starts=np.asarray(starts, np.float64),
+                     features=np.stack([clips[s] for s in starts]).astype(np.float32) if starts
+                     else np.zeros((0, 1024), np.float32))
 
 
 class _Feed:

@@ -88,6 +88,11 @@ def done_repetitions(out_dir: Path, plan: CalibrationPlan) -> list[Repetition]:
     return finished_repetitions(labels, plan)
 
 
+def _live_feature_files(out_dir: Path) -> list[Path]:
+    """The feature files of every run of the calibration, without a temporary one a crash left half-written."""
+    return sorted(p for p in (out_dir / "features").glob("*.npz") if not p.name.startswith("."))
+
+
 def adapt_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     """Child target: adapt the base bundle to the recordings; progress lines go to DIR/adapt-status.json."""
     from myosight.calibration.adapt import adapt
@@ -245,7 +250,7 @@ class CalibrationRun:
         self.status = CalibrationStatus("adapting", self.status.prompt, "adapting the model")
         options = AdaptOptions(base=setup.base, out_dir=self.out, classes=list(setup.plan.classes),
                                emg_only=setup.emg_only, input_size=setup.geometry.input_size,
-                               features=sorted((self.out / "features").glob("*.npz")), subject=setup.subject)
+                               features=_live_feature_files(self.out), subject=setup.subject)
         spec = {"sessions": [str(p) for p in sessions],
                 "options": {**asdict(options), "base": str(options.base), "out_dir": str(options.out_dir),
                             "features": [str(p) for p in options.features]}}

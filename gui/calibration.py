@@ -108,10 +108,10 @@ class WindowCalibration:
         return status
 
     def _source_up(self) -> bool:
-        """Start the run once the source to record is up (a prompted person: listening to the prompts); give up
-        when it does not come."""
+        """Start the run once the source to record is up (a prompted person listens to the prompts before it
+        says so); give up when it does not come."""
         controller = self.controller
-        if controller.source_ready and controller.source_spec.source == self.source.source and self._listening():
+        if controller.source_ready and controller.source_spec.source == self.source.source:
             self.run.start()
             self._started = True
             return True
@@ -121,14 +121,6 @@ class WindowCalibration:
         elif time.monotonic() - self._asked > SOURCE_START_S:
             self._fail(f"the source did not start within {SOURCE_START_S:.0f} s")
         return self._aborting
-
-    def _listening(self) -> bool:
-        """Whether the prompted person has its inlet on the prompts open (always True for a real person).
-
-        Its source says it is ready before it opens that inlet, and markers sent before are never seen: a
-        prompt it missed would be recorded as the activity while the person rests. Before the run starts the
-        person is the only consumer of the run's label outlet."""
-        return not self.prompted or (self.run.outlet is not None and self.run.outlet.have_consumers())
 
     def _fail(self, message: str) -> None:
         self._failure = message
