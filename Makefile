@@ -1,6 +1,6 @@
 # myosight: the two set-up commands of the README, and a few conveniences.
 #   make demo   install everything into .venv and run the live demo (replayed synthetic session, no hardware)
-#   make test   install everything into .venv and run the test suite
+#   make test   install everything into .venv, then ruff, mypy, the documentation build and the test suite
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch is installed first, pinned, so that the project's torch range installs nothing
@@ -12,7 +12,7 @@ DEMO_SECONDS ?= 90
 # The desktop viewer where there is a display, the live terminal table otherwise.
 DEMO_VIEW ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,--headless)
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint typecheck docs bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +29,21 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/python tests/typecheck.py
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/myosight weights fetch
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+
+# mypy on the package as it installs (tests/typecheck.py lays the folders out under their module names).
+typecheck: $(BIN)/.installed
+	$(BIN)/python tests/typecheck.py
+
+# The documentation site (mkdocs.yml) into build/site; --strict fails on a broken link or a missing page.
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict
 
 bench: $(BIN)/.installed
 	$(BIN)/myosight bench

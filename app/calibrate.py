@@ -26,7 +26,7 @@ from myosight.calibration.run import CalibrationRun, CalibrationSetup, Calibrati
 from myosight.capture.clock import SourceClock
 from myosight.capture.launch import source_process, source_spec_from_args
 from myosight.errors import ConfigError
-from myosight.models.bundle import read_bundle_geometry, read_bundle_metadata
+from myosight.models.bundle_header import read_bundle_geometry, read_bundle_metadata
 from myosight.models.clips import resolve_geometry
 from myosight.processes import ProcessGroup, stop_on_signals
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from myosight import options
 from myosight.capture.launch import add_source_options
-from myosight.realtime.commands import add_worker_options
+from myosight.realtime.commands import add_decision_options, add_worker_options
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
 
@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--replay", type=Path, help="replay this session instead of the held-out synthetic one")
     demo.add_argument("--live-person", action="store_true",
-                      help="a live synthetic person instead of a replay (see the README's known limits)")
+                      help="a live synthetic person instead of a replay (docs/user-guide/calibration.md: known limits)")
     demo.add_argument("--speed", type=options.speed, default=1.0, help="replay speed (default 1: real time)")
     demo.add_argument("--emg-only", action="store_true", help="sEMG only (no I3D)")
+    add_decision_options(demo)
     _add_viewer_options(demo)
     demo.set_defaults(handler=run_demo)
 
@@ -101,15 +102,18 @@ def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
     """The run the options describe, with the clip geometry resolved once from the bundle and --input-size:
     the sources publish its frames, the worker computes its inputs."""
     from myosight.capture.launch import source_spec_from_args
-    from myosight.models.bundle import read_bundle_geometry
+    from myosight.models.bundle_header import read_bundle_geometry
     from myosight.models.clips import resolve_geometry
+    from myosight.models.device import check_device
     from myosight.processes import RunSpec
 
+    check_device(args.device, precision=args.precision)
     geometry = resolve_geometry(read_bundle_geometry(bundle), args.input_size)
     sources = source_spec_from_args(args, source_name, geometry.crop_size)
     return RunSpec(bundle=str(bundle), sources=sources, address=args.address, emg_only=args.emg_only,
                    hop_s=args.hop, input_size=args.input_size, geometry=geometry.to_dict(),
-                   duration_s=args.duration, use_compile=args.compile)
+                   duration_s=args.duration, use_compile=args.compile, device=args.device,
+                   precision=args.precision)
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -123,11 +127,13 @@ def run_run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from myosight.app.launch import run_live
-    from myosight.models.bundle import read_bundle_geometry
+    from myosight.models.bundle_header import read_bundle_geometry
+    from myosight.models.device import check_device
     from myosight.processes import RunSpec, SourceSpec
     from myosight.realtime.messages import check_bindable
     from myosight.training.demo_model import HOLDOUT_SUBJECT, demo_bundle, demo_session
 
+    device = check_device(args.device, precision=args.precision)  # before a first-use model build
     bundle = demo_bundle()
     geometry = read_bundle_geometry(bundle)
     name = f"demo{os.getpid()}"
@@ -139,7 +145,8 @@ def run_demo(args: argparse.Namespace) -> int:
         source = SourceSpec(kind="replay", session=str(session), speed=args.speed, loop=True, video=not args.emg_only,
                             source=name, frame_size=geometry.crop_size)
     spec = RunSpec(bundle=str(bundle), sources=source, emg_only=args.emg_only, duration_s=args.duration,
-                   geometry=geometry.to_dict())
+                   geometry=geometry.to_dict(), hop_s=args.hop,
+                   device=device, precision=args.precision)
     check_bindable(spec.address, "demo: its result address")
     return run_live(spec, headless=args.headless, jsonl=args.jsonl)
 

@@ -1,10 +1,11 @@
 """`myosight run` and `demo`: a source and the worker as child processes, and a viewer in this process.
 
 The viewer is chosen here: the desktop window (which starts and stops the same processes itself) or the
-terminal table. With the terminal table, the source starts first (the worker resolves its streams), then
-the worker; Ctrl-C, SIGTERM, SIGHUP, the end of a replay, the duration, or the death of either child stops
-everything, the worker first. The exit code says what failed: 0 ok, 3 the source, 4 the worker (with the
-child's own one-line error), 130 stopped by Ctrl-C.
+terminal table. With the terminal table, the source and the worker start together (the worker opens the
+source's streams as soon as they appear and loads its models meanwhile, see `myosight.realtime.child`).
+Ctrl-C, SIGTERM, SIGHUP, the end of a replay, the duration, or the death of either child stops everything,
+the worker first. The exit code says what failed: 0 ok, 3 the source, 4 the worker (with the child's own
+one-line error), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from myosight.processes import (
     SignalStop,
     stop_on_signals,
 )
-from myosight.realtime.worker import worker_process
+from myosight.realtime.child import worker_process
 
 #: How long a source may take to say it is up (a replay opens its file, a camera its device).
 SOURCE_READY_TIMEOUT_S = 30.0
@@ -49,10 +50,11 @@ def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool =
     group = ProcessGroup()
     with stop_on_signals() as stop:
         try:
+            # Both at once: the worker loads its models while the source starts, and waits for its streams.
             group.start("source", source_process, asdict(spec.sources))
+            group.start("worker", worker_process, asdict(spec))
             if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S, stop):
                 return exit_code(group, spec, stop) if stop.is_set() else _source_not_started(group, spec)
-            group.start("worker", worker_process, asdict(spec))
             viewer = HeadlessViewer(spec.address, jsonl)
             watcher = threading.Thread(target=_stop_when_a_child_ends, args=(group, stop), daemon=True)
             watcher.start()

@@ -92,7 +92,7 @@ def running_accuracy(jsonl: Path) -> dict:
 
 def benchmark_calibrate(config: CalibrateBenchConfig, say: Callable[[str], None] = print) -> dict:
     """Run the steps of the module docstring; return every measurement (see `calibrate_figures`)."""
-    from myosight.models.bundle import read_bundle_metadata
+    from myosight.models.bundle_header import read_bundle_metadata
     from myosight.training.demo_model import demo_bundle
 
     base = Path(config.base) if config.base else demo_bundle()

@@ -1,10 +1,10 @@
-"""CLI: `myosight bench` (the project's benchmarks, one table, JSON, and the README's performance section) and
+"""CLI: `myosight bench` (the project's benchmarks, one table, JSON, and the performance page's table) and
 `myosight soak`.
 
 Speed targets live here rather than in timed tests. Each benchmark is a module of this package and returns a
 list of figures: `name`, `value`, `unit`, optional `target`, `note`, and, where the same run
 measured a baseline, `baseline` (the baseline figure's name, or what it stands for) with `ratio` = value /
-baseline. `--output FILE.md` writes the README's performance section from one run: date, command,
+baseline. `--output FILE.md` writes the table of docs/performance.md from one run: date, command,
 machine, table.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from myosight import options
+from myosight import __version__, options
 from myosight.errors import ConfigError
 
 #: Distributions whose versions every report names (the first installed spelling of each is used).
@@ -72,7 +72,7 @@ def _i3d(args: argparse.Namespace) -> list[dict]:
 def _realtime(args: argparse.Namespace) -> list[dict]:
     from myosight.bench.realtime import benchmark_realtime
 
-    figures = benchmark_realtime(seconds=args.seconds or 30.0)
+    figures = benchmark_realtime(seconds=args.seconds or 60.0, device=args.device)
     for stat in ("latency_p50", "latency_p95"):
         relate(figures, f"realtime.fusion.112px.{stat}", f"realtime.fusion.224px.{stat}")
     relate(figures, "realtime.ring_push.frame_224px.p50", "realtime.ring_push.frame_224px.whole_ring_copy.p50")
@@ -120,7 +120,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
 }
 #: Run only when named: they take many minutes.
 LONG_BENCHMARKS = ("calibrate",)
-DEFAULTS = "repetitions: emg 200, i3d 10, train 1; seconds: realtime 30, lsl 60, calibrate 90 (live, per model)"
+DEFAULTS = "repetitions: emg 200, i3d 10, train 1; seconds: realtime 60, lsl 60, calibrate 90 (live, per model)"
 
 
 def relate(figures: list[dict], name: str, baseline: str) -> None:
@@ -152,9 +152,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=options.pixels, nargs="+", metavar="PIXELS",
                         help="calibrate: the I3D input sizes to calibrate at (default 112)")
     parser.add_argument("--work-dir", type=Path, help="calibrate: keep the sessions, bundles and logs here")
+    parser.add_argument("--device", type=options.device, default="cpu",
+                        help="i3d, realtime: where the models run (cpu, cuda, cuda:N, mps; default cpu)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--output", type=Path, metavar="FILE.md",
-                        help="also write the README's performance section (date, command, machine, table)")
+                        help="also write the table of docs/performance.md (date, command, machine, table)")
     parser.set_defaults(handler=run_bench)
 
     soak = subparsers.add_parser(
@@ -173,6 +175,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     soak.add_argument("--model", type=Path, help="model bundle (default: the demo model)")
     soak.add_argument("--session", type=Path, help="session to loop (default: a new synthetic session)")
     soak.add_argument("--hop", type=options.seconds, default=1.0, help="seconds between predictions (default 1)")
+    soak.add_argument("--device", type=options.device, default="cpu",
+                      help="where the models run: cpu (default), cuda, cuda:N or mps")
     soak.add_argument("--max-rss-growth", type=options.float_range(0, 1e6, open_min=False), default=50.0, metavar="MB",
                       help="memory growth allowed after the warm-up (the first tenth of the run) (default 50 MB)")
     soak.add_argument("--out", type=Path, help="JSON summary file (default soak-<date>-<time>.json)")
@@ -207,6 +211,7 @@ def package_versions() -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 continue
         versions[spellings[0]] = found
+    versions["myosight"] = __version__  # the code that ran (an editable install's metadata can be older)
     return versions
 
 
@@ -249,7 +254,12 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ConfigError("--repeat must be at least 1 and --seconds positive")
     from rich.console import Console
 
+    from myosight.models.device import check_device, device_description
+
+    check_device(args.device)
     machine = machine_description()  # before the run: the load average says how busy the machine was
+    if args.device != "cpu":
+        machine["device"] = device_description(args.device)
     figures: list[dict] = []
     console = Console(stderr=True)
     for name in names:
@@ -300,11 +310,12 @@ def machine_line(machine: dict) -> str:
     gpu = machine["gpu"] or "no GPU"
     return (f"{machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), {gpu}, "
             f"torch {machine['packages']['torch']} with {machine['torch_threads']} threads, "
-            f"1-min load average {machine['load_avg_1min']} at the start")
+            f"1-min load average {machine['load_avg_1min']} at the start"
+            + (f"; models on {machine['device']}" if machine.get("device") else ""))
 
 
 def performance_markdown(report: dict) -> str:
-    """The README's performance section, generated from one run."""
+    """The performance page's table (docs/performance.md), generated from one run."""
     machine = report["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
     lines = [

@@ -24,19 +24,18 @@ FPS = 30.0
 def benchmark_gui(streams: tuple[int, ...] = (1, 2, 4), channels: tuple[int, ...] = (8, 16, 32, 64),
                   frames: int = 60, window_seconds: float = 8.0, progress: bool = True) -> list[dict]:
     """Figures as dicts with name, value, unit and, where the issue sets one, target."""
-    from tqdm import tqdm
-
-    from myosight.gui.qt import QtWidgets
+    from myosight.gui.qt import QtWidgets, application
+    from myosight.progress import track
 
     if QtWidgets.QApplication.instance() is None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # figures of drawing, not of a desktop's compositor
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    app = application([])
     quits = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)  # closing one case's widget must not end the next case's event loop
     cases = [(s, c, False) for s in streams for c in channels] + [(2, 8, True)]
     figures: list[dict] = []
     try:
-        for count, width, naive in tqdm(cases, desc="gui traces", disable=not progress):
+        for count, width, naive in track(cases, "gui traces", enabled=progress):
             figures += _traces_case(app, count, width, frames, naive)
         if window_seconds > 0:
             figures += _window_case(app, window_seconds)

@@ -15,6 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,9 @@ def benchmark_i3d(
             else:
                 xb = clip_batch(batch)
                 diffs.append(float((fast(xb) - eager(xb)).abs().max()))  # also compiles this shape
-                calls = {"fast": lambda xb=xb: fast(xb)}
+                calls: dict[str, Callable[[], Any]] = {"fast": partial(fast, xb)}
                 if eager_throughput:
-                    calls["eager"] = lambda xb=xb: eager(xb)
+                    calls["eager"] = partial(eager, xb)
                 timed = _time_interleaved(calls, max(2, math.ceil(repeats / batch)), 0)
             for path in throughput:
                 throughput[path][batch] = batch / float(np.median(timed[path]))

@@ -38,6 +38,7 @@ class SoakConfig:
     speed: float = 20.0
     emg_only: bool = False
     hop_s: float = 1.0
+    device: str = "cpu"
     max_rss_growth_mb: float = 50.0
     drain_s: float = 10.0  # after the last pass: how long to wait for the last windows
 
@@ -136,13 +137,16 @@ def run_soak(bundle_path: str | Path, session: str | Path, config: SoakConfig, *
             raise RuntimeError("the soak's replay process did not start")
         span = parent.recv()
         publisher = ResultPublisher("tcp://127.0.0.1:0")
-        worker = Worker(bundle, WorkerConfig(source=source, emg_only=config.emg_only, hop_s=config.hop_s), publisher)
+        # A fixed hop: the soak accounts for every window of the grid (a coarser hop would leave some out).
+        worker = Worker(bundle, WorkerConfig(source=source, emg_only=config.emg_only, hop_s=config.hop_s,
+                                             device=config.device, adapt_hop=False), publisher)
         viewer = HeadlessViewer(publisher.address)
         viewer_thread = threading.Thread(target=viewer.run, args=(stop_viewer,), kwargs={"live": False}, daemon=True)
         viewer_thread.start()
         parent.send("go")
         started = time.monotonic()
         grid = (bundle.emg_config.rate_hz, config.hop_s, bundle.geometry.sample_seconds)
+        assert process.pid is not None  # started above
         state, passes, counts = _drive(worker, parent, process.pid, config, span, grid, progress)
         wall = time.monotonic() - started
         stop_viewer.set()
@@ -168,14 +172,14 @@ def run_soak(bundle_path: str | Path, session: str | Path, config: SoakConfig, *
 def _drive(worker, conn, source_pid: int, config: SoakConfig, span: dict, grid: tuple, progress: bool):
     """Step the worker until the source is done and the last window is out (or `drain_s` passed); sample the
     RSS of the worker (this process) and of the source once a second."""
-    from tqdm import tqdm
+    from myosight.progress import ProgressBar
 
     state, passes, counts = _Progress(), [], None
     next_sample = drain_until = 0.0
     first_window = None
     total = round(span["passes"] * span["period_s"])
-    # disable=None: a bar on a terminal only (a log file would get one line per refresh)
-    with tqdm(total=total, desc="soak (recorded seconds)", unit="s", disable=None if progress else True) as bar:
+    # a bar on a terminal only (a log file would get one line per refresh)
+    with ProgressBar(total, desc="soak (recorded seconds)", unit="s", enabled=progress) as bar:
         while True:
             now = time.monotonic()
             for prediction in worker.step():
@@ -193,7 +197,7 @@ def _drive(worker, conn, source_pid: int, config: SoakConfig, span: dict, grid: 
                     counts, drain_until = message, now + config.drain_s
             if now >= next_sample:
                 next_sample = now + 1.0
-                state.rss_mb.append((now, rss_mb(), rss_mb(source_pid)))
+                state.rss_mb.append((now, rss_mb() or math.nan, rss_mb(source_pid)))
             if counts is not None and (now > drain_until or (_caught_up(state, span, passes, grid)
                                                              and _all_samples_in(worker, counts))):
                 return state, passes, counts
@@ -224,7 +228,7 @@ def _quarter(values: list[float], which: str) -> dict:
 def _summary(config, grid, session, span, passes, counts, state, worker, viewer, wall) -> dict:
     complete = [p for p in passes if p["complete"]]
     expected = expected_windows(*window_grid(span, complete, *grid), config.hop_s) if complete else 0
-    rss_end = rss_mb()
+    rss_end = rss_mb() or math.nan  # nan where /proc is not available
     sources = [s for _t, _w, s in state.rss_mb if s is not None]
     warm = state.rss_mb[len(state.rss_mb) // 10][1] if state.rss_mb else math.nan
     summary = {
@@ -255,8 +259,9 @@ def _deciles(samples: list[tuple[float, float, float | None]]) -> list[dict]:
         return []
     picks = sorted({round(i * (len(samples) - 1) / 10) for i in range(11)})
     start = samples[0][0]
-    return [{"wall_s": round(samples[i][0] - start, 1), "worker_mb": round(samples[i][1], 1),
-             "source_mb": None if samples[i][2] is None else round(samples[i][2], 1)} for i in picks]
+    return [{"wall_s": round(wall - start, 1), "worker_mb": round(worker, 1),
+             "source_mb": None if source is None else round(source, 1)}
+            for wall, worker, source in (samples[i] for i in picks)]
 
 
 def _problems(summary: dict) -> list[str]:
@@ -307,7 +312,7 @@ def summary_lines(summary: dict) -> list[str]:
 
 def run_soak_command(args) -> int:
     from myosight.errors import ConfigError
-    from myosight.models.bundle import read_bundle_metadata
+    from myosight.models.bundle_header import read_bundle_metadata
 
     if args.hours <= 0 or args.speed <= 0 or args.hop <= 0:
         raise ConfigError("--hours, --speed and --hop must be positive")
@@ -315,8 +320,10 @@ def run_soak_command(args) -> int:
         from myosight.training.demo_model import demo_bundle
 
         args.model = demo_bundle()
+    from myosight.models.device import check_device
+
     config = SoakConfig(hours=args.hours, speed=args.speed, emg_only=args.emg_only, hop_s=args.hop,
-                        max_rss_growth_mb=args.max_rss_growth)
+                        device=check_device(args.device), max_rss_growth_mb=args.max_rss_growth)
     with tempfile.TemporaryDirectory(prefix="myosight-soak-") as tmp:
         session = args.session or soak_session(Path(tmp), read_bundle_metadata(args.model)["classes"],
                                                video=not args.emg_only)

@@ -1,6 +1,6 @@
 """`myosight bench train`: how long every head of Table 2 takes to train and evaluate on extracted features.
 
-The feature store is synthetic, written in the project's own layout at the size of the README's real sEMG
+The feature store is synthetic, written in the project's own layout at the size of the real sEMG
 table (255 five-second samples, 180 train / 75 test, 13 classes): RGB and sEMG features of 5 x 1024 per
 sample and raw sEMG of 5 x 160 x 16, with class-dependent means under noise (what is timed is the work
 of training, not how well these features can be learnt). The epoch count is fixed (no early stopping), so
@@ -64,7 +64,7 @@ def benchmark_train(repeats: int = 1, epochs: int = 5, train: int = TRAIN_SAMPLE
 
     Returns {"heads": {head: {"seconds": [...], "top1": ...}}, "epochs": ..., "samples": ...}.
     """
-    from tqdm import tqdm
+    from myosight.progress import ProgressBar
 
     config = TrainConfig(epochs=epochs, patience=epochs + 1)
     rows = [(head, options) for _title, head, options in TABLE_ROWS]
@@ -73,7 +73,7 @@ def benchmark_train(repeats: int = 1, epochs: int = 5, train: int = TRAIN_SAMPLE
         data = write_feature_store(Path(tmp) / "data", train, test, classes)
         tiny = write_feature_store(Path(tmp) / "warm-up", 2 * classes, classes, classes, seed=1)
         warm = TrainConfig(epochs=1, patience=2)
-        with tqdm(total=len(rows) * (repeats + 1), desc="bench train", unit="head", disable=not progress) as bar:
+        with ProgressBar(len(rows) * (repeats + 1), desc="bench train", unit="head", enabled=progress) as bar:
             for head, options in rows:
                 train_head(tiny, head, options=options, config=warm, progress=False)
                 bar.update(1)

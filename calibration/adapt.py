@@ -39,7 +39,7 @@ from myosight.models.bundle import Bundle, load_bundle, save_bundle
 from myosight.models.clips import ClipGeometry, clip_segments, resolve_geometry
 from myosight.models.emg_cnn import EmgSpectrogramCNN
 from myosight.models.emg_pipeline import EmgNormalisation
-from myosight.models.heads import build_head
+from myosight.models.heads import Head, build_head
 from myosight.realtime.live import torch_threads
 from myosight.training.emg_features import ClipModel, extract_emg_features
 from myosight.training.emg_spectrograms import fit_normalisation_on_windows, session_tracks, subaction_spectrograms
@@ -350,7 +350,7 @@ def _inputs(samples: Samples, cnn: EmgSpectrogramCNN, rows: np.ndarray, modaliti
 
 
 def _train_head(samples: Samples, inputs: dict, rows: np.ndarray, name: str, kwargs: dict,
-                seed: int) -> torch.nn.Module:
+                seed: int) -> Head:
     """A head trained on `inputs` (the features of `rows`, in order)."""
     torch.manual_seed(seed)
     head = build_head(name, num_classes=len(samples.classes), **kwargs)

@@ -168,16 +168,17 @@ class _Feed:
             self.gathered |= self.work.compute_ready(self.frames.latest_time)
 
 
-def feature_process(spec: dict, stop: threading.Event, ready: Any) -> None:
+def feature_process(fields: dict, stop: threading.Event, ready: Any) -> None:
     """Child target: the features of every finished repetition until `stop`, then the last ones."""
-    spec = FeatureSpec(**spec)
+    spec = FeatureSpec(**fields)
     bundle = load_bundle(spec.bundle)
     geometry = ClipGeometry.from_dict(spec.geometry)
     names, labels_names = StreamNames(spec.source), StreamNames(spec.labels)
     video = LiveInlet(resolve(names.source_id("video"), 10.0), lost_after_s=2.0, max_chunk=64)
     labels = LiveInlet(resolve(labels_names.source_id("labels"), 10.0), lost_after_s=1e9)
     fps = video.nominal_rate or 30.0
-    frames = FrameRing(video.sample_shape, capacity=int(np.ceil(spec.ring_seconds * fps * 1.5)))
+    height, width, channels = video.sample_shape  # a video stream's: (height, width, 3)
+    frames = FrameRing((height, width, channels), capacity=int(np.ceil(spec.ring_seconds * fps * 1.5)))
     i3d = load_live_i3d(bundle, geometry)
     predictor = LivePredictor(bundle, EmgLiveBuffer(bundle, keep_s=1.0), frames, i3d, geometry)
     work = RepetitionFeatures(predictor, geometry)

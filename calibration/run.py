@@ -175,19 +175,21 @@ class CalibrationRun:
         if self._abort_requested:
             self._finish(adapt=False)
             return
-        if all(child.ready.is_set() for child in children):
+        if all(child is not None and child.ready.is_set() for child in children):
             self.prompter = Prompter(self.setup.plan, self.setup.clock.now, self._publish, done=self.done)
             self.status = CalibrationStatus("recording", self.prompter.tick())
         elif time.monotonic() - self._started_at > READY_TIMEOUT_S:
             self._fail("the recorder or the feature worker did not start")
 
     def _tick_recording(self) -> None:
+        prompter = self.prompter
+        assert prompter is not None  # made when the recording phase began
         recorder = self.processes.get("recorder")
         if recorder is not None and not recorder.alive:
-            self.prompter.abort()
+            prompter.abort()
             self._fail(f"the recorder stopped ({_why(recorder)}); the repetitions finished so far are kept")
             return
-        prompt = self.prompter.tick()
+        prompt = prompter.tick()
         self.status = CalibrationStatus("recording", prompt)
         if prompt.phase == "done":
             self._finish(adapt=True)

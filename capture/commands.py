@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from myosight import options
 from myosight.capture.replay_control import DEFAULT_CONTROL_ADDRESS
 from myosight.constants import I3D_CROP
-from myosight.processes import stop_on_signals
+from myosight.processes import ignore_file_size_signal, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
         description="Connect to Myo armbands and publish their EMG (8 channels, 200 Hz nominal) as the "
         "LSL streams myosight-emg-left and myosight-emg-right. Backend bleak uses the computer's Bluetooth "
         "(no dongle); pyomyo uses the BLED112 USB dongle (one per armband). Both need "
-        "pip install 'myosight[myo]'. Reconnects on its own until Ctrl-C.",
+        "pip install -e '.[myo]' in the myosight checkout. Reconnects on its own until Ctrl-C.",
     )
     myo.add_argument("--left", metavar="ADDR", nargs="?", const="auto", help="left armband address ('auto' or no "
                      "value: the first Myo found)")
@@ -85,6 +84,8 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     camera.add_argument("--loop", action="store_true", help="replay a video file from the start at its end")
     camera.add_argument("--no-frame-timeout", type=options.seconds, default=5.0,
                         help="seconds without a frame before a camera counts as failed (default 5)")
+    camera.add_argument("--source", default="camera", help="LSL source name (stream source id myosight-NAME-video; "
+                        "default camera); a second camera needs its own")
     camera.set_defaults(handler=run_camera)
 
     bench = subparsers.add_parser(
@@ -115,12 +116,14 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
 
     record = subparsers.add_parser(
         "record",
-        help="record a source's LSL streams into a session file (HDF5 + world video)",
+        help="record a source's LSL streams into a session file (HDF5 + world video) and/or an XDF file",
         description="Record the LSL streams of a source (myosight-NAME-emg-left/right, -video, -labels) and the "
         "label markers of --label-source into an ActionSense-layout session in --out: the HDF5 file plus the "
         "world-camera mp4 beside it, read back by every myosight command. The file is flushed every "
         "--flush-every seconds: a crash loses at most that, and `--recover` rebuilds the video after one "
-        "(unfinished sessions in --out are recovered when recording starts). Ctrl-C stops.",
+        "(unfinished sessions in --out are recovered when recording starts). With --format xdf the streams go, "
+        "as they came, into an XDF file as LabRecorder writes it (pyxdf, MNE, EEGLAB and `myosight replay` read "
+        "it) instead; with --format both into both files. --stream adds other LSL streams. Ctrl-C stops.",
     )
     record.add_argument("--source", help="LSL source name to record (its streams are myosight-NAME-*)")
     record.add_argument("--out", type=Path, help="folder for the session (created if missing)")
@@ -131,9 +134,15 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     record.add_argument("--duration", type=options.seconds, help="stop after this many seconds")
     record.add_argument("--flush-every", type=options.seconds, default=1.0, help="seconds between flushes (default 1)")
     record.add_argument("--classes", nargs="+", metavar="LABEL", help="the label list stored with the session")
+    record.add_argument("--format", dest="formats", choices=("hdf5", "xdf", "both"), default="hdf5",
+                        help="hdf5: the ActionSense session (+ mp4), what training reads; xdf: LabRecorder's "
+                        "format (frames stored raw: large); both: the two from the same streams (default hdf5)")
+    record.add_argument("--stream", dest="streams", action="append", default=[], metavar="NAME|FIELD=VALUE",
+                        help="also record this LSL stream as it comes (another program's markers, an IMU, a second "
+                        "camera): a name or source id, or name=, type=, source_id=, hostname=...; repeatable")
     record.add_argument("--recover", type=Path, metavar="PATH",
-                        help="rebuild the world video of a session (a file) or of every unfinished session in "
-                        "a folder, after a recording that did not stop cleanly")
+                        help="finish a recording that did not stop cleanly: rebuild a session's world video, or "
+                        "write the missing end of an XDF file (.xdf.partial); a folder: every unfinished one")
     record.set_defaults(handler=run_record)
 
 
@@ -181,7 +190,7 @@ def run_camera(args: argparse.Namespace) -> int:
     from myosight.capture.camera import CameraSource, parse_device
 
     source = CameraSource(parse_device(args.device), size=args.frame_size, fps=args.fps, loop=args.loop,
-                          no_frame_timeout_s=args.no_frame_timeout)
+                          no_frame_timeout_s=args.no_frame_timeout, source=args.source)
     with stop_on_signals() as stop:
         stats = source.run(stop)
     print(f"frames read {stats.read}, published {stats.published}, dropped {stats.dropped}, loops {stats.loops}")
@@ -208,11 +217,13 @@ def run_lsl_emg(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
+    from myosight.capture.recorder_xdf import unfinished_xdf
     from myosight.capture.session_video import unfinished_sessions
     from myosight.errors import ConfigError
 
     if args.recover is not None:
-        sessions = unfinished_sessions(args.recover) if args.recover.is_dir() else [args.recover]
+        folder = args.recover.is_dir()
+        sessions = unfinished_sessions(args.recover) + unfinished_xdf(args.recover) if folder else [args.recover]
         if not sessions:
             print(f"{args.recover}: no unfinished sessions; nothing to recover")
         _recover(sessions)
@@ -220,16 +231,31 @@ def run_record(args: argparse.Namespace) -> int:
     if not args.source or args.out is None:
         raise ConfigError("name the source and the folder: myosight record --source NAME --out DIR")
     if args.out.is_dir():
-        _recover(unfinished_sessions(args.out))
+        _recover(unfinished_sessions(args.out) + unfinished_xdf(args.out), strict=False)
     return _record(args)
 
 
-def _recover(sessions: list[Path]) -> None:
+def _recover(sessions: list[Path], strict: bool = True) -> None:
+    """Finish each unfinished recording; `strict` False (before a new recording): a file that cannot be
+    recovered is reported in one line and left as it is, so it does not stop the new recording."""
+    from myosight.capture.recorder_xdf import recover_xdf
     from myosight.capture.session_video import recover_session
+    from myosight.errors import MyosightError
 
     for session in sessions:
+        if session.name.lower().endswith((".xdf", ".xdf.partial")):
+            try:
+                path, counts, repaired = recover_xdf(session)
+            except MyosightError as error:
+                if strict:
+                    raise
+                print(f"myosight: warning: cannot recover {session}: {error}")
+                continue
+            done = "recovered" if repaired else "intact, nothing to recover:"
+            print(f"{done} {path}: {len(counts)} streams, {sum(counts.values())} samples")
+            continue
         recovery = recover_session(session)
-        if recovery.rebuilt:
+        if recovery.rebuilt and recovery.video is not None:
             print(f"recovered {session}: world video {recovery.video.name} rebuilt from the recorded frames")
         elif recovery.video is not None:
             print(f"{session}: intact, nothing to recover (world video {recovery.video.name} holds every frame)")
@@ -238,26 +264,25 @@ def _recover(sessions: list[Path]) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from myosight.capture.recorder import RecorderSpec, SessionRecorder
+    from myosight.progress import ProgressBar
 
     label_source = None if args.label_source.lower() == "none" else args.label_source
     recorder = SessionRecorder(RecorderSpec(out_dir=str(args.out), source=args.source, label_source=label_source,
                                             subject=args.subject, flush_every_s=args.flush_every,
-                                            classes=args.classes))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit becomes a clear error, not a core dump
+                                            classes=args.classes, extra_streams=args.streams,
+                                            formats=["hdf5", "xdf"] if args.formats == "both" else [args.formats]))
+    ignore_file_size_signal()  # a file-size limit becomes a clear error, not a core dump
     path = recorder.open()
     print(f"recording {', '.join(recorder.stats.streams)} into {path}; Ctrl-C stops")
-    with stop_on_signals() as stop, tqdm(total=args.duration, unit="s", desc="recording", disable=None,
-                                           bar_format="{desc}: {n:.0f} s {postfix}") as bar:
+    with stop_on_signals() as stop, ProgressBar(args.duration, desc="recording", unit="s") as bar:
         timer = threading.Timer(args.duration, stop.set) if args.duration else None
         if timer is not None:
             timer.start()
         started = time.monotonic()
 
         def show(stats) -> None:
-            bar.set_postfix(stats.rows, refresh=False)
+            bar.set_postfix(stats.rows)
             bar.update(time.monotonic() - started - bar.n)
 
         recorder.on_flush = show
@@ -267,7 +292,9 @@ def _record(args: argparse.Namespace) -> int:
             if timer is not None:
                 timer.cancel()
             stats = recorder.close()
-    print(f"wrote {stats.session}: {stats.rows} rows" + (f"; world video {stats.video}" if stats.video else ""))
+    also = [f"world video {stats.video}"] if stats.video else []
+    also += [f"XDF {stats.xdf}"] if stats.xdf and stats.xdf != stats.session else []
+    print(f"wrote {stats.session}: {stats.rows} rows" + "".join(f"; {item}" for item in also))
     return 0
 
 

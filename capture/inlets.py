@@ -28,8 +28,9 @@ from myosight.errors import StreamError
 
 log = logging.getLogger(__name__)
 
-_FORMATS = {pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64, pylsl.cf_int8: np.int8,
-            pylsl.cf_int16: np.int16, pylsl.cf_int32: np.int32, pylsl.cf_int64: np.int64}
+_FORMATS: dict[int, type[np.generic]] = {
+    pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64, pylsl.cf_int8: np.int8,
+    pylsl.cf_int16: np.int16, pylsl.cf_int32: np.int32, pylsl.cf_int64: np.int64}
 
 
 @dataclass
@@ -86,11 +87,12 @@ class LiveInlet:
     """One stream, pulled without blocking into numpy arrays.
 
     The inlet reads its shape from the stream's info: `channels`, and `sample_shape`, the shape of one
-    sample ((height, width, 3) for a video stream, from its description; (channels,) otherwise).
+    sample ((height, width, 3) for a video stream, from its description; (channels,) otherwise, and with
+    `frames=False`, for a stream taken as it comes).
     """
 
     def __init__(self, info: pylsl.StreamInfo, *, channels: int | None = None, max_buffer_s: int = 30,
-                 max_chunk: int = 1024, lost_after_s: float = 1.0) -> None:
+                 max_chunk: int = 1024, lost_after_s: float = 1.0, frames: bool = True) -> None:
         self.name = info.name()
         self.source_id = info.source_id()
         if channels is not None and info.channel_count() != channels:
@@ -101,6 +103,7 @@ class LiveInlet:
         dtype = np.int8 if self.is_text else _FORMATS.get(info.channel_format())
         if dtype is None:
             raise StreamError(f"stream '{self.name}': unsupported channel format {info.channel_format()}")
+        self.dtype: type[np.generic] = dtype
         self.channels = info.channel_count()
         self.nominal_rate = info.nominal_srate()
         self.lost_after_s = lost_after_s
@@ -109,8 +112,10 @@ class LiveInlet:
         # The full info (a resolved one lacks the description); fetched now also because a first pull after the
         # outlet closed can otherwise hang in recovery.
         full_info = self._inlet.info(timeout=5.0)
+        self.info_xml = full_info.as_xml()  # the stream's full header, as a recording file keeps it
         try:
-            self.sample_shape = frame_shape(full_info) if full_info.type() == VIDEO_TYPE else (self.channels,)
+            is_video = frames and full_info.type() == VIDEO_TYPE
+            self.sample_shape: tuple[int, ...] = frame_shape(full_info) if is_video else (self.channels,)
         except StreamError:
             self.close()
             raise
@@ -119,9 +124,19 @@ class LiveInlet:
         self.health = InletHealth(self.name)
         self._opened = time.monotonic()
         self._next_offset_check = 0.0
-        with contextlib.suppress(RuntimeError):  # pylsl's TimeoutError is a RuntimeError
-            self.health.clock_offset_s = float(self._inlet.time_correction(timeout=2.0))
+        #: every clock-offset measurement as (this host's LSL time, offset): an XDF file keeps them all
+        self.offset_measurements: list[tuple[float, float]] = []
+        #: the offset added to the stamps of the last pull (an XDF file stores the stamps without it)
+        self.applied_offset_s = 0.0
+        self._measure_offset(2.0)
         self._next_offset_check = time.monotonic() + 5.0
+
+    def _measure_offset(self, timeout_s: float) -> None:
+        with contextlib.suppress(RuntimeError):  # pylsl's TimeoutError is a RuntimeError
+            offset = float(self._inlet.time_correction(timeout=timeout_s))
+            self.health.clock_offset_s = offset
+            self.offset_measurements.append((pylsl.local_clock(), offset))
+            del self.offset_measurements[:-1000]  # a reader takes them every flush; never unbounded
 
     def pull(self) -> tuple[np.ndarray, np.ndarray]:
         """Everything that arrived since the last pull: (timestamps (n,), samples (n, channels))."""
@@ -137,9 +152,10 @@ class LiveInlet:
                 break
         now = time.monotonic()
         self._update_health(now, sum(len(t) for t in parts_t))
+        self.applied_offset_s = self.offset_s
         if not parts_t:
             return np.zeros(0), np.zeros((0, self.channels), self._buffer.dtype)
-        return np.concatenate(parts_t) + self.offset_s, np.concatenate(parts_x)
+        return np.concatenate(parts_t) + self.applied_offset_s, np.concatenate(parts_x)
 
     def pull_into(self, sink: Callable[[np.ndarray, np.ndarray], None], max_samples: int | None = None) -> int:
         """Hand everything that arrived since the last pull (or the first `max_samples` of it, rounded up to
@@ -168,7 +184,8 @@ class LiveInlet:
         """Everything that arrived on a text (marker) stream: (timestamps, [[text], ...])."""
         samples, stamps = self._inlet.pull_chunk(timeout=0.0)
         self._update_health(time.monotonic(), len(stamps))
-        return np.asarray(stamps, dtype=np.float64) + self.offset_s, list(samples)
+        self.applied_offset_s = self.offset_s
+        return np.asarray(stamps, dtype=np.float64) + self.applied_offset_s, list(samples)
 
     def _update_health(self, now: float, n: int) -> None:
         health = self.health
@@ -191,8 +208,7 @@ class LiveInlet:
             log.warning("stream '%s' lost: no data for %.1f s", self.name, now - reference)
         if now >= self._next_offset_check:
             self._next_offset_check = now + 5.0
-            with contextlib.suppress(RuntimeError):  # pylsl raises its TimeoutError (a RuntimeError)
-                health.clock_offset_s = float(self._inlet.time_correction(timeout=0.2))
+            self._measure_offset(0.2)
 
     def close(self) -> None:
         if self._inlet is not None:

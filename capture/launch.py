@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
-import time
 from typing import Any
 
 from myosight import options
@@ -21,18 +20,18 @@ from myosight.processes import SourceSpec
 log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("replay", "synthetic", "camera+myo", "camera+lsl-emg")
-#: How long a replay waits after opening its outlets, so that inlets connect before the first sample.
+#: How long a replay waits at most after opening its outlets for inlets to connect before the first sample.
 REPLAY_CONNECT_S = 1.0
 
 
-def source_process(spec: dict, stop: threading.Event, ready: Any) -> None:
+def source_process(fields: dict, stop: threading.Event, ready: Any) -> None:
     """Child target: publish the chosen source until `stop` (a replay ends by itself)."""
-    spec = SourceSpec(**spec)
+    spec = SourceSpec(**fields)
     if spec.kind == "replay":
         replay = open_replay(spec)
         replay.open()
         ready.set()
-        time.sleep(REPLAY_CONNECT_S)
+        replay.wait_for_consumers(REPLAY_CONNECT_S, stop)
         replay.run(stop)
     elif spec.kind == "synthetic":
         from myosight.capture.clock import SourceClock
@@ -53,11 +52,14 @@ def source_process(spec: dict, stop: threading.Event, ready: Any) -> None:
 
 def open_replay(spec: SourceSpec):
     """A LabRecorder replay for a .xdf file, a session replay otherwise."""
+    if spec.session is None:
+        raise ConfigError("a replay needs a session file")
     if str(spec.session).lower().endswith(".xdf"):
         from myosight.capture.xdf_replay import XdfReplay
 
         return XdfReplay(spec.session, speed=spec.speed, loop=spec.loop, source=spec.source,
-                         control_address=spec.control_address, include_video=spec.video)
+                         control_address=spec.control_address, include_video=spec.video,
+                         left=spec.lsl_emg_left, right=spec.lsl_emg_right)
     from myosight.capture.replay import SessionReplay
 
     return SessionReplay(spec.session, speed=spec.speed, loop=spec.loop, include_video=spec.video,
@@ -127,8 +129,9 @@ def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True
     parser.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
     parser.add_argument("--myo-left", help="left armband address (camera+myo)")
     parser.add_argument("--myo-right", help="right armband address (camera+myo)")
-    parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg)")
-    parser.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (camera+lsl-emg)")
+    parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg); "
+                        "replay FILE.xdf: the file's stream of the left arm, when the file does not say")
+    parser.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (as --lsl-emg-left)")
     parser.add_argument("--subject", default="S00", help="subject id written into recordings; synthetic: the "
                         "synthetic person to render (S00-S09)")
 
@@ -143,15 +146,16 @@ def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size
     if kind != "replay" and rest:
         raise ConfigError(f"--source {kind} takes no file (got {' '.join(rest)})")
     if kind == "replay":
-        _check_replay_file(rest[0])
+        _check_replay_file(rest[0], args.lsl_emg_left, args.lsl_emg_right)
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
                       video=not getattr(args, "emg_only", False), frame_size=frame_size, camera=args.camera,
                       myo_left=args.myo_left, myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
                       lsl_emg_right=args.lsl_emg_right, subject=args.subject, source=source_name)
 
 
-def _check_replay_file(path: str) -> None:
-    """Open the file to replay here, so that a bad path is one error line before any process starts."""
+def _check_replay_file(path: str, left: str | None = None, right: str | None = None) -> None:
+    """Open the file to replay here, so that a bad path (or, for XDF, arms it cannot tell) is one error line
+    before any process starts."""
     from pathlib import Path
 
     from myosight.errors import SessionFormatError
@@ -160,6 +164,9 @@ def _check_replay_file(path: str) -> None:
     if str(path).lower().endswith(".xdf"):
         if not Path(path).is_file():
             raise SessionFormatError(path, not_a_file_reason(path))
+        from myosight.capture.xdf_replay import choose_arms, scan_streams
+
+        choose_arms(scan_streams(path).streams, Path(path), left=left, right=right)
         return
     from myosight.data.actionsense import ActionSenseSession
 

@@ -23,8 +23,8 @@ try:  # pylsl >= 1.17 keeps its exceptions in pylsl.util; earlier releases expor
     from pylsl.util import LostError
     from pylsl.util import TimeoutError as LslTimeoutError
 except ImportError:  # pragma: no cover
-    from pylsl import LostError  # type: ignore[attr-defined,no-redef]
-    from pylsl import TimeoutError as LslTimeoutError  # type: ignore[attr-defined,no-redef]
+    from pylsl import LostError
+    from pylsl import TimeoutError as LslTimeoutError
 
 from myosight.capture.streams import EMG_TYPE, emg_stream_info, open_outlet
 from myosight.constants import CHANNELS_PER_ARM, MYO_NOMINAL_RATE_HZ

@@ -10,7 +10,7 @@ Two drivers sit behind `MyoSource`:
   samples of a notification back to back, without saying which characteristic), so pairs are rebuilt
   and handed to the same `handle_notification`, without the lost-notification check.
 
-Both libraries are optional (`pip install 'myosight[myo]'`) and imported only when a driver starts.
+Both libraries are optional (the `myo` extra) and imported only when a driver starts.
 `handle_notification` is where every driver's data enters: it stamps the pair with `pylsl.local_clock()`
 on arrival (see `EmgPacketAssembler` for how the pair is spread) and pushes it to the arm's outlet, so
 tests drive it with constructed packets and read the result from a real inlet.
@@ -54,14 +54,14 @@ from myosight.capture.myo_protocol import (
 )
 from myosight.capture.streams import emg_stream_info, open_outlet
 from myosight.constants import ARMS
-from myosight.errors import ConfigError, StreamError
+from myosight.errors import ConfigError, StreamError, install_hint
 
 log = logging.getLogger(__name__)
 
 SOURCE = "myo"
 BACKENDS = ("bleak", "pyomyo")
 EMG_MODES = {"raw": EMG_MODE_RAW, "filtered": EMG_MODE_FILTERED}
-INSTALL_HINT = "pip install 'myosight[myo]'"
+INSTALL_HINT = install_hint("myo")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
@@ -116,7 +116,7 @@ class _ArmChannel:
 class _PairCollector:
     """Rebuilds 16-byte notifications from pyomyo's per-sample EMG callback (two calls per notification)."""
 
-    def __init__(self, deliver: Callable[[bytes], None]) -> None:
+    def __init__(self, deliver: Callable[[bytes], object]) -> None:
         self._deliver = deliver
         self._first: bytes | None = None
 

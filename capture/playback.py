@@ -179,9 +179,9 @@ class Playback:
         elif command.name == "play" and self.paused:
             self.paused = False
             self._anchor(self._paused_at)
-        elif command.name == "set_speed":
+        elif command.name == "set_speed" and command.value is not None:  # parse_request gives these a value
             self.set_speed(command.value)
-        elif command.name == "seek":
+        elif command.name == "seek" and command.value is not None:
             self.seek(command.value)
         return self.status()
 
@@ -214,6 +214,7 @@ class Playback:
         return send
 
     def _send_marker(self, text: str, stamp: float) -> None:
+        assert self.announcer is not None  # markers come only with a label outlet (checked when made)
         self.announcer.push(text, stamp)
         self.stats.markers += 1
         marker = parse_marker(text)
@@ -267,6 +268,18 @@ class Replay:
         if self.control_address and self.control is None:
             self.control = ReplayControlServer(self.control_address)
             self.control_address = self.control.address  # the port chosen, when the address said 0
+
+    def wait_for_consumers(self, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """Wait until every data outlet (not the labels) has a consumer, at most `timeout_s`: a replay then
+        starts as soon as its worker listens, and loses none of its first seconds to inlets still connecting.
+        True when they all have one."""
+        outlets = [outlet for kind, outlet in self.outlets.items() if kind != "labels"]
+        deadline = time.monotonic() + timeout_s
+        while not all(outlet.have_consumers() for outlet in outlets):
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                return False
+            time.sleep(0.01)
+        return True
 
     def run(self, stop: threading.Event | None = None, start_lsl: float | None = None) -> ReplayStats:
         """Send everything (forever with `loop`) until `stop` is set; the control socket closes at the end."""

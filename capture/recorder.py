@@ -1,11 +1,14 @@
-"""The session recorder: a source's LSL streams into an ActionSense-layout session (HDF5 + world video).
+"""The session recorder: a source's LSL streams into an ActionSense-layout session (HDF5 + world video), an XDF
+file (LabRecorder's format: capture/recorder_xdf.py), or both from the same inlets.
 
 What is recorded: the streams of source S that exist (myosight-S-emg-left/right, -video, -labels, found by
 source id, also when they appear later) plus the markers of `label_source` (the GUI publishes the user's
 presses on myosight-<label_source>-labels as "<activity>|Start" / "<activity>|Stop"), which become the
 session's activity rows. With `label_source` None (or S), S's own labels are the activity rows; otherwise
 S's labels are kept as they came in `myosight-recorder/source-labels`. The result reads back with the
-project's reader and trains with the project's commands, like any session.
+project's reader and trains with the project's commands, like any session. Further LSL streams the user
+names (`extra_streams`: another program's markers, an IMU, a second camera) are recorded beside them as
+they came: into the XDF file, and into the HDF5 file as `lsl-<name>/<type>` groups.
 
 Timestamps: an LSL stamp, moved to this host's clock by the inlet's clock offset, becomes epoch seconds by
 adding `time.time() - pylsl.local_clock()` measured once at the start; that number is stored in the file's
@@ -22,20 +25,19 @@ Why the file survives a crash and a full disk:
   (`myosight record --recover FILE`, and automatically for unfinished sessions when `myosight record`
   starts in their folder). See capture/session_video.py.
 - Before each write the recorder asks the file system for the room the pending rows can take (the file is
-  extended with posix_fallocate past its end). A full disk or a file-size limit says no (ENOSPC, EFBIG)
-  before HDF5 writes a byte, so the recorder stops with a RecordingError naming the file and the file keeps
-  everything up to the last flush. (When a write fails halfway inside HDF5, no reader can open the file.)
+  extended with posix_fallocate past its end where the system has it; elsewhere, Windows and macOS, the
+  free space of the disk is compared with what the flush needs). A full disk or a file-size limit says no
+  (ENOSPC, EFBIG) before HDF5 writes a byte, so the recorder stops with a RecordingError naming the file
+  and the file keeps everything up to the last flush. (When a write fails halfway inside HDF5, no reader
+  can open the file.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
-import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -48,17 +50,31 @@ from typing import Any
 import pylsl
 
 from myosight.capture.inlets import LiveInlet
-from myosight.capture.recorder_tracks import METADATA_MARGIN, EmgTrack, LabelTrack, Track, VideoTrack
+from myosight.capture.recorder_tracks import (
+    METADATA_MARGIN,
+    EmgTrack,
+    LabelTrack,
+    RawTrack,
+    Track,
+    VideoTrack,
+    raw_group,
+)
+from myosight.capture.recorder_xdf import XdfRecording, XdfWriteError, partial_xdf_path
 from myosight.capture.session_video import LiveVideo, finish_video, partial_video_path, world_video_path
 from myosight.capture.streams import StreamNames
 from myosight.constants import ARMS
 from myosight.data.activities import ACTIVITIES
 from myosight.data.layout import SessionWriter, session_filename
 from myosight.errors import ConfigError, MyosightError, StreamError
+from myosight.paths import FULL_ERRNOS, file_name_problem, reserve_room
+from myosight.processes import ignore_file_size_signal
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_EVERY_S = 1.0
+FORMATS = ("hdf5", "xdf")
+#: The fields a named extra stream can be matched on (`--stream type=IMU`); a bare value is a name or source id.
+STREAM_FIELDS = ("name", "type", "source_id", "hostname")
 
 
 class RecordingError(MyosightError):
@@ -76,6 +92,8 @@ class RecorderSpec:
     status_path: str | None = None  # JSON status after each flush; default <out_dir>/recorder-status.json
     resolve_timeout_s: float = 2.0
     video: bool = True  # False: the source publishes no video (no waiting for one at the start)
+    formats: list[str] = field(default_factory=lambda: ["hdf5"])  # "hdf5" and/or "xdf"
+    extra_streams: list[str] = field(default_factory=list)  # further LSL streams: NAME / SOURCE_ID or FIELD=VALUE
 
 
 @dataclass
@@ -83,7 +101,8 @@ class RecorderStats:
     state: str = "starting"  # recording, finished, failed
     session: str | None = None
     video: str | None = None
-    streams: list[str] = field(default_factory=list)  # source ids being recorded
+    xdf: str | None = None
+    streams: list[str] = field(default_factory=list)  # source ids being recorded (a uid for a stream without one)
     rows: dict[str, int] = field(default_factory=dict)  # rows written per stream kind (emg-left, video, ...)
     ignored_markers: int = 0
     flushes: int = 0
@@ -100,11 +119,18 @@ class SessionRecorder:
     def __init__(self, spec: RecorderSpec) -> None:
         if spec.flush_every_s <= 0:
             raise ConfigError(f"flush_every_s must be positive, got {spec.flush_every_s}")
+        if not spec.formats or set(spec.formats) - set(FORMATS):
+            raise ConfigError(f"recording formats must be among {', '.join(FORMATS)}, got {spec.formats}")
+        problem = file_name_problem(spec.subject)
+        if problem:  # the subject is part of the file names: they must be valid on every system
+            raise ConfigError(f"subject {spec.subject!r} cannot be part of a file name: {problem}")
+        self._extra = [parse_stream_query(query) for query in spec.extra_streams]
         self.spec = spec
         self.stats = RecorderStats()
         self.tracks: list[Track] = []
         self.writer: SessionWriter | None = None
-        self.path: Path | None = None
+        self.xdf: XdfRecording | None = None
+        self.path: Path | None = None  # the HDF5 session's name (also when only the XDF file is recorded)
         self.on_flush: Callable[[RecorderStats], None] | None = None  # e.g. a progress display
         self._roles = _wanted_roles(spec)
         self._resolver: pylsl.ContinuousResolver | None = None
@@ -112,6 +138,11 @@ class SessionRecorder:
         self._write_failed = False  # HDF5 itself failed halfway: the file is left exactly as it is
         self._closed = False
         self._refused: set[str] = set()  # streams that appeared later but cannot be recorded
+        self._groups: set[str] = set()  # HDF5 groups of the extra streams
+
+    @property
+    def hdf5(self) -> bool:
+        return "hdf5" in self.spec.formats
 
     @property
     def status_path(self) -> Path:
@@ -120,27 +151,51 @@ class SessionRecorder:
     # -- start -----------------------------------------------------------------------------------------
     def open(self) -> Path:
         """Find the streams (StreamError when the source has none) and create the session file."""
-        infos = _resolve(self._roles, self.spec.resolve_timeout_s)
+        infos = self._wanted(_resolve(self._predicate(), len(self._roles) + len(self._extra),
+                                      self.spec.resolve_timeout_s))
         source_ids = {sid for sid in self._roles if sid.startswith(f"myosight-{self.spec.source}-")}
         if not any(info.source_id() in source_ids for info in infos):
             raise StreamError(f"no LSL stream of source '{self.spec.source}' found within "
                               f"{self.spec.resolve_timeout_s:g} s (looked for {', '.join(sorted(source_ids))})")
+        for query in self._extra:
+            if not any(_matches(info, query) for info in infos):
+                log.warning("no LSL stream %s yet; it is recorded when it appears", _describe(query))
         self.stats.lsl_to_epoch_s = lsl_to_epoch_offset()
         self.stats.started_epoch = time.time()
         self.path = _new_session_path(Path(self.spec.out_dir), self.stats.started_epoch, self.spec.subject)
         for track in self._make_tracks(infos):  # before the file: a refused stream leaves no empty session
             self._keep(track)
-        try:
-            self.writer = SessionWriter(self.path, libver="earliest", file_attrs=self._file_attrs())
-        except OSError as error:
-            self._close_inlets()
-            raise RecordingError(f"{self.path}: cannot create the session file ({error})") from error
-        self.stats.session = str(self.path)
-        self._resolver = pylsl.ContinuousResolver(pred=_predicate(self._roles))
+        self._create_files()
+        self._resolver = pylsl.ContinuousResolver(pred=self._predicate())
         self.stats.state = "recording"
         self._write_status()
         log.info("recording %s into %s", ", ".join(self.stats.streams), self.path)
         return self.path
+
+    def _create_files(self) -> None:
+        """The HDF5 session and/or the XDF file; the tracks opened so far are recorded into both."""
+        try:
+            if self.hdf5:
+                self.writer = SessionWriter(self.path, libver="earliest", file_attrs=self._file_attrs())
+            if "xdf" in self.spec.formats:
+                xdf_path = self.path.with_suffix(".xdf")
+                self.xdf = XdfRecording(xdf_path, {
+                    "recorder": "myosight record", "subject": self.spec.subject, "lsl_source": self.spec.source,
+                    "activity_labels": StreamNames(self.spec.label_source or self.spec.source).source_id("labels"),
+                    "lsl_clock_to_epoch_offset_s": repr(self.stats.lsl_to_epoch_s)})
+                self.stats.xdf = str(xdf_path)
+        except (OSError, XdfWriteError) as error:
+            self._close_inlets()
+            if self.writer is not None:
+                self.writer.close()
+            raise RecordingError(f"{self.path}: cannot create the session file ({error})") from error
+        for track in self.tracks:
+            self._attach_xdf(track)
+        self.stats.session = str(self.path if self.hdf5 else self.stats.xdf)
+
+    def _attach_xdf(self, track: Track) -> None:
+        if self.xdf is not None:
+            track.xdf = self.xdf.add_stream(track.inlet)
 
     def _file_attrs(self) -> dict[str, str]:
         return {"Subject": self.spec.subject, "Recorder": "myosight record", "LSL source": self.spec.source,
@@ -161,10 +216,13 @@ class SessionRecorder:
         return made
 
     def _make_track(self, info: pylsl.StreamInfo) -> Track:
-        role = self._roles[info.source_id()]
+        role = self._roles.get(info.source_id(), "extra")
         offset = self.stats.lsl_to_epoch_s
-        if role.startswith("emg-"):
-            track: Track = EmgTrack(LiveInlet(info, channels=8), offset, role[4:])
+        track: Track
+        if role == "extra" or not self.hdf5:
+            track = self._raw_track(info, role)
+        elif role.startswith("emg-"):
+            track = EmgTrack(LiveInlet(info, channels=8), offset, role[4:])
         elif role == "video":
             inlet = LiveInlet(info, max_chunk=16)  # its frame shape comes from the stream's description
             height, width, _ = inlet.sample_shape
@@ -173,24 +231,61 @@ class SessionRecorder:
         else:
             track = LabelTrack(LiveInlet(info, lost_after_s=1e9), offset, as_activities=role == "activities",
                                classes=list(self.spec.classes or ACTIVITIES))
-        track.role = role
+        track.role = role  # an extra stream's role is its name, given when it is kept
+        track.key = _key(info)
         return track
 
+    def _raw_track(self, info: pylsl.StreamInfo, role: str) -> RawTrack:
+        """A stream as it came: an extra stream, or every stream when only the XDF file is recorded."""
+        row_bytes = max(1, info.channel_count()) * (8 if info.channel_format() == pylsl.cf_string else 4)
+        inlet = LiveInlet(info, channels=8 if role.startswith("emg-") else None, frames=False,
+                          max_chunk=int(min(1024, max(1, (4 << 20) // row_bytes))),
+                          lost_after_s=1e9 if info.channel_format() == pylsl.cf_string else 5.0)
+        return RawTrack(inlet, self.stats.lsl_to_epoch_s, info.type())
+
+    def _unique_role(self, name: str) -> str:
+        roles = {track.role for track in self.tracks}
+        role, n = name or "stream", 1
+        while role in roles or role in self._roles.values():
+            n += 1
+            role = f"{name}-{n}"
+        return role
+
     def _keep(self, track: Track) -> None:
+        if track.role == "extra":
+            track.role = self._unique_role(track.inlet.name)
+            if self.hdf5:
+                track.group = raw_group(track.inlet.name, track.lsl_type, self._groups)
         self.tracks.append(track)
-        self.stats.streams.append(track.source_id)
+        self.stats.streams.append(track.key)
+
+    def _predicate(self) -> str:
+        return " or ".join([_predicate(self._roles), *(_query_predicate(q) for q in self._extra)])
+
+    def _wanted(self, infos: list[pylsl.StreamInfo]) -> list[pylsl.StreamInfo]:
+        """The streams to record among those found: the source's by source id, the extra ones by their query;
+        each once."""
+        unique: dict[str, pylsl.StreamInfo] = {}
+        for info in infos:
+            if info.source_id() in self._roles or any(_matches(info, q) for q in self._extra):
+                unique.setdefault(_key(info), info)
+        return list(unique.values())
 
     def _discover(self) -> None:
-        """Open streams that appeared since the start (an armband that connected late, the GUI's labels)."""
+        """Open streams that appeared since the start (an armband that connected late, the GUI's labels, an
+        extra stream started later)."""
         have = set(self.stats.streams)
-        for info in self._resolver.results():
-            if info.source_id() in self._roles and info.source_id() not in have | self._refused:
+        for info in self._wanted(self._resolver.results()):
+            key = _key(info)
+            if key not in have | self._refused:
                 try:
-                    self._keep(self._make_track(info))
-                    log.info("stream %s appeared; recording it too", info.source_id())
+                    track = self._make_track(info)
+                    self._attach_xdf(track)
+                    self._keep(track)
+                    log.info("stream %s appeared; recording it too", key)
                 except StreamError as error:
-                    self._refused.add(info.source_id())
-                    log.error("not recording %s: %s", info.source_id(), error)
+                    self._refused.add(key)
+                    log.error("not recording %s: %s", key, error)
 
     # -- recording -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> RecorderStats:
@@ -217,9 +312,23 @@ class SessionRecorder:
         return sum(track.pull() for track in self.tracks)
 
     def flush(self) -> None:
-        """Write the pending rows and flush the file (after making sure the disk has room for them)."""
-        if self._failed or self.writer is None:
+        """Write the pending rows and flush the files (after making sure the disk has room for them)."""
+        if self._failed or (self.writer is None and self.xdf is None):
             return
+        if self.writer is not None:
+            self._flush_hdf5()
+        if self.xdf is not None:
+            try:
+                self.xdf.flush()
+            except XdfWriteError as error:
+                self._fail(str(error))
+                raise RecordingError(str(error)) from None
+        self._update_stats()
+        self._write_status()
+        if self.on_flush is not None:
+            self.on_flush(self.stats)
+
+    def _flush_hdf5(self) -> None:
         needed = sum(track.pending_bytes() for track in self.tracks) + METADATA_MARGIN
         try:
             before = self.writer.size_bytes()
@@ -237,10 +346,6 @@ class SessionRecorder:
             self._write_failed = True
             self._fail(f"{self.path}: writing failed ({error}); the file holds what the previous flush wrote")
             raise RecordingError(self.stats.error) from error
-        self._update_stats()
-        self._write_status()
-        if self.on_flush is not None:
-            self.on_flush(self.stats)
 
     def _fail(self, message: str) -> None:
         self._failed = True
@@ -251,7 +356,7 @@ class SessionRecorder:
     def _update_stats(self) -> None:
         self.stats.flushes += 1
         for track in self.tracks:
-            self.stats.rows[track.role] = track.written
+            self.stats.rows[track.role] = track.written if self.writer is not None else track.xdf.written
             if track.last_epoch is not None:
                 self.stats.last_data_epoch = max(self.stats.last_data_epoch or 0.0, track.last_epoch)
         self.stats.ignored_markers = sum(getattr(t, "ignored", 0) for t in self.tracks)
@@ -260,7 +365,7 @@ class SessionRecorder:
     def close(self) -> RecorderStats:
         """Write what is left, close the file and put the video in place. After a RecordingError nothing more
         is written: the file stays as the last flush left it."""
-        if self._closed or self.writer is None:
+        if self._closed or (self.writer is None and self.xdf is None):
             return self.stats
         self._closed = True
         error: MyosightError | None = None
@@ -276,7 +381,11 @@ class SessionRecorder:
             error = failure
         finally:
             self._close_inlets()
-            self._close_file()
+            if self.writer is not None:
+                self._close_file()
+            if self.xdf is not None:
+                self.stats.xdf = str(self.xdf.close())
+                self.stats.session = self.stats.session if self.hdf5 else self.stats.xdf
         self._finish_video()
         if self.stats.state != "failed":
             self.stats.state = "finished"
@@ -342,13 +451,46 @@ def _predicate(roles: dict[str, str]) -> str:
     return " or ".join(f"source_id='{source_id}'" for source_id in roles)
 
 
-def _resolve(roles: dict[str, str], timeout_s: float) -> list[pylsl.StreamInfo]:
-    """The wanted streams that exist now (each once); waits until all are there or `timeout_s` passed."""
-    found = pylsl.resolve_bypred(_predicate(roles), len(roles), timeout_s)
-    unique: dict[str, pylsl.StreamInfo] = {}
-    for info in found:
-        unique.setdefault(info.source_id(), info)
-    return list(unique.values())
+def _resolve(predicate: str, count: int, timeout_s: float) -> list[pylsl.StreamInfo]:
+    """The streams that match now; waits until `count` are there or `timeout_s` passed."""
+    return list(pylsl.resolve_bypred(predicate, count, timeout_s))
+
+
+def _key(info: pylsl.StreamInfo) -> str:
+    """What tells a stream apart: its source id (it survives a restart of the sender), else its uid."""
+    return info.source_id() or info.uid()
+
+
+def parse_stream_query(query: str) -> tuple[str, str]:
+    """A named extra stream as (field, value): "NAME" (a name or a source id) or "FIELD=VALUE" with FIELD one of
+    STREAM_FIELDS. ConfigError for anything else (the value goes into an LSL query: no quotes)."""
+    field_name, sep, value = query.partition("=")
+    if not sep:
+        field_name, value = "", query
+    value = value.strip()
+    if sep and field_name.strip() not in STREAM_FIELDS:
+        raise ConfigError(f"--stream {query!r}: the field must be one of {', '.join(STREAM_FIELDS)} (or give a name)")
+    if not value or "'" in value or '"' in value:
+        raise ConfigError(f"--stream {query!r}: give a stream name, source id or FIELD=VALUE without quotes")
+    return field_name.strip(), value
+
+
+def _query_predicate(query: tuple[str, str]) -> str:
+    field_name, value = query
+    if not field_name:
+        return f"name='{value}' or source_id='{value}'"
+    return f"{field_name}='{value}'"
+
+
+def _matches(info: pylsl.StreamInfo, query: tuple[str, str]) -> bool:
+    field_name, value = query
+    if not field_name:
+        return value in (info.name(), info.source_id())
+    return getattr(info, field_name)() == value
+
+
+def _describe(query: tuple[str, str]) -> str:
+    return f"named '{query[1]}'" if not query[0] else f"with {query[0]} '{query[1]}'"
 
 
 def lsl_to_epoch_offset() -> float:
@@ -368,34 +510,28 @@ def _new_session_path(out_dir: Path, start_epoch: float, subject: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     for second in range(3600):
         path = out_dir / session_filename(start_epoch + second, f"myosight_{subject}")
-        if not path.exists() and not world_video_path(path, subject).exists():
+        taken = (path, world_video_path(path, subject), path.with_suffix(".xdf"),
+                 partial_xdf_path(path.with_suffix(".xdf")))
+        if not any(name.exists() for name in taken):
             return path
     raise ConfigError(f"{out_dir}: no free session file name near {datetime.fromtimestamp(start_epoch)}")
 
 
 def reserve_space(path: Path, size: int) -> None:
     """Make sure `path` can grow to `size` bytes, or raise RecordingError naming it (full disk, size limit)."""
-    fd = os.open(path, os.O_WRONLY)
     try:
-        os.posix_fallocate(fd, 0, size)
+        reserve_room(path, size)
     except OSError as error:
-        if error.errno in (errno.EOPNOTSUPP, errno.ENOSYS):  # no fallocate here: look at the free space
-            current = os.fstat(fd).st_size
-            if shutil.disk_usage(path.parent).free >= size - current:
-                return
-            error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        full = error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-        why = "the disk is full or the file reached its size limit" if full else "the file cannot grow"
-        raise RecordingError(f"{path}: {why} ({os.strerror(error.errno)}); recording stopped, the file keeps "
+        why = "the disk is full or the file reached its size limit" if error.errno in FULL_ERRNOS else \
+            "the file cannot grow"
+        raise RecordingError(f"{path}: {why} ({os.strerror(error.errno or 0)}); recording stopped, the file keeps "
                              "everything up to the last flush") from None
-    finally:
-        os.close(fd)
 
 
 # -- the GUI's child process ---------------------------------------------------------------------------
 def recorder_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     """Child target (see `myosight.processes`): record until `stop`; exit code 1 on an error."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit becomes an error, not a core dump
+    ignore_file_size_signal()
     recorder = SessionRecorder(RecorderSpec(**spec))
     failed = False
     try:

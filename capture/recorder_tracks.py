@@ -4,12 +4,19 @@ A track pulls its inlet, converts LSL stamps (already moved to this host's clock
 seconds with the recorder's one mapping, and keeps the rows in memory until the recorder writes them all
 at once (see capture/recorder.py for why). Each track also says how many bytes its pending rows can add
 to the file, so the recorder can make sure the disk has room before it writes anything.
+
+A track recorded into an XDF file too hands what it pulled, as it came, to its XDF stream (`xdf`): one
+inlet feeds both files. `RawTrack` records any other LSL stream (an IMU, another program's markers, a second
+camera) as it came, into its own HDF5 group and/or the XDF file.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +24,9 @@ from myosight.capture.inlets import LiveInlet
 from myosight.capture.session_video import JPEG_DTYPE, JPEG_GROUP, LiveVideo, encode_jpeg
 from myosight.capture.streams import parse_marker
 from myosight.data.layout import EMG_GROUPS, VIDEO_TIMESTAMP_GROUP, SessionWriter
+
+if TYPE_CHECKING:
+    from myosight.capture.recorder_xdf import XdfStreamOut
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +57,20 @@ class Pending:
 class Track:
     """One stream: its inlet, its groups in the file, and its rows not yet written."""
 
-    role = ""  # the recorder's name for it: emg-left, emg-right, video, labels, activities
+    role = ""  # the recorder's name for it: emg-left, emg-right, video, labels, activities; a stream's own name
+    key = ""  # the stream's source id (its uid when it has none)
 
     def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float) -> None:
         self.inlet, self.lsl_to_epoch_s = inlet, lsl_to_epoch_s
         self.created = False
         self.written = 0
         self.last_epoch: float | None = None
+        self.xdf: XdfStreamOut | None = None  # the stream of the XDF file, when one is recorded
+
+    def _tap(self, stamps: np.ndarray, samples: np.ndarray | list) -> None:
+        """Hand what was pulled to the XDF file, as it came."""
+        if self.xdf is not None:
+            self.xdf.add(stamps, samples)
 
     def _epoch(self, stamps: np.ndarray) -> np.ndarray:
         times = np.asarray(stamps, np.float64) + self.lsl_to_epoch_s
@@ -87,6 +104,7 @@ class EmgTrack(Track):
 
     def pull(self) -> int:
         stamps, samples = self.inlet.pull()
+        self._tap(stamps, samples)
         if len(stamps):
             whole = np.rint(samples)
             self.rounded += int(np.count_nonzero(whole != samples))
@@ -120,6 +138,7 @@ class VideoTrack(Track):
 
     def pull(self) -> int:
         stamps, frames = self.inlet.pull()
+        self._tap(stamps, frames)
         if not len(stamps):
             return 0
         encoded = np.empty(len(stamps), dtype=object)
@@ -168,6 +187,7 @@ class LabelTrack(Track):
 
     def pull(self) -> int:
         stamps, markers = self.inlet.pull_markers()
+        self._tap(stamps, markers)
         for epoch, marker in zip(self._epoch(stamps), markers, strict=True):
             text = str(marker[0] if isinstance(marker, list | tuple) else marker)
             if self.rows is None:
@@ -184,7 +204,7 @@ class LabelTrack(Track):
         if self.rows is not None:
             self._queue(self.rows.close_open(epoch))
 
-    def _queue(self, rows: list[tuple[float, list[str]] | int]) -> None:
+    def _queue(self, rows: Sequence[tuple[float, list[str]] | int]) -> None:
         for row in rows:
             if isinstance(row, int):  # a row already queued or written, to be marked Bad
                 self.discards.append(row)
@@ -210,8 +230,71 @@ class LabelTrack(Track):
             writer.append(group, rows[1], rows[0])
             self.written += len(rows[0])
         for row in self.discards:  # after the append: the pair may have arrived in this very flush
+            assert self.rows is not None  # discards come from the activity rows
             writer.rewrite_rows(group, row, np.array([self.rows.discarded(row)], dtype="S500"))
         self.discards = []
+
+
+class RawTrack(Track):
+    """Any stream as it came: its samples (numbers, or strings of at most 500 bytes) as the rows of `group`
+    of the HDF5 file (None, the default: XDF only), with the stream's LSL header as an attribute."""
+
+    def __init__(self, inlet: LiveInlet, lsl_to_epoch_s: float, lsl_type: str = "") -> None:
+        super().__init__(inlet, lsl_to_epoch_s)
+        self.lsl_type = lsl_type
+        self.group: str | None = None
+        self.pending = Pending()
+        self.dtype = np.dtype("S500" if inlet.is_text else inlet.dtype)
+        self.row_bytes = inlet.channels * self.dtype.itemsize
+        self.chunk_rows = int(np.clip((1 << 20) // max(self.row_bytes, 1), 1, CHUNK_ROWS))  # chunks near 1 MiB
+
+    def pull(self) -> int:
+        samples: np.ndarray | list
+        if self.inlet.is_text:
+            stamps, samples = self.inlet.pull_markers()
+        else:
+            stamps, samples = self.inlet.pull()
+        self._tap(stamps, samples)
+        epochs = self._epoch(stamps)
+        if self.group is not None and len(stamps):
+            self.pending.times.append(epochs)
+            rows = np.array([[str(v).encode()[:500] for v in s] for s in samples], "S500").reshape(
+                len(stamps), -1) if self.inlet.is_text else np.asarray(samples)
+            self.pending.data.append(rows)
+        return len(stamps)
+
+    def pending_bytes(self) -> int:
+        if self.group is None:
+            return 0
+        return (self.pending.rows + self.chunk_rows) * (self.row_bytes + 8 + 26)
+
+    def write(self, writer: SessionWriter) -> None:
+        if self.group is None:
+            return
+        if not self.created:
+            writer.add_stream(self.group, (self.inlet.channels,), self.dtype, chunk_rows=self.chunk_rows, attrs={
+                "Description": f"the LSL stream '{self.inlet.name}' ({self.source_id or 'no source id'}) as it came",
+                "LSL stream header": self.inlet.info_xml})
+            self.created = True
+        rows = self.pending.take()
+        if rows is not None:
+            writer.append(self.group, rows[1], rows[0])
+            self.written += len(rows[0])
+
+
+def raw_group(name: str, kind: str, taken: set[str]) -> str:
+    """The HDF5 group of another LSL stream, `lsl-<name>/<type>` in the ActionSense `<device>/<stream>` form,
+    made of safe characters and unique in the file (`taken` is updated)."""
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "stream"
+
+    base = f"lsl-{safe(name)}/{safe(kind or 'data')}"
+    group, n = base, 1
+    while group in taken:
+        n += 1
+        group = f"{base}-{n}"
+    taken.add(group)
+    return group
 
 
 class ActivityRows:
@@ -226,7 +309,7 @@ class ActivityRows:
         self.cells: dict[int, list[str]] = {}  # the last finished pair's rows, by row number
         self.last_pair: tuple[str, int] | None = None  # (activity, row number of its Start)
 
-    def push(self, text: str, epoch: float) -> list[tuple[float, list[str]] | int] | None:
+    def push(self, text: str, epoch: float) -> list[tuple[float, list[str]]] | list[int] | None:
         marker = parse_marker(text)
         if marker is None:
             log.warning("ignoring label marker %r: expected '<activity>|Start', '|Stop' or '|Discard'", text)
@@ -246,13 +329,14 @@ class ActivityRows:
     def close_open(self, epoch: float, notes: str = "stopped by the end of the recording") -> list:
         return self._stop(epoch, "Good", notes) if self.open is not None else []
 
-    def discarded(self, row: int) -> bytes:
+    def discarded(self, row: int) -> list[bytes]:
         """The cells of a row of the discarded pair, rated Bad."""
         activity, kind, _validity, _notes = self.cells[row]
         return [cell.encode()[:500] for cell in (activity, kind, "Bad", "discarded: repeated")]
 
     def _stop(self, epoch: float, validity: str, notes: str) -> list:
         activity, self.open = self.open, None
+        assert activity is not None  # called only while an activity is open
         row = self._row(epoch, [activity, "Stop", validity, notes])
         start = self.count - 2
         self.last_pair = (activity, start)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from myosight.constants import ARMS, I3D_CROP
 from myosight.data.actionsense import ActionSenseSession
 from myosight.errors import ConfigError
 from myosight.models.i3d_input import model_frame
+
+if TYPE_CHECKING:
+    from myosight.data.video import VideoFile
 
 __all__ = ["CHUNK_SECONDS", "ReplayStats", "SessionReplay"]
 
@@ -62,7 +66,7 @@ class SessionReplay(Replay):
         self._crop_to(self.first_s, self.last_s)
         self.labels = [(when, f"{a.label}|{kind}") for a in self.actions
                        for when, kind in ((a.start_s, "Start"), (a.stop_s, "Stop"))]
-        self._video = None
+        self._video: VideoFile | None = None
 
     def _crop_to(self, first_s: float, last_s: float) -> None:
         """Keep only what lies in [first_s, last_s] (the --from / --duration options)."""
@@ -77,7 +81,7 @@ class SessionReplay(Replay):
     def _open_outlets(self) -> None:
         for arm in self.emg:
             self.outlets[f"emg-{arm}"] = open_outlet(emg_stream_info(arm, self.source))
-        if self.video_path is not None:
+        if self.video_path is not None and self.frame_times is not None:  # set together
             fps = 1.0 / float(np.median(np.diff(self.frame_times))) if len(self.frame_times) > 1 else 30.0
             self.outlets["video"] = open_outlet(video_stream_info(self.frame_size, fps, self.source))
 
@@ -86,13 +90,14 @@ class SessionReplay(Replay):
         for arm, series in self.emg.items():
             events += emg_chunk_events(self.outlets[f"emg-{arm}"], series.time_s, series.data,
                                        self._counter(arm))
-        if self.video_path is not None:
+        if self.video_path is not None and self.frame_times is not None:
             outlet = self.outlets["video"]
             events += [Event(float(t), self._frame_sender(outlet, self._first_frame + i))
                        for i, t in enumerate(self.frame_times)]
         return events
 
     def _frame_sender(self, outlet, index: int) -> Callable[[float], None]:
+        assert self.frame_times is not None  # frames are sent only from a session with video
         recorded = float(self.frame_times[index - self._first_frame])
 
         def send(shift: float) -> None:
@@ -110,6 +115,7 @@ class SessionReplay(Replay):
         from myosight.data.video import VideoFile
 
         if self._video is None:
+            assert self.video_path is not None  # as in _frame_sender
             self._video = VideoFile(self.video_path)
         if index >= self._video.frame_count:
             return None

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -21,6 +22,9 @@ import numpy as np
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.layout import VIDEO_TIMESTAMP_GROUP
 from myosight.errors import MyosightError, SessionFormatError
+
+if TYPE_CHECKING:
+    import cv2
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class LiveVideo:
         self.path, self.fps = path, fps if fps > 0 else 30.0
         self.count = 0
         self.failed = False
-        self._writer = None
+        self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
 
     @property
@@ -73,7 +77,7 @@ class LiveVideo:
             return
         if self._writer is None:
             self._size = (frame_bgr.shape[1], frame_bgr.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, self._size)
             if not self._writer.isOpened():
                 self.failed = True
                 log.warning("%s: OpenCV cannot write an mp4 here; the video will be made at the end", self.path)
@@ -151,7 +155,7 @@ def unfinished_sessions(folder: str | Path) -> list[Path]:
 
 def rebuild_video(session_path: Path, subject: str) -> Path:
     """Write the mp4 from the session's JPEG rows (row i -> frame i), check it and move it into place."""
-    from tqdm import tqdm
+    from myosight.progress import ProgressBar
 
     partial = partial_video_path(session_path)
     with ActionSenseSession(session_path) as session:
@@ -162,7 +166,7 @@ def rebuild_video(session_path: Path, subject: str) -> Path:
             count = min(len(rows), len(times))
             fps = 1.0 / float(np.median(np.diff(times[:count]))) if count > 1 else 30.0
             live = LiveVideo(partial, fps)
-            with tqdm(total=count, desc="world video", unit="frame", disable=None, leave=False) as bar:
+            with ProgressBar(count, desc="world video", unit="frame", leave=False) as bar:
                 for start in range(0, count, BLOCK_FRAMES):
                     _write_block(live, rows[start:min(start + BLOCK_FRAMES, count)], session_path)
                     bar.update(min(BLOCK_FRAMES, count - start))

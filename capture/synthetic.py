@@ -47,7 +47,8 @@ def camera_compression(frame_bgr: np.ndarray, quality: int = 60) -> np.ndarray:
     import cv2
 
     ok, encoded = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else frame_bgr
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else None
+    return decoded if decoded is not None else frame_bgr
 
 
 class SyntheticSource:
@@ -136,7 +137,7 @@ class _RandomActivities:
         self.next_change, self.resting = start + source.rest_seconds, True
 
     def changes(self, now: float) -> list[tuple[float, str | None]]:
-        changes = []
+        changes: list[tuple[float, str | None]] = []
         while now >= self.next_change:
             if self.resting:
                 changes.append((self.next_change, str(self.source.rng.choice(self.source.classes))))

@@ -6,10 +6,15 @@ the session replay's, capture/playback.py):
   `left`/`right` options (a stream's name, source id or XDF stream id), else from the stream's description
   (an `arm` field, as myosight's own streams have), else from the word "left"/"right" in its name. Any
   doubt is an error that names the streams, never a guess.
-- Video: a stream in myosight's video format (type "Video", int8, size x size x 3 channels), if present.
-- Labels: every single-channel string stream (markers), merged in time, on myosight-labels.
+- Video: a stream in myosight's video format (type "Video", int8, size x size x 3 channels), if present:
+  the recorded source's (the file header names it), else the first myosight one, else the first one.
+- Labels on myosight-labels: the marker stream the file header names as the activity labels (a file
+  `myosight record --format xdf` wrote), else the myosight label streams (source id myosight-*-labels),
+  else every single-channel string stream (markers), merged in time.
 
-The file is checked chunk by chunk first (capture/xdf_format.py), then read with pyxdf with its clock
+The file is checked chunk by chunk first (capture/xdf_format.py), which also gives every stream's header:
+the streams to replay are chosen from those, and only they are read with pyxdf (its `select_streams`: the
+other streams' samples, a raw camera say, are skipped, never held in memory), with its clock
 synchronisation (ClockOffset chunks) and without dejittering (the recorded stamps are kept, as for
 sessions). Every problem with the file is a SessionFormatError naming it.
 """
@@ -21,23 +26,25 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import numpy as np
 
 from myosight.capture.playback import Event, Replay, emg_chunk_events
 from myosight.capture.streams import emg_stream_info, open_outlet, push_frame, video_stream_info
-from myosight.capture.xdf_format import check_xdf
+from myosight.capture.xdf_format import scan_xdf
 from myosight.constants import ARMS
-from myosight.errors import ConfigError, SessionFormatError
+from myosight.errors import ConfigError, SessionFormatError, install_hint
 
 log = logging.getLogger(__name__)
 
 _ARM_WORD = {arm: re.compile(rf"(?<![a-z]){arm}(?![a-z])", re.IGNORECASE) for arm in ARMS}
+_MYOSIGHT_LABELS = re.compile(r"^myosight-.+-labels$")
 
 
 @dataclass
-class XdfStream:
-    """One stream of the file as pyxdf gives it."""
+class XdfStreamInfo:
+    """One stream of the file as its header describes it (`desc` in pyxdf's form: each field a list)."""
 
     stream_id: int
     name: str
@@ -47,26 +54,82 @@ class XdfStream:
     channels: int
     nominal_srate: float
     desc: dict
-    time_s: np.ndarray
-    data: np.ndarray | list
 
     def label(self) -> str:
         return f"'{self.name}' (id {self.stream_id}, type {self.type or '-'}, {self.channels} channels)"
 
 
-def read_xdf(path: str | Path) -> list[XdfStream]:
-    """Check and read every stream of an XDF file; SessionFormatError for anything wrong with it."""
+@dataclass
+class XdfStream(XdfStreamInfo):
+    """One stream of the file with its samples, as pyxdf gives them."""
+
+    time_s: np.ndarray
+    data: np.ndarray | list
+
+
+@dataclass
+class XdfContents:
+    """What the structural walk tells of a file: its streams, which holds the activity labels (when the file
+    header says), and each stream's sample count."""
+
+    streams: list[XdfStreamInfo]
+    activity_labels: str | None
+    counts: dict[int, int]
+    lsl_source: str | None = None  # the myosight source the recorder recorded
+
+
+def scan_streams(path: str | Path) -> XdfContents:
+    """Check the file and describe its streams without reading any samples; SessionFormatError for anything
+    wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise SessionFormatError(path, "no such file")
-    counts = check_xdf(path)
+    scan = scan_xdf(path)
+    infos = [_info(path, stream_id, stream.header) for stream_id, stream in scan.streams.items()]
+    labels = (scan.file_header.findtext("myosight/activity_labels") or "").strip() or None
+    source = (scan.file_header.findtext("myosight/lsl_source") or "").strip() or None
+    return XdfContents(infos, labels, {stream_id: stream.samples for stream_id, stream in scan.streams.items()},
+                       source)
+
+
+def _info(path: Path, stream_id: int, header: Element) -> XdfStreamInfo:
+    def field(name: str) -> str:
+        return (header.findtext(name) or "").strip()
+
+    desc = header.find("desc")
+    try:
+        return XdfStreamInfo(stream_id, field("name"), field("type"), field("source_id"), field("channel_format"),
+                             int(field("channel_count")), float(field("nominal_srate")),
+                             _as_dict(desc) if desc is not None else {})
+    except ValueError as error:  # the walk checked these; kept for a header it let through
+        raise SessionFormatError(path, f"stream {stream_id}: unreadable header ({error})") from None
+
+
+def _as_dict(element: Element) -> dict:
+    """An XML element as pyxdf gives it: {tag: [text or nested dict, ...]}."""
+    fields: dict[str, list] = {}
+    for child in element:
+        fields.setdefault(child.tag, []).append(_as_dict(child) if len(child) else (child.text or ""))
+    return fields
+
+
+def read_xdf(path: str | Path, select: list[int] | None = None, contents: XdfContents | None = None
+             ) -> list[XdfStream]:
+    """Check an XDF file and read its streams (those whose ids are in `select`; None: all) with pyxdf; the
+    others' samples are skipped, never loaded. SessionFormatError for anything wrong with the file."""
+    path = Path(path)
+    contents = contents or scan_streams(path)
+    counts = contents.counts
     try:
         import pyxdf
     except ImportError:
-        raise ConfigError("XDF replay needs pyxdf: pip install 'myosight[xdf]'") from None
+        raise ConfigError(f"XDF replay needs pyxdf: {install_hint('xdf')}") from None
+    if select is not None and not select:
+        return []
     try:
         with np.errstate(all="ignore"):  # damaged clock offsets overflow its fit; the result is checked below
-            loaded, _ = pyxdf.load_xdf(str(path), synchronize_clocks=True, dejitter_timestamps=False)
+            loaded, _ = pyxdf.load_xdf(str(path), select_streams=select, synchronize_clocks=True,
+                                       dejitter_timestamps=False)
     except Exception as error:  # pyxdf signals a bad file with any exception type; all mean the same here
         raise SessionFormatError(path, f"pyxdf cannot read it ({type(error).__name__}: {error})") from error
     streams = [_stream(path, raw) for raw in loaded]
@@ -104,14 +167,19 @@ class XdfReplay(Replay):
                  include_video: bool = True, start_offset_s: float = 0.0, max_seconds: float | None = None) -> None:
         super().__init__(speed=speed, loop=loop, source=source, control_address=control_address)
         self.path = Path(path)
-        streams = read_xdf(self.path)
-        self.emg = {arm: (s.time_s, np.asarray(s.data, np.float32))
-                    for arm, s in choose_arms(streams, self.path, left=left, right=right).items()}
-        video = _video_stream(streams) if include_video else None
+        contents = scan_streams(self.path)
+        arms = choose_arms(contents.streams, self.path, left=left, right=right)
+        video_info = _video_stream(contents.streams, contents.lsl_source) if include_video else None
+        label_infos = label_streams(contents)
+        wanted = [s.stream_id for s in [*arms.values(), *([video_info] if video_info else []), *label_infos]]
+        loaded = {s.stream_id: s for s in read_xdf(self.path, sorted(set(wanted)), contents)}
+        self.emg = {arm: (loaded[s.stream_id].time_s, np.asarray(loaded[s.stream_id].data, np.float32))
+                    for arm, s in arms.items()}
+        video = loaded[video_info.stream_id] if video_info is not None else None
         self.video = (video.time_s, np.asarray(video.data, np.int8)) if video is not None else None
-        self.frame_size = _frame_size(video) if video is not None else 0
+        self.frame_size = (_frame_size(video) or 0) if video is not None else 0  # known: _video_stream checked
         self.video_rate = video.nominal_srate if video is not None else 0.0
-        self.labels = _markers(streams)
+        self.labels = _markers([loaded[s.stream_id] for s in label_infos])
         for name, (times, _) in [*self.emg.items(), *([("video", self.video)] if self.video else [])]:
             if np.any(np.diff(times) < 0):
                 raise SessionFormatError(self.path, f"the {name} stream's time stamps go backwards")
@@ -152,6 +220,7 @@ class XdfReplay(Replay):
         return events
 
     def _frame_sender(self, outlet, index: int) -> Callable[[float], None]:
+        assert self.video is not None  # frames are sent only from a file with video
         times, frames = self.video
 
         def send(shift: float) -> None:
@@ -161,11 +230,11 @@ class XdfReplay(Replay):
         return send
 
 
-def choose_arms(streams: list[XdfStream], path: Path, *, left: str | None = None,
-                right: str | None = None) -> dict[str, XdfStream]:
+def choose_arms(streams: list[XdfStreamInfo], path: Path, *, left: str | None = None,
+                right: str | None = None) -> dict[str, XdfStreamInfo]:
     """The EMG stream of each arm present (see the module docstring for the rules)."""
-    emg = [s for s in streams if s.type.lower() == "emg" and s.channels == 8 and s.channel_format != "string"]
-    chosen: dict[str, XdfStream] = {}
+    emg = emg_streams(streams)
+    chosen: dict[str, XdfStreamInfo] = {}
     for arm, wanted in (("left", left), ("right", right)):
         if wanted is not None:
             chosen[arm] = _by_name(streams, wanted, path, arm)
@@ -175,7 +244,8 @@ def choose_arms(streams: list[XdfStream], path: Path, *, left: str | None = None
         arms = _arms_of(stream)
         if len(arms) != 1 or arms[0] in chosen:
             raise ConfigError(f"{path}: cannot tell which arm the EMG stream {stream.label()} is; name the streams "
-                              f"with --left-stream/--right-stream (EMG streams: {', '.join(s.label() for s in emg)})")
+                              "with --left-stream/--right-stream (myosight replay; run and gui: --lsl-emg-left/"
+                              f"--lsl-emg-right) (EMG streams: {', '.join(s.label() for s in emg)})")
         chosen[arms[0]] = stream
     if not chosen:
         found = ", ".join(s.label() for s in streams) or "none"
@@ -183,7 +253,7 @@ def choose_arms(streams: list[XdfStream], path: Path, *, left: str | None = None
     return chosen
 
 
-def _by_name(streams: list[XdfStream], wanted: str, path: Path, arm: str) -> XdfStream:
+def _by_name(streams: list[XdfStreamInfo], wanted: str, path: Path, arm: str) -> XdfStreamInfo:
     hits = [s for s in streams if wanted in (s.name, s.source_id, str(s.stream_id))]
     if len(hits) != 1:
         raise ConfigError(f"{path}: {len(hits)} streams match the {arm} arm's {wanted!r} (by name, source id or "
@@ -194,7 +264,12 @@ def _by_name(streams: list[XdfStream], wanted: str, path: Path, arm: str) -> Xdf
     return stream
 
 
-def _arms_of(stream: XdfStream) -> list[str]:
+def emg_streams(streams: list[XdfStreamInfo]) -> list[XdfStreamInfo]:
+    """The streams that can be an arm: type EMG, 8 numeric channels."""
+    return [s for s in streams if s.type.lower() == "emg" and s.channels == 8 and s.channel_format != "string"]
+
+
+def _arms_of(stream: XdfStreamInfo) -> list[str]:
     """The arm a stream's description names, else the arms its name mentions."""
     described = stream.desc.get("arm") or [None]
     if isinstance(described[0], str) and described[0].strip().lower() in ARMS:
@@ -202,7 +277,7 @@ def _arms_of(stream: XdfStream) -> list[str]:
     return [arm for arm in ARMS if _ARM_WORD[arm].search(stream.name)]
 
 
-def _frame_size(stream: XdfStream) -> int | None:
+def _frame_size(stream: XdfStreamInfo) -> int | None:
     """The side of a video stream's square frames, from its description (None when it does not say, or when
     the frames are not square or do not fill its channels)."""
     try:
@@ -212,12 +287,22 @@ def _frame_size(stream: XdfStream) -> int | None:
     return width if width == height and width * height * 3 == stream.channels else None
 
 
-def _video_stream(streams: list[XdfStream]) -> XdfStream | None:
-    """The first video stream of myosight's layout (int8 channels holding square RGB frames)."""
-    for stream in streams:
-        if stream.type.lower() == "video" and stream.channel_format == "int8" and _frame_size(stream):
-            return stream
-    return None
+def _video_stream(streams: list[XdfStreamInfo], source: str | None = None) -> XdfStreamInfo | None:
+    """The video stream to replay, of myosight's layout (int8 channels holding square RGB frames): the recorded
+    source's, else the first of a myosight source, else the first."""
+    videos = [s for s in streams if s.type.lower() == "video" and s.channel_format == "int8" and _frame_size(s)]
+    ours = [s for s in videos if s.source_id == f"myosight-{source}-video"]
+    myosight = [s for s in videos if s.source_id.startswith("myosight-")]
+    candidates = ours or myosight or videos
+    return candidates[0] if candidates else None
+
+
+def label_streams(contents: XdfContents) -> list[XdfStreamInfo]:
+    """The marker streams replayed as labels (see the module docstring for the order of preference)."""
+    markers = [s for s in contents.streams if s.channel_format == "string" and s.channels == 1]
+    named = [s for s in markers if contents.activity_labels and s.source_id == contents.activity_labels]
+    ours = [s for s in markers if _MYOSIGHT_LABELS.match(s.source_id)]
+    return named or ours or markers
 
 
 def _markers(streams: list[XdfStream]) -> list[tuple[float, str]]:

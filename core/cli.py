@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from myosight import __version__
-from myosight.errors import MyosightError
+from myosight.errors import MyosightError, install_hint
 
 #: Modules that add subcommands, in the order they appear in `myosight --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -38,10 +38,17 @@ Typical first steps:
   myosight synth --out sessions/          write synthetic sessions (HDF5 + world video)
   myosight info sessions/<file>.hdf5      streams, measured rates, gaps and labelled actions of a session
   myosight dataset sessions/*.hdf5 --out data/ && myosight features emg data/ && myosight features rgb data/
-  myosight report --data data/            train and evaluate every model of the paper
+  myosight report --data data/            train and evaluate the paper's heads (on the live sEMG pipeline
+                                          unless the dataset was built with --preset paper)
   myosight run --model BUNDLE --source replay <file>.hdf5
   myosight record --source live --out sessions/   record a live source (with labels from the viewer)
 """
+
+
+#: Optional packages and the extra that installs each (pyproject.toml): a command that needs one that is not
+#: installed (the lean `capture` install has no torch) says so in one line instead of a traceback.
+EXTRA_OF = {"torch": "models", "librosa": "models", "safetensors": "models", "matplotlib": "models",
+            "PySide6": "gui", "pyqtgraph": "gui", "pyxdf": "xdf", "bleak": "myo", "pyomyo": "myo", "pandas": "epic"}
 
 
 class UsageError(SystemExit):
@@ -77,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageError as error:
-        return int(error.code)
+        return int(error.code or 0)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -89,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except MyosightError as error:
         print(f"myosight: error: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        package = (error.name or "").split(".")[0]
+        if package not in EXTRA_OF:
+            raise
+        print(f"myosight: error: `myosight {args.command}` needs {package}, which is not installed here: "
+              f"{install_hint(EXTRA_OF[package])}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("myosight: interrupted", file=sys.stderr)

@@ -34,3 +34,9 @@ class StreamError(MyosightError):
 
 class ConfigError(MyosightError):
     """An option, a model bundle or a configuration value is invalid."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an optional extra. myosight is installed from its repository checkout (no
+    package index has it), so the hint is an editable install of the checkout, which `make install` makes."""
+    return f"pip install -e '.[{extra}]' in the myosight checkout"

@@ -54,8 +54,8 @@ class NumberType:
         """What the type accepts, in words, e.g. 'a number above 0 and at most 1000'."""
         what = "a whole number" if self.kind is int else "a number"
         if self.kind is int:
-            low, high = self.minimum + self.open_min, self.maximum - self.open_max
-            return f"{what} from {low} to {high}"
+            first, last = self.minimum + self.open_min, self.maximum - self.open_max
+            return f"{what} from {first} to {last}"
         low = f"above {_number(self.minimum)}" if self.open_min else f"at least {_number(self.minimum)}"
         if math.isinf(self.maximum):
             return f"a finite number {low}"
@@ -121,8 +121,18 @@ def video_size(text: str) -> tuple[int, int]:
     try:
         if len(parts) != 2:
             raise ValueError(text)
-        width, height = _VIDEO_SIDE(parts[0]), _VIDEO_SIDE(parts[1])
+        width, height = int(_VIDEO_SIDE(parts[0])), int(_VIDEO_SIDE(parts[1]))
     except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, each side from {MIN_VIDEO_SIDE} to "
                                          f"{MAX_VIDEO_SIDE} pixels, got {_shown(text)}") from None
     return width, height
+
+
+def device(text: str) -> str:
+    """An argparse type: a torch device name, `cpu`, `cuda`, `cuda:N` or `mps` (its spelling only; whether
+    this machine has it is checked when the command starts, see `myosight.models.device`)."""
+    name = text.strip().lower()
+    kind, colon, index = name.partition(":")
+    if name in ("cpu", "mps", "cuda") or (kind == "cuda" and colon and index.isdigit()):
+        return name
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {_shown(text)}")

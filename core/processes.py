@@ -15,7 +15,7 @@ worker, the recorder) as child processes through this module, so they share one 
   its outlet still exists), each child asked to stop, waited for, and terminated if it does not.
 
 This module is low in the layering (it imports no other part of myosight): the callers pass the targets
-(`myosight.capture.launch.source_process`, `myosight.realtime.worker.worker_process`,
+(`myosight.capture.launch.source_process`, `myosight.realtime.child.worker_process`,
 `myosight.capture.recorder.recorder_process`).
 """
 
@@ -85,6 +85,9 @@ class RunSpec:
     geometry: dict | None = None  # the clip geometry resolved at start (models.clips.resolve_geometry)
     duration_s: float | None = None
     use_compile: bool = False
+    device: str = "cpu"  # where the models run (checked by myosight.models.device before anything starts)
+    precision: str = "float32"  # "int8": the quantised I3D (CPU only)
+    resolve_timeout_s: float = 30.0  # the worker may start with its source: how long it waits for its streams
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +101,13 @@ class RunSpec:
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 #: The exit code of a command stopped by Ctrl-C (the shell's convention: 128 + SIGINT).
 EXIT_INTERRUPTED = 130
+
+
+def ignore_file_size_signal() -> None:
+    """A write past the file-size limit (ulimit -f) then fails with EFBIG, which a recorder reports as a full
+    file, instead of SIGXFSZ ending the process with a core dump. Windows has no such signal (nor limit)."""
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 class SignalStop(threading.Event):

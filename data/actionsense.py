@@ -4,7 +4,7 @@ The reader is lazy: opening a session reads only the file's structure, and each 
 datasets it needs, so one stream of a 4 GB session costs the memory of that stream. Every problem with a
 file raises :class:`~myosight.errors.SessionFormatError` naming the file and the field at fault.
 
-Decisions (see the README's "Data" section):
+Decisions (see docs/data-formats.md):
 - Myo EMG must have 8 channels per arm; timestamps must not decrease. Rows with time 0 at the end of a
   stream are an unfinished log and are trimmed with a warning; a zero time elsewhere is an error.
 - Labels: rows with time 0 are ignored; each Start is paired with the next Stop; a pair is kept only

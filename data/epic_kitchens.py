@@ -39,11 +39,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from myosight.errors import ConfigError, MyosightError, SessionFormatError
+from myosight.errors import ConfigError, MyosightError, SessionFormatError, install_hint
 
 #: EPIC-Kitchens-55 verb classes 0..7, the classes of the D1 domain-adaptation split.
 D1_VERBS: tuple[str, ...] = ("take", "put", "open", "close", "wash", "cut", "mix", "pour")
@@ -263,7 +263,7 @@ class DataFrameUnpickler(pickle._Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("refusing a pickle with persistent references")
 
-    dispatch: dict[int, Callable] = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+    dispatch: ClassVar[dict[int, Callable]] = pickle._Unpickler.dispatch.copy()
 
     def _load_newobj(self) -> None:
         args = self.stack.pop()  # type: ignore[attr-defined]
@@ -295,7 +295,7 @@ def restricted_load_dataframe(path: str | Path) -> Any:
     except _PandasMissingError as error:
         raise ConfigError(
             f"{path} is a pandas DataFrame pickle and reading it needs pandas ({error}); install the extra "
-            "(pip install 'myosight[epic]') and convert it once with `myosight epic convert`, "
+            f"({install_hint('epic')}) and convert it once with `myosight epic convert`, "
             "or give the same columns as a CSV"
         ) from None
     except Exception as error:  # a damaged or foreign pickle raises many types; report them alike

@@ -41,6 +41,7 @@ from myosight import options
 from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.data.activities import ACTIVITIES, SAME_LOOK_GROUPS, SAME_MUSCLE_GROUPS, canonical_activity
 from myosight.errors import ConfigError, MyosightError
+from myosight.progress import ProgressBar
 
 if TYPE_CHECKING:
     from myosight.data.synth_scene import SceneRenderer
@@ -496,7 +497,7 @@ class _VideoOut:
 
         self.path = path
         self.renderer: SceneRenderer = SceneRenderer(config.width, config.height, subject)
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(config.fps),
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(config.fps),
                                       (config.width, config.height))
         if not self.writer.isOpened():
             raise MyosightError(f"{path}: OpenCV cannot open an mp4v video writer here")
@@ -515,10 +516,8 @@ class _VideoOut:
         self.writer.release()
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame" if total else "s", disable=not enabled, leave=False)
+def _progress(total: int, desc: str, enabled: bool) -> ProgressBar:
+    return ProgressBar(total, desc=desc, unit="frame" if total else "s", enabled=enabled, leave=False)
 
 
 def write_session(

@@ -109,13 +109,13 @@ class VideoFile:
             first = int(wanted.min())
             raise SessionFormatError(self.path, "negative frame index requested", field=f"frame {first}")
         order = np.argsort(wanted, kind="stable")
-        previous_index, previous_frame = -1, None
+        previous_index = -1
         for position in order:
             index = int(wanted[position])
-            if index != previous_index:
-                previous_frame = self._read_one(index)
+            if index != previous_index:  # always true at the first position
+                frame = self._read_one(index)
                 previous_index = index
-            out[position] = previous_frame
+            out[position] = frame
         return out
 
     def _read_one(self, index: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from myosight.errors import MyosightError
+from myosight.errors import MyosightError, install_hint
 from myosight.gui.controller import WorkerSettings
 from myosight.processes import EXIT_INTERRUPTED, STOP_SIGNALS, RunSpec, SourceSpec
 
@@ -57,7 +57,8 @@ class ViewerOptions:
     def from_run(cls, spec: RunSpec, jsonl: Path | None = None) -> ViewerOptions:
         """The window for `myosight run` / `myosight demo` without --headless."""
         worker = WorkerSettings(bundle=spec.bundle, emg_only=spec.emg_only, hop_s=spec.hop_s,
-                                input_size=spec.input_size, use_compile=spec.use_compile)
+                                input_size=spec.input_size, use_compile=spec.use_compile, device=spec.device,
+                                precision=spec.precision)
         return cls(source=spec.sources, worker=worker, address=spec.address, duration_s=spec.duration_s,
                    jsonl=jsonl)
 
@@ -66,7 +67,7 @@ def check_platform(timeout_s: float = 30.0) -> None:
     """Raise GuiUnavailableError with a hint when the gui extra is missing or Qt cannot open a window here."""
     missing = [name for name in ("PySide6", "pyqtgraph") if importlib.util.find_spec(name) is None]
     if missing:
-        raise GuiUnavailableError(f"the desktop viewer needs {' and '.join(missing)} (pip install 'myosight[gui]'); "
+        raise GuiUnavailableError(f"the desktop viewer needs {' and '.join(missing)} ({install_hint('gui')}); "
                                   "or use the terminal viewer (--headless)")
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     if platform.split(":")[0] in HEADLESS_PLATFORMS or not sys.platform.startswith("linux"):
@@ -95,9 +96,9 @@ def kinetics_labels() -> list[str] | None:
 def run_viewer(options: ViewerOptions) -> int:
     """Open the window, run until it closes (or the duration ends); the exit code is `myosight run`'s."""
     check_platform()
-    from myosight.gui.qt import QtWidgets
+    from myosight.gui.qt import application
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app = application(sys.argv[:1])
     app.setApplicationName("myosight")
     window = build_window(options)
     quits = app.quitOnLastWindowClosed()

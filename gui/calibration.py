@@ -26,8 +26,8 @@ from myosight.capture.clock import SourceClock
 from myosight.data.activities import ACTIVITIES
 from myosight.errors import ConfigError
 from myosight.gui.controller import Controller, unique_source_name
-from myosight.models.bundle import read_bundle_metadata
-from myosight.processes import SourceSpec
+from myosight.models.bundle_header import read_bundle_metadata
+from myosight.processes import Child, SourceSpec
 
 #: How long the prompted synthetic person may take to start before the calibration gives up.
 SOURCE_START_S = 90.0
@@ -76,7 +76,7 @@ class WindowCalibration:
         self._started = self._aborting = False
         self._failure: str | None = None
         self._recorded, self._released = threading.Event(), threading.Event()
-        self._prompted_child = None
+        self._prompted_child: Child | None = None
 
     def _prompted_source(self, spec: SourceSpec, labels: str, clock: SourceClock) -> SourceSpec:
         plan = self.request.plan
@@ -111,7 +111,8 @@ class WindowCalibration:
         """Start the run once the source to record is up (a prompted person listens to the prompts before it
         says so); give up when it does not come."""
         controller = self.controller
-        if controller.source_ready and controller.source_spec.source == self.source.source:
+        spec = controller.source_spec
+        if controller.source_ready and spec is not None and spec.source == self.source.source:
             self.run.start()
             self._started = True
             return True

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Open the desktop viewer. With --source (and --model) it starts that source and a worker "
         "as `myosight run` does; without, choose them in the window. --connect views a worker that runs "
         "elsewhere (nothing is started). --screenshot saves a PNG of the window --after seconds after the "
-        "first prediction, then quits (how the README's screenshot is made).",
+        "first prediction, then quits (how the documentation's screenshot is made).",
     )
     gui.add_argument("--model", type=Path, help="model bundle (.safetensors)")
     gui.add_argument("--demo", action="store_true",
@@ -58,6 +58,7 @@ def _options(args: argparse.Namespace):
     from myosight.capture.launch import source_spec_from_args
     from myosight.gui.app import ViewerOptions
     from myosight.gui.controller import WorkerSettings
+    from myosight.models.device import check_device
     from myosight.processes import SourceSpec
 
     bundle = str(args.model) if args.model else None
@@ -70,7 +71,8 @@ def _options(args: argparse.Namespace):
             source = SourceSpec(kind="replay", session=str(demo_session()), speed=args.speed, loop=True,
                                 source=f"gui{os.getpid()}")
     worker = WorkerSettings(bundle=bundle, emg_only=args.emg_only, hop_s=args.hop, input_size=args.input_size,
-                            use_compile=args.compile)
+                            use_compile=args.compile, device=check_device(args.device, precision=args.precision),
+                            precision=args.precision)
     geometry = worker.geometry()  # checks the bundle and the input size before anything starts
     if args.source:
         source = source_spec_from_args(args, f"gui{os.getpid()}", geometry.crop_size)

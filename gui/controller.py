@@ -27,7 +27,7 @@ from myosight.errors import ConfigError
 from myosight.gui.receivers import StreamReceiver
 from myosight.gui.replay_link import ReplayLink
 from myosight.gui.state import GuiState
-from myosight.models.bundle import read_bundle_geometry, read_bundle_metadata
+from myosight.models.bundle_header import read_bundle_geometry, read_bundle_metadata
 from myosight.models.clips import ClipGeometry, resolve_geometry
 from myosight.processes import (
     EXIT_SOURCE_FAILED,
@@ -37,7 +37,7 @@ from myosight.processes import (
     SourceSpec,
     stop_child,
 )
-from myosight.realtime.worker import worker_process
+from myosight.realtime.child import worker_process
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class WorkerSettings:
     hop_s: float = 1.0
     input_size: int | None = None  # the user's override of the bundle's I3D input size
     use_compile: bool = False
+    device: str = "cpu"
+    precision: str = "float32"
 
     def geometry(self) -> ClipGeometry:
         """The clip geometry of a run with these settings (I3D's own when no model is chosen yet)."""
@@ -167,8 +169,11 @@ class Controller:
 
     @property
     def source_ready(self) -> bool:
-        """Whether the source is up (its streams exist), so that a worker or a recorder can start on it."""
-        return self._source_ready()
+        """Whether the source is up (its streams exist), so that a recorder can start on it."""
+        if self.source_spec is not None and self.source_spec.kind == "lsl":
+            return True
+        child = self.processes.get("source")
+        return child is not None and child.alive and child.ready.is_set()
 
     @property
     def source_request(self) -> SourceSpec | None:
@@ -198,8 +203,8 @@ class Controller:
         if self._worker_dirty and self.processes.get("worker") is not None:
             self._stop_in_background(["worker"], streams=False)
             return
-        if self._source_ready() and self.worker.bundle and (self.processes.get("worker") is None
-                                                            or self._worker_dirty):
+        if self._source_started() and self.worker.bundle and (self.processes.get("worker") is None
+                                                              or self._worker_dirty):
             self._launch_worker()
         self._starting_notice()
         if self.replay is not None and self.replay.error:
@@ -237,22 +242,27 @@ class Controller:
             self.replay.start()
 
     def _launch_worker(self) -> None:
+        if self.source_spec is None:  # no source chosen: nothing to follow
+            return
         run = RunSpec(bundle=str(self.worker.bundle), sources=self.source_spec, address=self.address,
                       emg_only=self.worker.emg_only, hop_s=self.worker.hop_s, input_size=self.worker.input_size,
-                      geometry=self.worker.geometry().to_dict(), use_compile=self.worker.use_compile)
+                      geometry=self.worker.geometry().to_dict(), use_compile=self.worker.use_compile,
+                      device=self.worker.device, precision=self.worker.precision)
         self.state.reset_predictions()
         self.processes.start("worker", worker_process, asdict(run))
         self._worker_dirty = False
         self.worker_generation += 1
         self.notices.pop("worker", None)
 
-    def _source_ready(self) -> bool:
+    def _source_started(self) -> bool:
+        """The source is starting or up: the worker may start too (it waits for the source's streams and loads
+        its models meanwhile, see `myosight.realtime.child`)."""
         if self.source_spec is None:
             return False
         if self.source_spec.kind == "lsl":
             return True
         child = self.processes.get("source")
-        return child is not None and child.alive and child.ready.is_set()
+        return child is not None and child.alive
 
     def _running(self, role: str, allow_external: bool = False) -> bool:
         if allow_external and role == "source" and self.source_spec is not None and self.source_spec.kind == "lsl":
@@ -266,7 +276,7 @@ class Controller:
             if role == "source" and code == 0:
                 self.notices["source"] = ("info", "Replay finished")
                 continue
-            if code != 0:
+            if code is not None and code != 0:
                 self._ever_failed[role] = code
             what = {"source": f"the {self.source_spec.kind if self.source_spec else ''} source",
                     "worker": "the worker", "recorder": "the recorder"}[role]

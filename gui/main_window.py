@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,8 @@ from myosight.gui.widgets.emg_traces import EmgTraces
 from myosight.gui.widgets.health import Banner, BannerModel, HealthPanel
 from myosight.gui.widgets.prediction import PredictionPanel
 from myosight.gui.widgets.spectrograms import SpectrogramPanel
-from myosight.models.bundle import read_bundle_metadata
+from myosight.gui.widgets.xdf_arms import ask_with_dialog, xdf_arms
+from myosight.models.bundle_header import read_bundle_metadata
 from myosight.processes import SourceSpec
 
 STYLE = """
@@ -236,10 +239,11 @@ class MainWindow(QtWidgets.QMainWindow):
             c.emg_only.blockSignals(False)
 
     def _shortcuts(self) -> None:
-        bindings = [("Space", self.controls.toggle_label), ("Ctrl+R", self.controls.record.click),
-                    ("P", self._pause_key), ("R", lambda: self._calibration_key("redo")),
-                    ("Escape", lambda: self._calibration_key("abort")), ("Q", lambda: self._calibration_key("abort"))]
-        bindings += [(str(k), lambda k=k: self.controls.choose_label(k - 1)) for k in range(1, 10)]
+        bindings: list[tuple[str, Callable[[], object]]] = [
+            ("Space", self.controls.toggle_label), ("Ctrl+R", self.controls.record.click),
+            ("P", self._pause_key), ("R", lambda: self._calibration_key("redo")),
+            ("Escape", lambda: self._calibration_key("abort")), ("Q", lambda: self._calibration_key("abort"))]
+        bindings += [(str(k), partial(self.controls.choose_label, k - 1)) for k in range(1, 10)]
         for key, slot in bindings:
             shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self)
             shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
@@ -266,7 +270,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def choose_bundle(self, path: str) -> None:
         classes = self._call("set_bundle", path)
-        if classes is not None:
+        if isinstance(classes, list):  # None when the controller refused the bundle
             self.controls.add_bundle(path)
             self.set_classes(classes)
 
@@ -282,13 +286,27 @@ class MainWindow(QtWidgets.QMainWindow):
             self.notice("error", f"replay: no session file {request['session'] or '(none given)'}")
             return
         left, right = request["left"], request["right"]
+        named_emg = kind == "camera+lsl-emg"
+        if kind == "replay" and request["session"].lower().endswith(".xdf"):
+            try:  # the file's EMG streams by arm: the fields, the file itself, or the user's answer
+                arms = xdf_arms(request["session"], left, right, self.ask_xdf_arms)
+            except MyosightError as error:
+                self.notice("error", str(error))
+                return
+            if arms is None:
+                return
+            (left, right), named_emg = arms, True
         spec = SourceSpec(kind=kind, session=request["session"], speed=request["speed"], loop=request["loop"],
                           camera=request["camera"], source=unique_source_name(),
                           myo_left=left if kind == "camera+myo" else None,
                           myo_right=right if kind == "camera+myo" else None,
-                          lsl_emg_left=left if kind == "camera+lsl-emg" else None,
-                          lsl_emg_right=right if kind == "camera+lsl-emg" else None)
+                          lsl_emg_left=left if named_emg else None,
+                          lsl_emg_right=right if named_emg else None)
         self._call("start_source", spec)
+
+    def ask_xdf_arms(self, streams: list, path: Path) -> dict | None:
+        """Ask which of an XDF file's EMG streams is which arm (see gui/widgets/xdf_arms.py)."""
+        return ask_with_dialog(self)(streams, path)
 
     def _on_stop(self) -> None:
         if self._unless_calibrating():

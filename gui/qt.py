@@ -19,7 +19,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QtCore", "QtGui", "QtWidgets", "guard_singleton_refcounts", "pg"]
+__all__ = ["QtCore", "QtGui", "QtWidgets", "application", "guard_singleton_refcounts", "pg"]
 
 _HEADROOM = 1 << 40  # a decrement per Qt call at a million calls per second lasts twelve days
 
@@ -41,6 +41,16 @@ def guard_singleton_refcounts() -> bool:
     log.info("PySide6 %s loses references to None on Python %d.%d; guarded", PySide6.__version__,
              *sys.version_info[:2])
     return True
+
+
+def application(argv: list[str]) -> QtWidgets.QApplication:
+    """The process's QApplication: the one already running (a test's, a host program's), else a new one."""
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        return QtWidgets.QApplication(argv)
+    if not isinstance(app, QtWidgets.QApplication):
+        raise RuntimeError("a Qt application without widgets is already running in this process")
+    return app
 
 
 GUARDED = guard_singleton_refcounts()

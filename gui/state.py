@@ -145,14 +145,14 @@ class GuiState:
     def newest_emg_time(self) -> float | None:
         """Stamp of the newest sEMG sample received (the LSL clock of this host), None before any."""
         with self.lock:
-            return max((ring.newest_key for ring in self.emg.values() if ring.count), default=None)
+            return max((key for ring in self.emg.values() if (key := ring.newest_key) is not None), default=None)
 
     def snapshot(self) -> Snapshot:
         now = time.monotonic()
         with self.lock:
-            emg = {name: _copies(ring.since(ring.newest_key - self.trace_seconds))
-                   for name, ring in self.emg.items() if ring.count}
-            newest = max((ring.newest_key for ring in self.emg.values() if ring.count), default=None)
+            newest_keys = {name: key for name, ring in self.emg.items() if (key := ring.newest_key) is not None}
+            emg = {name: _copies(self.emg[name].since(key - self.trace_seconds)) for name, key in newest_keys.items()}
+            newest = max(newest_keys.values(), default=None)
             age = None if self._unseen_since is None else now - self._unseen_since
             self._unseen_since = None
             return Snapshot(
@@ -165,6 +165,6 @@ class GuiState:
             )
 
 
-def _copies(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+def _copies(arrays: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Copies of a ring's samples: the snapshot outlives the lock, the ring's storage does not wait for it."""
-    return tuple(np.array(array) for array in arrays)
+    return np.array(arrays[0]), np.array(arrays[1])

@@ -3,10 +3,13 @@
 Tensors: the head's weights under `head.` and the sEMG CNN's under `emg_cnn.` (when the head reads sEMG
 features). Metadata (safetensors' string map, key `myosight`): a JSON document with the format version,
 the head's name and constructor arguments, the label list, the clip geometry, the sEMG pipeline
-parameters and normalisation statistics, the I3D weights' sha256 (when the head reads RGB), the CNN's
-constructor arguments and the training metrics. No pickle anywhere: loading a tampered file can only fail.
+parameters (among them the sEMG preset) and normalisation statistics, the I3D weights' sha256 (when the head
+reads RGB), the CNN's constructor arguments and the training metrics. No pickle anywhere: loading a tampered
+file can only fail.
 
 Loading checks every part and refuses a mismatch with a :class:`~myosight.errors.ConfigError` naming it.
+A bundle trained on an offline sEMG preset loads for offline evaluation; live use refuses it
+(:func:`require_live_preset`).
 """
 
 from __future__ import annotations
@@ -16,19 +19,20 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from myosight.errors import ConfigError
+from myosight.models.bundle_header import BUNDLE_FORMAT, read_bundle_metadata
 from myosight.models.clips import SAMPLING_MODES, ClipGeometry
 from myosight.models.emg_cnn import EmgSpectrogramCNN
-from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
-from myosight.paths import not_a_file_reason, replaced_when_done
+from myosight.models.emg_pipeline import LIVE_PRESET, EmgNormalisation, EmgPipelineConfig
+from myosight.paths import replaced_when_done
 
-BUNDLE_FORMAT = "myosight-bundle/1"
-_REQUIRED = ("format", "head", "head_kwargs", "classes", "clip_geometry", "emg_pipeline", "emg_normalisation")
+M = TypeVar("M", bound=torch.nn.Module)  # the module a bundle part builds
 
 
 @dataclass
@@ -44,10 +48,33 @@ class Bundle:
     emg_cnn: EmgSpectrogramCNN | None = None
     i3d_sha256: str | None = None
     metadata: dict = field(default_factory=dict)
+    path: Path | None = None  # the file it was loaded from (for messages)
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(getattr(self.head, "modalities", ()))
+
+    def require_live(self) -> None:
+        """Raise ConfigError unless this bundle can run live (see :func:`require_live_preset`)."""
+        require_live_preset(self)
+
+
+def require_live_preset(bundle: Bundle) -> None:
+    """Refuse, for live use, a bundle whose sEMG features come from an offline preset, saying why and what to do.
+
+    The offline presets (``paper``, ``paper-text``) filter each action forwards and backwards and scale it by its
+    own minimum and maximum: a spectrogram needs the whole action, future included. A live stream cannot
+    compute them, and live spectrograms of another shape and scale would feed the model nonsense.
+    """
+    preset = bundle.emg_config.preset
+    if preset == LIVE_PRESET:
+        return
+    where = bundle.path or f"head '{bundle.head_name}'"
+    raise ConfigError(
+        f"{where}: trained on the offline sEMG preset {preset!r}, which needs each whole action in advance "
+        f"(zero-phase filter, min-max per action), so it cannot run live. For live use build the dataset with "
+        f"`myosight dataset ... --preset {LIVE_PRESET}` (the default) and train again"
+    )
 
 
 def save_bundle(
@@ -96,42 +123,6 @@ def save_bundle(
     return path
 
 
-def read_bundle_metadata(path: str | Path) -> dict:
-    """The bundle's JSON metadata, checked for the format version (reads no weights)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {not_a_file_reason(path)} (expected a model bundle)")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("myosight")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ConfigError(f"{path}: not a myosight model bundle ({error})") from error
-    if raw is None:
-        raise ConfigError(f"{path}: safetensors file without myosight metadata; not a model bundle")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: bundle metadata is not valid JSON ({error})") from error
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{path}: bundle metadata must be a JSON object")
-    missing = [key for key in _REQUIRED if key not in meta]
-    if missing:
-        raise ConfigError(f"{path}: bundle metadata lacks {', '.join(missing)}")
-    if meta["format"] != BUNDLE_FORMAT:
-        raise ConfigError(f"{path}: bundle format {meta['format']!r}; this myosight reads {BUNDLE_FORMAT!r}")
-    return meta
-
-
-def read_bundle_geometry(path: str | Path) -> ClipGeometry:
-    """The clip geometry a bundle was trained with, from its metadata (reads no weights)."""
-    try:
-        return ClipGeometry.from_dict(read_bundle_metadata(path)["clip_geometry"])
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{path}: invalid bundle clip geometry ({error})") from error
-
-
 def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
     """Load and check a bundle. `i3d_sha256`, when given, must match the hash the heads were trained with."""
     from myosight.models.heads import build_head
@@ -168,7 +159,7 @@ def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
             f"{i3d_sha256[:12]}...; re-extract features and retrain, or fetch the matching weights"
         )
     head.eval()
-    return Bundle(meta["head"], head, classes, geometry, emg_config, normalisation, emg_cnn, stored_hash, meta)
+    return Bundle(meta["head"], head, classes, geometry, emg_config, normalisation, emg_cnn, stored_hash, meta, path)
 
 
 def _check_finite_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -193,8 +184,8 @@ def _read_pipeline(path: Path, meta: dict) -> tuple[ClipGeometry, EmgPipelineCon
     return geometry, emg_config, normalisation
 
 
-def _build_checked(path: Path, prefix: str, build: Callable[[], torch.nn.Module], tensors: dict[str, torch.Tensor],
-                   what: str) -> torch.nn.Module:
+def _build_checked(path: Path, prefix: str, build: Callable[[], M], tensors: dict[str, torch.Tensor],
+                   what: str) -> M:
     """Build a module on the meta device first and compare its shapes with the file's, so that tampered sizes
     are refused before any memory is allocated for them; then build it for real and load the weights."""
     try:

@@ -58,9 +58,15 @@ class ClipGeometry:
         if self.short_side != short_side_for(self.crop_size):
             raise ValueError(f"short_side {self.short_side} does not keep I3D's 256/224 ratio for crop_size "
                              f"{self.crop_size} (expected {short_side_for(self.crop_size)})")
-        if not MIN_INPUT_SIZE <= self.input_size <= self.crop_size:
+        if not MIN_INPUT_SIZE <= self.input_side <= self.crop_size:
             raise ValueError(f"input_size {self.input_size} must be between {MIN_INPUT_SIZE} and crop_size "
                              f"{self.crop_size}")
+
+    @property
+    def input_side(self) -> int:
+        """I3D's input in pixels: `input_size` as filled in when the geometry was made (never None)."""
+        assert self.input_size is not None  # __post_init__ sets it
+        return self.input_size
 
     @property
     def clip_seconds(self) -> float:

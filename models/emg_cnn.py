@@ -7,7 +7,9 @@ connected layer are the feature extractor: one `feature_dim` (1024) vector per c
 features, so both modalities feed the same heads.
 
 The input is standardised per channel with statistics fitted on the training clips and stored as buffers,
-so the saved weights carry everything inference needs.
+so the saved weights carry everything inference needs. `n_mels` and `frames` follow the sEMG preset of the
+data (10 x 17 for the live pipeline, 10 x 81 for the offline paper presets); the first fully connected
+layer's input size follows from them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from torch import nn
 
 class EmgSpectrogramCNN(nn.Module):
     """2D CNN on (B, channels, n_mels, frames) spectrograms -> logits; `features()` gives (B, feature_dim)."""
+
+    input_mean: torch.Tensor  # buffers (saved with the weights): the per-channel standardisation
+    input_std: torch.Tensor
 
     def __init__(
         self,

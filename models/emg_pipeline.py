@@ -1,4 +1,9 @@
-"""The sEMG pipeline: raw Myo samples -> envelopes -> per-clip Mel spectrograms.
+"""The live sEMG pipeline (preset ``live``, the default): raw Myo samples -> envelopes -> per-clip Mel spectrograms.
+
+This is myosight's causal pipeline, not the method's as its authors ran it: the authors process whole actions
+offline (centred RMS, min-max per action, a zero-phase filter), which a live stream cannot do because it needs
+the future. Those variants are the offline presets ``paper`` and ``paper-text``
+(:mod:`myosight.models.emg_presets`); a model trained on one of them cannot run live.
 
 One implementation with two drivers. :class:`EmgStreamProcessor` is stateful and takes chunks of any
 size; the offline pass (:func:`process_recording`) is the same processor fed the whole recording at once,
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
@@ -43,6 +49,10 @@ from myosight.constants import CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.errors import ConfigError, StreamError
 
 STAGES = ("envelope", "rms", "resampled")
+#: The sEMG presets: ``live`` (causal, this module) and the offline ones of the method
+#: (:mod:`myosight.models.emg_presets`): ``paper`` as its authors' code ran it, ``paper-text`` as its text states it.
+LIVE_PRESET = "live"
+PRESETS = (LIVE_PRESET, "paper", "paper-text")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,16 @@ class EmgPipelineConfig:
     f_max: float | None = None  # None: Nyquist
     max_gap_s: float = 0.1  # longer silences are gaps: no interpolation across, filters restart
     stuck_seconds: float = 2.0
+    preset: str = LIVE_PRESET  # which pipeline the parameters above belong to (see PRESETS)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown sEMG preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+
+    @property
+    def offline(self) -> bool:
+        """Whether the preset needs whole actions in advance (zero-phase filter, per-action min-max): not live."""
+        return self.preset != LIVE_PRESET
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -268,7 +288,7 @@ class _GridResampler:
         return segments
 
     def _interpolate(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.prev_t is not None:
+        if self.prev_t is not None and self.prev_x is not None:  # set together
             self.health.recorded_seconds += float(t[-1] - self.prev_t)
             t = np.concatenate([[self.prev_t], t])
             x = np.vstack([self.prev_x, x])
@@ -366,6 +386,11 @@ class EmgStreamProcessor:
             raise ConfigError(f"{name}: unknown pipeline stage {stage!r}; choose from {', '.join(STAGES)}")
         if stage == "envelope" and normalisation is None:
             raise ConfigError(f"{name}: the envelope stage needs normalisation statistics")
+        if config.offline and stage != "resampled":
+            raise ConfigError(
+                f"{name}: the sEMG preset {config.preset!r} is offline (it needs each whole action in advance); "
+                f"the streaming processor computes the {LIVE_PRESET!r} preset only"
+            )
         if normalisation is not None and len(normalisation.minimum) != channels:
             raise ConfigError(
                 f"{name}: normalisation has {len(normalisation.minimum)} channels, the stream {channels}"
@@ -482,7 +507,7 @@ def log_mel_spectrogram(window: np.ndarray, config: EmgPipelineConfig) -> np.nda
 
 
 def clip_spectrograms(
-    tracks: list[EnvelopeChunk | None],
+    tracks: Sequence[EnvelopeChunk | None],
     clip_bounds_s: np.ndarray,
     config: EmgPipelineConfig,
 ) -> tuple[np.ndarray, np.ndarray]:

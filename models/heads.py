@@ -4,7 +4,8 @@ A sample is ``n`` clips (5 in the paper). The inputs of a head are a dict batch:
 
 - ``"rgb"``: (B, n, feature_dim) frozen I3D features, one vector per clip;
 - ``"emg"``: (B, n, feature_dim) features of the sEMG spectrogram CNN, one vector per clip;
-- ``"emg_raw"``: (B, n, T_raw, channels) sEMG samples of each clip (envelopes, 16 channels).
+- ``"emg_raw"``: (B, n, T_raw, channels) raw sEMG samples of each clip (16 channels, resampled to the
+  model's 160 Hz grid and scaled to [-1, 1]; not envelopes).
 
 Every head predicts per clip (:meth:`Head.clip_logits`, (B, n, C)) and aggregates the clip predictions into
 one prediction per sample (:meth:`Head.forward`, (B, C) logits): by the mean, or by attention weights for
@@ -31,6 +32,9 @@ Design decisions:
   the diagonal zero included). The weights are non-negative, sum to 1, and a clip gets nothing from
   itself. Q and K are computed from the clip features (also in the LSTM variant) by bias-free linear
   maps: a key bias adds the same amount to a whole row of scores and the softmax removes it.
+- Defaults and the authors' details. The defaults are myosight's; :data:`PAPER_HEAD_OPTIONS` holds the
+  options that reproduce the authors' heads where they differ (``--heads paper``): batch norm before the
+  linear classifier, self-attention with alpha 1.25 and d_k 1024, mid fusion 2048 -> 1024 -> classes.
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ def _dropout_rate(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
         raise ConfigError(f"dropout must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _feature_modality(value: Any) -> str:
@@ -128,14 +138,22 @@ class Head(nn.Module):
 
 
 class LinearClipClassifier(nn.Module):
-    """Dropout and one linear layer applied to every clip on its own; the paper's linear classifier."""
+    """Dropout and one linear layer applied to every clip on its own; the paper's linear classifier.
 
-    def __init__(self, feature_dim: int, num_classes: int, dropout: float = 0.5) -> None:
+    ``batch_norm=True`` puts a batch norm over the feature dimension (statistics over all clips of the batch)
+    before the dropout and the linear layer, as the authors' classifier has it.
+    """
+
+    def __init__(self, feature_dim: int, num_classes: int, dropout: float = 0.5, batch_norm: bool = False) -> None:
         super().__init__()
+        feature_dim = _positive_int("feature_dim", feature_dim)
+        self.norm = nn.BatchNorm1d(feature_dim) if _flag("batch_norm", batch_norm) else None
         self.dropout = nn.Dropout(_dropout_rate(dropout))
-        self.fc = nn.Linear(_positive_int("feature_dim", feature_dim), num_classes)
+        self.fc = nn.Linear(feature_dim, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.norm is not None:
+            x = self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
         return self.fc(self.dropout(x))
 
 
@@ -180,12 +198,15 @@ class RawEMGClipClassifier(LSTMClipClassifier):
         return self.fc(self.dropout(h[-1])).reshape(B, n, -1)
 
 
-def _make_branch(kind: str, feature_dim: int, num_classes: int, hidden_size: int | None, dropout: float) -> nn.Module:
+def _make_branch(kind: str, feature_dim: int, num_classes: int, hidden_size: int | None, dropout: float,
+                 batch_norm: bool = False) -> nn.Module:
     if kind == "linear":
         if hidden_size is not None:
             raise ConfigError("hidden_size applies to LSTM branches only; the linear branch has no hidden layer")
-        return LinearClipClassifier(feature_dim, num_classes, dropout)
+        return LinearClipClassifier(feature_dim, num_classes, dropout, batch_norm)
     if kind == "lstm":
+        if batch_norm:
+            raise ConfigError("batch_norm applies to linear branches only (the batch norm before the linear layer)")
         return LSTMClipClassifier(feature_dim, num_classes, 512 if hidden_size is None else hidden_size, 1, dropout)
     raise ConfigError(f"branch must be one of {', '.join(BRANCH_KINDS)}, got {kind!r}")
 
@@ -196,12 +217,13 @@ def _make_branch(kind: str, feature_dim: int, num_classes: int, hidden_size: int
 class LinearHead(Head):
     """Linear classifier per clip on one modality's features, clip logits averaged (Linear RGB / sEMG)."""
 
-    def __init__(self, modality: str = "rgb", num_classes: int = 20, feature_dim: int = 1024, dropout: float = 0.5):
+    def __init__(self, modality: str = "rgb", num_classes: int = 20, feature_dim: int = 1024, dropout: float = 0.5,
+                 batch_norm: bool = False):
         super().__init__(num_classes)
         self.modality = _feature_modality(modality)
         self.modalities = (self.modality,)
         self.feature_dim = _positive_int("feature_dim", feature_dim)
-        self.branch = LinearClipClassifier(feature_dim, num_classes, dropout)
+        self.branch = LinearClipClassifier(feature_dim, num_classes, dropout, batch_norm)
 
     def clip_logits(self, batch: Mapping[str, Tensor]) -> Tensor:
         return self.branch(self._take(batch, self.modality, self.feature_dim))
@@ -292,6 +314,8 @@ class ModalityMix(nn.Module):
     probabilities are mixed (see the module docstring); the output is logits either way.
     """
 
+    p_const: Tensor  # the constant p's buffer (absent when p is learnable)
+
     def __init__(self, p: float = 0.5, learnable: bool = False, space: str = "logits") -> None:
         super().__init__()
         if space not in FUSION_SPACES:
@@ -346,12 +370,14 @@ class LateFusionHead(Head):
         fuse: str = "logits",
         hidden_size: int | None = None,
         dropout: float = 0.5,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__(num_classes)
         self.feature_dim = _positive_int("feature_dim", feature_dim)
-        self.branches = nn.ModuleDict(
-            {m: _make_branch(branch, feature_dim, num_classes, hidden_size, dropout) for m in FEATURE_MODALITIES}
-        )
+        self.branches = nn.ModuleDict({
+            m: _make_branch(branch, feature_dim, num_classes, hidden_size, dropout, batch_norm)
+            for m in FEATURE_MODALITIES
+        })
         self.mix = ModalityMix(p, learnable_p, fuse)
 
     @property
@@ -445,8 +471,9 @@ class SelfAttentionLateFusionHead(LateFusionHead):
         fuse: str = "logits",
         hidden_size: int | None = None,
         dropout: float = 0.5,
+        batch_norm: bool = False,
     ) -> None:
-        super().__init__(num_classes, feature_dim, branch, p, learnable_p, fuse, hidden_size, dropout)
+        super().__init__(num_classes, feature_dim, branch, p, learnable_p, fuse, hidden_size, dropout, batch_norm)
         self.cross_modal = bool(cross_modal)
         self.attention = nn.ModuleDict(
             {m: ClipAttention(feature_dim, attention_dim, alpha) for m in FEATURE_MODALITIES}
@@ -582,6 +609,32 @@ HEADS: dict[str, HeadSpec] = {
         ),
     )
 }
+
+
+#: How the heads' options are chosen: myosight's defaults, or the authors' details where they differ.
+HEAD_STYLES = ("default", "paper")
+_PAPER_ATTENTION = {"alpha": 1.25, "attention_dim": 1024}
+#: The options that reproduce the authors' heads where they differ from myosight's defaults: batch norm before
+#: every linear classifier (linear heads and the linear branches of late fusion), self-attention with alpha
+#: 1.25 and d_k 1024, mid fusion 2048 -> 1024 -> classes. Heads not listed are the same in both styles.
+PAPER_HEAD_OPTIONS: dict[str, dict[str, Any]] = {
+    "linear_rgb": {"batch_norm": True},
+    "linear_emg": {"batch_norm": True},
+    "late_fusion": {"batch_norm": True},
+    "late_fusion_par_const": {"batch_norm": True},
+    "late_fusion_par_learnable": {"batch_norm": True},
+    "mid_fusion": {"fusion_dims": [1024]},
+    "self_attention_lf": {"batch_norm": True, **_PAPER_ATTENTION},
+    "self_attention_lf_lstm": dict(_PAPER_ATTENTION),
+}
+
+
+def head_options(name: str, style: str = "default", options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A head's constructor options in a style ("default" or "paper"), with `options` taking precedence."""
+    if style not in HEAD_STYLES:
+        raise ConfigError(f"unknown head style {style!r}; choose from {', '.join(HEAD_STYLES)}")
+    base = PAPER_HEAD_OPTIONS.get(name, {}) if style == "paper" else {}
+    return {**base, **(options or {})}
 
 
 def build_head(name: str, num_classes: int = 20, feature_dim: int = 1024, **kwargs: Any) -> Head:

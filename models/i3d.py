@@ -196,13 +196,14 @@ class InceptionI3d(nn.Module):
             layers[name] = module
             channels = module.out_channels
         self.features = nn.Sequential(layers)
+        self.in_channels = in_channels
         self.num_classes = num_classes
         self.dropout = nn.Dropout(dropout)
         self.logits = Unit3d(FEATURE_DIM, num_classes, 1, batch_norm=False, activation=False)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ValueError unless `x` is (B, in_channels, T >= 9, H, W)."""
-        if x.dim() != 5 or x.shape[1] != self.features[0].conv.in_channels:
+        if x.dim() != 5 or x.shape[1] != self.in_channels:
             raise ValueError(f"I3D expects (B, 3, T, H, W) frames, got shape {tuple(x.shape)}")
         if x.shape[2] < MIN_FRAMES:
             raise ValueError(f"I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]}")
@@ -248,15 +249,17 @@ def _fold(unit: Unit3d) -> None:
     if conv.bias is not None:
         shift = shift + conv.bias.double() * scale
     weight = conv.weight.double() * scale.view(-1, 1, 1, 1, 1)
+    assert not isinstance(conv.padding, str)  # a Unit3d pads by numbers (or dynamically, before the conv)
     fused = nn.Conv3d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        padding=conv.padding,
+        _triple(conv.kernel_size),
+        _triple(conv.stride),
+        padding=_triple(conv.padding),
         bias=True,
     ).to(device=conv.weight.device, dtype=conv.weight.dtype)
     fused.weight.copy_(weight.to(conv.weight.dtype))
+    assert fused.bias is not None  # made with bias=True
     fused.bias.copy_(shift.to(conv.weight.dtype))
     unit.conv = fused
     unit.bn = nn.Identity()
@@ -278,15 +281,17 @@ class FastI3d(nn.Module):
     fails for any reason, the model runs uncompiled and says so once in the log.
     """
 
-    def __init__(self, model: InceptionI3d, use_compile: bool = True, channels_last: bool = True) -> None:
+    def __init__(self, model: InceptionI3d, use_compile: bool = True, channels_last: bool = True,
+                 copy: bool = True) -> None:
         super().__init__()
-        import copy
+        import copy as copying
 
-        fused = copy.deepcopy(model).eval().fuse_batchnorm()
+        fused = (copying.deepcopy(model) if copy else model).eval().fuse_batchnorm()
         for parameter in fused.parameters():
             parameter.requires_grad_(False)
         self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
-        self.model = fused.to(memory_format=self.memory_format)
+        # Module.to takes memory_format at run time; torch's type hints for its overloads leave it out
+        self.model = fused.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.use_compile = use_compile
         self._compiled: dict[str, object] = {}
 
@@ -324,6 +329,8 @@ class FastI3d(nn.Module):
         return self._run("forward", x)
 
 
-def optimize_for_inference(model: InceptionI3d, use_compile: bool = True, channels_last: bool = True) -> FastI3d:
-    """The fastest exact inference path for `model` on CPU (see `FastI3d`); `model` itself is left as is."""
-    return FastI3d(model, use_compile=use_compile, channels_last=channels_last)
+def optimize_for_inference(model: InceptionI3d, use_compile: bool = True, channels_last: bool = True,
+                           copy: bool = True) -> FastI3d:
+    """The fastest exact inference path for `model` (see `FastI3d`); `model` itself is left as is unless
+    `copy=False` (then it is folded in place: cheaper, for a caller that does not keep it)."""
+    return FastI3d(model, use_compile=use_compile, channels_last=channels_last, copy=copy)

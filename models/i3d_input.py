@@ -106,4 +106,4 @@ def prepare_frames(frames_bgr: np.ndarray, geometry: ClipGeometry | None = None)
     frames = np.asarray(frames_bgr)
     if frames.ndim != 4:
         raise ValueError(f"expected (T, H, W, 3) uint8 BGR frames, got {frames.shape} {frames.dtype}")
-    return clip_input(np.stack([model_frame(f, geometry.crop_size) for f in frames]), geometry.input_size)
+    return clip_input(np.stack([model_frame(f, geometry.crop_size) for f in frames]), geometry.input_side)

@@ -279,7 +279,7 @@ def _read_manifest(cache_dir: str | Path | None) -> dict[str, Any]:
     return manifest
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -498,13 +498,15 @@ def verify_weights(cache_dir: str | Path | None = None) -> dict[str, Any]:
     return manifest
 
 
-def load_i3d(cache_dir: str | Path | None = None) -> InceptionI3d:
-    """The verified Kinetics-400 RGB InceptionI3d, in eval mode."""
+def load_i3d(cache_dir: str | Path | None = None, *, verify: bool = True) -> InceptionI3d:
+    """The verified Kinetics-400 RGB InceptionI3d, in eval mode (`verify=False`: the caller has just run
+    `verify_weights`, and hashing 50 MB twice would only delay a live start)."""
     from safetensors.torch import load_file
 
     from myosight.models.i3d import InceptionI3d
 
-    verify_weights(cache_dir)
+    if verify:
+        verify_weights(cache_dir)
     model = InceptionI3d(num_classes=NUM_CLASSES)
     model.load_state_dict(load_file(str(weights_path(cache_dir))), strict=True)
     return model.eval()

@@ -27,8 +27,7 @@ def add_worker_options(parser: argparse.ArgumentParser, *, address: bool = True)
     if address:
         parser.add_argument("--address", default=DEFAULT_ADDRESS, help="ZeroMQ address to publish results on")
     parser.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
-    parser.add_argument("--hop", type=options.seconds, default=1.0,
-                        help="seconds between predictions (default: one clip)")
+    add_decision_options(parser)
     parser.add_argument("--compile", action="store_true",
                         help="compile I3D with torch.compile (about 1.8x faster; 10-30 s of compiling at start)")
     parser.add_argument("--input-size", "--size", dest="input_size", type=options.pixels, default=None,
@@ -37,17 +36,30 @@ def add_worker_options(parser: argparse.ArgumentParser, *, address: bool = True)
                         "mode). --size is the old name of this option")
 
 
+def add_decision_options(parser: argparse.ArgumentParser) -> None:
+    """How often the worker decides, and where and in what precision its models run."""
+    parser.add_argument("--hop", type=options.seconds, default=1.0,
+                        help="seconds between decisions (default 1: one clip); 0.2 gives five fused decisions a "
+                        "second, each computing one new clip; made coarser by itself when the models cannot keep up")
+    parser.add_argument("--device", type=options.device, default="cpu",
+                        help="where the models run: cpu (default), cuda, cuda:N or mps")
+    parser.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                        help="I3D's arithmetic: float32 (default), or int8 (a quantised I3D, CPU only, faster)")
+
+
 def run_worker(args: argparse.Namespace) -> int:
     import threading
 
     from myosight.models.bundle import load_bundle
+    from myosight.models.device import check_device
     from myosight.realtime.messages import ResultPublisher
     from myosight.realtime.worker import Worker, WorkerConfig
 
+    check_device(args.device, precision=args.precision)
     bundle = load_bundle(args.model)
     publisher = ResultPublisher(args.address, option="worker --address")
     config = WorkerConfig(source=args.source, hop_s=args.hop, emg_only=args.emg_only, input_size=args.input_size,
-                          use_compile=args.compile)
+                          use_compile=args.compile, device=args.device, precision=args.precision)
     worker = Worker(bundle, config, publisher)
     print(f"worker: predictions on {publisher.address}; Ctrl-C stops")
     stop = threading.Event()

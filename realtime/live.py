@@ -24,6 +24,7 @@ from myosight.constants import ARMS, CHANNELS_PER_ARM
 from myosight.models.bundle import Bundle
 from myosight.models.clips import ClipGeometry, clip_frame_times, clip_segments, latest_not_after
 from myosight.models.emg_pipeline import EmgStreamProcessor, EnvelopeChunk, clip_spectrograms
+from myosight.models.heads import LateFusionHead
 from myosight.models.i3d_input import clip_input
 from myosight.realtime.ring import SampleRing
 
@@ -162,8 +163,13 @@ class LivePredictor:
 
     def __init__(self, bundle: Bundle, emg: EmgLiveBuffer, frames: FrameRing | None = None,
                  i3d: torch.nn.Module | None = None, geometry: ClipGeometry | None = None,
-                 cache_clips: int = 200) -> None:
+                 cache_clips: int = 200, device: str = "cpu") -> None:
         self.bundle = bundle
+        self.device = torch.device(device)
+        if self.device.type != "cpu":  # the heads and the sEMG CNN live there; I3D is moved by its loader
+            bundle.head.to(self.device)
+            if bundle.emg_cnn is not None:
+                bundle.emg_cnn.to(self.device)
         self.geometry = geometry or bundle.geometry
         self.emg = emg
         self.frames = frames
@@ -194,7 +200,9 @@ class LivePredictor:
         if key not in self.emg_cache:
             spectrogram, coverage = self.emg.clip_spectrogram(segment)
             with torch.inference_mode(), torch_threads(1):
-                feature = self.bundle.emg_cnn.features(torch.from_numpy(spectrogram)[None])[0]
+                spectrogram_tensor = torch.from_numpy(spectrogram)[None].to(self.device)
+                assert self.bundle.emg_cnn is not None  # a bundle with sEMG features has its CNN (checked at load)
+                feature = self.bundle.emg_cnn.features(spectrogram_tensor)[0]
             self.emg_cache.put(key, (feature, coverage))
             self.spectrogram_cache.put(key, spectrogram)
             self.emg_features_computed += 1
@@ -208,12 +216,17 @@ class LivePredictor:
             frames = self.frames.frames_at(times) if self.frames is not None else None
             if frames is None:
                 return None
-            clip = clip_input(frames, self.geometry.input_size)[None]
+            clip = clip_input(frames, self.geometry.input_side)[None].to(self.device)  # the clip's one transfer
             with torch.inference_mode(), torch_threads(self.i3d_threads), self.i3d_clock.measure():
-                feature = self.i3d.extract_features(clip)[0]
-                logits_layer = getattr(getattr(self.i3d, "model", self.i3d), "logits", None)
+                # every I3D variant (plain, fast path, int8) has extract_features; nn.Module's typing hides it
+                feature = self.i3d.extract_features(clip)[0]  # type: ignore[union-attr, operator]
+                logits_layer = getattr(self.i3d, "logits", None) or getattr(getattr(self.i3d, "model", None),
+                                                                             "logits", None)
                 if logits_layer is not None:
-                    self.kinetics_cache.put(key, logits_layer(feature[None, :, None, None, None]).flatten().numpy())
+                    logits = logits_layer(feature[None, :, None, None, None]).flatten()
+                    self.kinetics_cache.put(key, logits.float().cpu().numpy())
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)  # the clock measures the clip, not its launch
             self.rgb_cache.put(key, feature)
             self.rgb_features_computed += 1
         return self.rgb_cache[key]
@@ -238,10 +251,10 @@ class LivePredictor:
             if available:
                 for i, feature in enumerate(rgb):
                     if feature is None:
-                        nearest = min(available, key=lambda j, i=i: abs(j - i))
+                        nearest = available[int(np.argmin(np.abs(np.asarray(available) - i)))]  # first on ties
                         rgb[i] = rgb[nearest]
                         reused += 1
-                batch["rgb"] = torch.stack(rgb)[None]
+                batch["rgb"] = torch.stack([f for f in rgb if f is not None])[None]  # none left: all filled
                 mode = "fusion"
         probs, attention = self._run_head(batch, mode)
         newest = self._key(segments[-1, 0])
@@ -259,12 +272,12 @@ class LivePredictor:
         attention: dict[str, np.ndarray] = {}
         with torch.inference_mode(), torch_threads(1):
             if mode == "emg" and "rgb" in self.bundle.modalities:
-                if not hasattr(head, "branch_logits"):
+                if not isinstance(head, LateFusionHead):  # the heads with a branch per modality
                     raise RuntimeError(f"head '{self.bundle.head_name}' cannot predict from sEMG alone")
                 logits = head.branch_logits(batch | {"rgb": torch.zeros_like(batch["emg"])})["emg"]
-            elif self.has_attention:
+            elif self.has_attention and isinstance(head, LateFusionHead):  # attention heads are late-fusion ones
                 logits, weights = head.forward_with_attention(batch)
-                attention = {k: v[0].numpy() for k, v in weights.items()}
+                attention = {k: v[0].cpu().numpy() for k, v in weights.items()}
             else:
                 logits = head(batch)
-        return torch.softmax(logits, dim=-1)[0].numpy(), attention
+        return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy(), attention

@@ -3,7 +3,7 @@
 A message is a multipart ZeroMQ message:
 
     frame 0   topic, ASCII (the message kind: "prediction" or "health")
-    frame 1   header, UTF-8 JSON: {"v": 2, "kind": ..., "seq": ..., "time": ..., "fields": {...},
+    frame 1   header, UTF-8 JSON: {"v": 3, "kind": ..., "seq": ..., "time": ..., "fields": {...},
               "arrays": [{"name": ..., "dtype": ..., "shape": [...]}, ...]}
     frame 2+  one raw little-endian buffer per entry of "arrays", in order
 
@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, TypeGuard, overload
 
 import numpy as np
 import zmq
@@ -32,7 +32,7 @@ from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.errors import ConfigError, MyosightError
 
 #: Version 2: typed prediction and health fields (docs/messages.md); version 1 receivers refuse it.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 ALLOWED_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
 MAX_HEADER_BYTES = 1 << 20
@@ -157,11 +157,11 @@ def _show(value: object) -> str:
     return "null" if value is None else f"{type(value).__name__} {repr(value)[:40]}"
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -187,6 +187,12 @@ class _Fields:
             return _ABSENT
         raise self.error(name, "missing")
 
+    # Each accessor returns None only for an absent optional field: the overloads say so to the type checker.
+    @overload
+    def text(self, name: str, *, optional: Literal[False] = ..., choices: Sequence[str] | None = None) -> str: ...
+    @overload
+    def text(self, name: str, *, optional: bool, choices: Sequence[str] | None = None) -> str | None: ...
+
     def text(self, name: str, *, optional: bool = False, choices: Sequence[str] | None = None) -> str | None:
         value = self._take(name, optional)
         if value is _ABSENT:
@@ -197,6 +203,11 @@ class _Fields:
             raise self.error(name, f"{value[:40]!r} is not one of {list(choices)}")
         return value
 
+    @overload
+    def boolean(self, name: str, *, optional: Literal[False] = ...) -> bool: ...
+    @overload
+    def boolean(self, name: str, *, optional: bool) -> bool | None: ...
+
     def boolean(self, name: str, *, optional: bool = False) -> bool | None:
         value = self._take(name, optional)
         if value is _ABSENT:
@@ -204,6 +215,11 @@ class _Fields:
         if not isinstance(value, bool):
             raise self.error(name, f"expected true or false, got {_show(value)}")
         return value
+
+    @overload
+    def integer(self, name: str, *, optional: Literal[False] = ...) -> int: ...
+    @overload
+    def integer(self, name: str, *, optional: bool) -> int | None: ...
 
     def integer(self, name: str, *, optional: bool = False) -> int | None:
         """A count: an integer >= 0 (a JSON number with a fraction or exponent is not one)."""
@@ -213,6 +229,12 @@ class _Fields:
         if not _is_int(value) or value < 0:
             raise self.error(name, f"expected an integer >= 0, got {_show(value)}")
         return value
+
+    @overload
+    def number(self, name: str, *, optional: Literal[False] = ..., minimum: float = ...,
+               maximum: float = ...) -> float: ...
+    @overload
+    def number(self, name: str, *, optional: bool, minimum: float = ..., maximum: float = ...) -> float | None: ...
 
     def number(self, name: str, *, optional: bool = False, minimum: float = -math.inf,
                maximum: float = math.inf) -> float | None:
@@ -287,6 +309,13 @@ class _Arrays:
 
     def error(self, name: str, problem: str) -> MessageError:
         return MessageError(f"{self.kind} array '{name}': {problem}")
+
+    @overload
+    def take(self, name: str, dtype: str, ndim: int, *, optional: Literal[False] = ..., length: int | None = None,
+             per: str = "", probabilities: bool = False) -> np.ndarray: ...
+    @overload
+    def take(self, name: str, dtype: str, ndim: int, *, optional: bool, length: int | None = None,
+             per: str = "", probabilities: bool = False) -> np.ndarray | None: ...
 
     def take(self, name: str, dtype: str, ndim: int, *, optional: bool = False, length: int | None = None,
              per: str = "", probabilities: bool = False) -> np.ndarray | None:
@@ -535,6 +564,8 @@ class HealthMessage(_Typed):
     latency_p95_ms: float | None = None
     realtime_factor: float | None = None  # mean compute time / hop: above 1, the worker falls behind
     nonfinite_predictions: int = 0  # windows whose probabilities were NaN or infinite (withheld, not published)
+    hop_s: float | None = None  # seconds between decisions now (coarser than asked when the models cannot keep up)
+    hop_coarsened: int = 0  # times the worker made its hop coarser to keep up
     seq: int | None = field(default=None, compare=False)  # the envelope's, once received
     time: float | None = field(default=None, compare=False)
 
@@ -544,11 +575,12 @@ class HealthMessage(_Typed):
                   "mode": self.mode, "video_lost": bool(self.video_lost),
                   "windows_predicted": int(self.windows_predicted), "windows_skipped": int(self.windows_skipped),
                   "rgb_features": int(self.rgb_features), "emg_features": int(self.emg_features)}
-        for name in ("latency_p50_ms", "latency_p95_ms", "realtime_factor"):
+        for name in ("latency_p50_ms", "latency_p95_ms", "realtime_factor", "hop_s"):
             if getattr(self, name) is not None:
                 values[name] = float(getattr(self, name))
-        if self.nonfinite_predictions:
-            values["nonfinite_predictions"] = int(self.nonfinite_predictions)
+        for name in ("nonfinite_predictions", "hop_coarsened"):
+            if getattr(self, name):
+                values[name] = int(getattr(self, name))
         return encode(self.KIND, seq, values, timestamp=timestamp)
 
     @classmethod
@@ -569,6 +601,8 @@ class HealthMessage(_Typed):
             latency_p95_ms=f.number("latency_p95_ms", optional=True, minimum=0.0),
             realtime_factor=f.number("realtime_factor", optional=True, minimum=0.0),
             nonfinite_predictions=f.integer("nonfinite_predictions", optional=True) or 0,
+            hop_s=f.number("hop_s", optional=True, minimum=0.0),
+            hop_coarsened=f.integer("hop_coarsened", optional=True) or 0,
             seq=message.seq, time=message.time,
         )
         f.done()

@@ -15,17 +15,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from myosight.capture.inlets import LiveInlet, refuse_shared_source, resolve
-from myosight.capture.streams import StreamNames, parse_marker
-from myosight.constants import ARMS
+from myosight.capture.inlets import LiveInlet
+from myosight.capture.streams import parse_marker
 from myosight.errors import StreamError
 from myosight.models.bundle import Bundle
 from myosight.models.clips import ClipGeometry, resolve_geometry
-from myosight.processes import RunSpec
 from myosight.realtime.live import EmgLiveBuffer, FrameRing, LivePredictor, Prediction
 from myosight.realtime.messages import (
     HealthMessage,
@@ -34,6 +31,7 @@ from myosight.realtime.messages import (
     ResultPublisher,
     StreamStatus,
 )
+from myosight.realtime.sources import SourceInlets
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +39,69 @@ log = logging.getLogger(__name__)
 @dataclass
 class WorkerConfig:
     source: str = "synthetic"  # the LSL source name: streams are found by `myosight-<source>-<kind>`
-    hop_s: float = 1.0
+    hop_s: float = 1.0  # seconds between decisions; below one clip, each new clip's feature is still computed once
     emg_only: bool = False
     input_size: int | None = None  # I3D input size; None: the bundle's (112 is the reduced-resolution mode)
     geometry: ClipGeometry | None = None  # resolved by the caller; None: resolved here from the bundle
-    resolve_timeout_s: float = 10.0
+    resolve_timeout_s: float = 10.0  # how long to wait for the source's first stream
     lost_after_s: float = 1.0
     health_every_s: float = 1.0
     use_compile: bool = False  # torch.compile: ~1.8x faster I3D, but 10-30 s of compiling at start
+    device: str = "cpu"  # where I3D, the sEMG CNN and the head run (checked by models.device.check_device)
+    precision: str = "float32"  # "int8": the quantised I3D (CPU only)
+    adapt_hop: bool = True  # coarsen the hop when the models cannot keep up (see HopLadder), never queue
+
+
+class HopLadder:
+    """The decision hops the worker may use, finest first, and the one in use.
+
+    The finest is the configured hop; the coarser ones are its multiples that divide one clip (for a 0.2-s hop
+    on 1-s clips: 0.2 and 1.0; for 0.1: 0.1, 0.2, 0.5, 1.0). On such a grid every clip of a window was the
+    newest clip of an earlier window, so each window still computes one new I3D feature and reuses four:
+    a coarser hop costs proportionally less. When the mean compute time of the recent decisions takes more
+    than `BUSY` of the hop, the worker moves one step coarser (counted, and shown in the viewer); when it
+    would take less than `RELAXED` of the next finer hop, one step back. Skipping windows remains the last
+    resort for a machine too slow even at the coarsest hop.
+    """
+
+    BUSY = 0.8
+    RELAXED = 0.4
+    #: Decisions observed at a step before it may change again.
+    SETTLE = 5
+
+    def __init__(self, hop_s: float, clip_s: float, adapt: bool = True) -> None:
+        steps = [hop_s]
+        if adapt:
+            k = 2
+            while hop_s * k <= clip_s + 1e-9:
+                ratio = clip_s / (hop_s * k)
+                if abs(ratio - round(ratio)) < 1e-6:
+                    steps.append(round(hop_s * k, 9))
+                k += 1
+        self.steps = tuple(steps)
+        self.level = 0
+        self.coarsened = 0  # times the hop was made coarser
+        self._recent: deque[float] = deque(maxlen=self.SETTLE)
+
+    @property
+    def hop_s(self) -> float:
+        return self.steps[self.level]
+
+    def observe(self, compute_s: float) -> bool:
+        """Take one decision's compute time; True when the hop changed."""
+        self._recent.append(compute_s)
+        if len(self._recent) < self.SETTLE:
+            return False
+        mean = sum(self._recent) / len(self._recent)
+        if mean > self.BUSY * self.hop_s and self.level + 1 < len(self.steps):
+            self.level += 1
+            self.coarsened += 1
+        elif self.level > 0 and mean < self.RELAXED * self.steps[self.level - 1]:
+            self.level -= 1
+        else:
+            return False
+        self._recent.clear()
+        return True
 
 
 class LabelTrack:
@@ -74,46 +127,42 @@ class LabelTrack:
 
 
 class Worker:
-    """Resolves the source's streams, runs the live loop, publishes predictions and health."""
+    """Runs the live loop on a source's inlets and publishes predictions and health.
 
-    def __init__(self, bundle: Bundle, config: WorkerConfig, publisher: ResultPublisher) -> None:
+    `inlets`: the source's inlets, already open (the worker child opens them before loading any model); by
+    default the worker finds and opens them itself."""
+
+    def __init__(self, bundle: Bundle, config: WorkerConfig, publisher: ResultPublisher,
+                 inlets: SourceInlets | None = None) -> None:
+        bundle.require_live()  # a model of an offline sEMG preset cannot run live: refused with the reason
         self.bundle, self.config, self.publisher = bundle, config, publisher
-        names = StreamNames(config.source)
-        self.emg_inlets: dict[str, LiveInlet] = {}
-        self.missing_arms: list[str] = []
-        for arm in ARMS:
-            try:
-                info = resolve(names.source_id(f"emg-{arm}"), config.resolve_timeout_s)
-            except StreamError:
-                self.missing_arms.append(arm)  # a one-arm set-up: that arm's channels stay zero
-                log.warning("no %s-arm EMG stream from source '%s': its channels are zero", arm, config.source)
-                continue
-            self.emg_inlets[arm] = LiveInlet(info, channels=8, lost_after_s=config.lost_after_s)
-        if not self.emg_inlets:
-            raise StreamError(
-                f"no EMG stream from source '{config.source}' (looked for myosight-{config.source}-emg-*)"
-            )
-        self.geometry = config.geometry or resolve_geometry(bundle.geometry, config.input_size)
-        if self.geometry.input_size != bundle.geometry.input_size:
-            log.warning("I3D runs at %d px but the bundle's RGB features were extracted at %d px",
-                        self.geometry.input_size, bundle.geometry.input_size)
-        self.video_inlet: LiveInlet | None = None
-        self.frames: FrameRing | None = None
-        i3d = None
-        if not config.emg_only and "rgb" in bundle.modalities:
-            info = resolve(names.source_id("video"), config.resolve_timeout_s)
-            self.video_inlet = LiveInlet(info, lost_after_s=max(config.lost_after_s, 1.0), max_chunk=64)
-            self.frames = FrameRing(_checked_frame_shape(self.video_inlet, self.geometry))
-            i3d = load_live_i3d(bundle, self.geometry, use_compile=config.use_compile)
-        self.label_inlet: LiveInlet | None = None
+        wants_video = not config.emg_only and "rgb" in bundle.modalities
+        if inlets is None:
+            inlets = SourceInlets.open(config.source, video=wants_video, first_timeout_s=config.resolve_timeout_s,
+                                       lost_after_s=config.lost_after_s)
+        elif not wants_video:
+            inlets.drop_video()
+        self.inlets = inlets
+        self.emg_inlets, self.missing_arms = inlets.emg, inlets.missing_arms
+        self.video_inlet, self.label_inlet = inlets.video, inlets.labels
         try:
-            self.label_inlet = LiveInlet(resolve(names.source_id("labels"), 0.5), lost_after_s=1e9)
-        except StreamError:
-            log.info("no label stream from source '%s': predictions carry no true label", config.source)
-        self._refuse_shared_source(names)
+            self.geometry = config.geometry or resolve_geometry(bundle.geometry, config.input_size)
+            if self.geometry.input_size != bundle.geometry.input_size:
+                log.warning("I3D runs at %d px but the bundle's RGB features were extracted at %d px",
+                            self.geometry.input_size, bundle.geometry.input_size)
+            self.frames: FrameRing | None = None
+            i3d = None
+            if self.video_inlet is not None:
+                self.frames = FrameRing(_checked_frame_shape(self.video_inlet, self.geometry))
+                i3d = load_live_i3d(bundle, self.geometry, use_compile=config.use_compile, device=config.device,
+                                    precision=config.precision)
+        except BaseException:
+            self.close()
+            raise
         self.labels = LabelTrack()
         self.emg = EmgLiveBuffer(bundle)
-        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, self.geometry)
+        self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, self.geometry, device=config.device)
+        self.hops = HopLadder(config.hop_s, self.geometry.clip_seconds, adapt=config.adapt_hop)
         self.last_window: float | None = None
         self._first_time: float | None = None
         self.windows_predicted = 0
@@ -123,15 +172,6 @@ class Worker:
         self._ready_since: dict[float, float] = {}
         self._next_health = 0.0
         self.nonfinite_predictions = 0  # windows withheld because their probabilities were not finite
-
-    def _refuse_shared_source(self, names: StreamNames) -> None:
-        """Two sources under one name would feed this worker one arm of each session: refuse (inlets closed)."""
-        inlets = [*self.emg_inlets.values(), self.video_inlet, self.label_inlet]
-        try:
-            refuse_shared_source(names.source, [inlet.source_id for inlet in inlets if inlet is not None])
-        except StreamError:
-            self.close()
-            raise
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_windows: int | None = None) -> None:
@@ -150,12 +190,16 @@ class Worker:
         ready_end = self._newest_ready_window()
         if ready_end is not None:
             self._ready_since.setdefault(ready_end, now)
+            hop = self.hops.hop_s
             previous = self.last_window
             if previous is None:  # windows that became ready before the first prediction count as skipped
-                previous = math.ceil(self._first_data_time() / self.config.hop_s - 1e-9) * self.config.hop_s \
-                    + self.bundle.geometry.sample_seconds - self.config.hop_s
-            self.windows_skipped += max(0, round((ready_end - previous) / self.config.hop_s) - 1)
+                previous = math.ceil(self._first_data_time() / hop - 1e-9) * hop \
+                    + self.bundle.geometry.sample_seconds - hop
+            self.windows_skipped += max(0, round((ready_end - previous) / hop) - 1)
             prediction = self.predictor.predict(ready_end)
+            if self.hops.observe(prediction.compute_s):
+                log.info("decisions every %.2f s now (compute %.0f ms per decision)", self.hops.hop_s,
+                         1e3 * prediction.compute_s)
             self.last_window = ready_end
             self.windows_predicted += 1
             latency = time.monotonic() - self._ready_since.pop(ready_end)
@@ -173,22 +217,23 @@ class Worker:
             stamps, samples = inlet.pull()
             if len(stamps):
                 self.emg.push(arm, stamps, samples)
-        if self.video_inlet is not None:
+        if self.video_inlet is not None and self.frames is not None:  # made together
             self.video_inlet.pull_into(self.frames.push)
         if self.label_inlet is not None:
             stamps, markers = self.label_inlet.pull_markers()
             self.labels.push(stamps, markers)
 
     def _newest_ready_window(self) -> float | None:
-        covered = [self.emg.covered_until(arm) for arm, inlet in self.emg_inlets.items()
-                   if not inlet.health.lost]
-        covered = [c for c in covered if c is not None]
+        covered = [end for arm, inlet in self.emg_inlets.items()
+                   if not inlet.health.lost and (end := self.emg.covered_until(arm)) is not None]
         if not covered:
             return None
         until = min(covered)
-        if self.video_inlet is not None and not self.video_inlet.health.lost and self.frames.latest_time is not None:
-            until = min(until, self.frames.latest_time)
-        hop = self.config.hop_s
+        frames = self.frames
+        if self.video_inlet is not None and not self.video_inlet.health.lost and frames is not None \
+                and frames.latest_time is not None:
+            until = min(until, frames.latest_time)
+        hop = self.hops.hop_s
         end = math.floor(until / hop + 1e-9) * hop
         first_possible = self._first_data_time() + self.bundle.geometry.sample_seconds
         if end < first_possible or (self.last_window is not None and end <= self.last_window + 1e-9):
@@ -216,6 +261,7 @@ class Worker:
                           "published for such windows (counted in health as nonfinite_predictions)", p.window_end)
             return
         classes = list(self.bundle.classes)
+        assert p.emg_coverage is not None  # the live predictor always measures it
         kinetics = None
         if p.kinetics_logits is not None:
             top = np.argsort(-p.kinetics_logits)[:3]
@@ -259,33 +305,14 @@ class Worker:
             rgb_features=self.predictor.rgb_features_computed, emg_features=self.predictor.emg_features_computed,
             latency_p50_ms=None if latencies is None else float(np.percentile(latencies, 50)),
             latency_p95_ms=None if latencies is None else float(np.percentile(latencies, 95)),
-            realtime_factor=float(np.mean(self.compute_times)) / self.config.hop_s if self.compute_times else None,
-            nonfinite_predictions=self.nonfinite_predictions,
+            realtime_factor=float(np.mean(self.compute_times)) / self.hops.hop_s if self.compute_times else None,
+            nonfinite_predictions=self.nonfinite_predictions, hop_s=self.hops.hop_s,
+            hop_coarsened=self.hops.coarsened,
         )
 
     def close(self) -> None:
         """Close inlets in a fixed order (labels, video, EMG) while their sources still exist."""
-        for inlet in [self.label_inlet, self.video_inlet, *self.emg_inlets.values()]:
-            if inlet is not None:
-                inlet.close()
-
-
-def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
-    """Child target (see `myosight.processes`): the live worker on the spec's source until `stop`."""
-    from myosight.models.bundle import load_bundle
-
-    run = RunSpec.from_dict(spec)
-    publisher = ResultPublisher(run.address)
-    geometry = ClipGeometry.from_dict(run.geometry) if run.geometry else None
-    config = WorkerConfig(source=run.sources.source, hop_s=run.hop_s, emg_only=run.emg_only,
-                          input_size=run.input_size, geometry=geometry, use_compile=run.use_compile)
-    worker = Worker(load_bundle(run.bundle), config, publisher)
-    ready.set()
-    try:
-        worker.run(stop)
-    finally:
-        worker.close()
-        publisher.close()
+        self.inlets.close()
 
 
 def _finite_prediction(p: Prediction) -> bool:
@@ -308,21 +335,33 @@ def _checked_frame_shape(inlet: LiveInlet, geometry: ClipGeometry) -> tuple[int,
     return height, width, channels
 
 
-def load_live_i3d(bundle: Bundle, geometry: ClipGeometry, *, use_compile: bool = False):
+def load_live_i3d(bundle: Bundle, geometry: ClipGeometry, *, use_compile: bool = False, device: str = "cpu",
+                  precision: str = "float32"):
     """The frozen I3D for live clips: the cached weights checked (and checked against the ones the bundle's
-    heads were trained on), the inference path, and one clip run through it so that the first window does
-    not pay for set-up."""
+    heads were trained on), the inference path on `device` in `precision`, and one clip run through it so
+    that the first window does not pay for set-up."""
     import torch
 
     from myosight.errors import ConfigError
+    from myosight.models.device import check_device
     from myosight.models.i3d import optimize_for_inference
     from myosight.models.i3d_weights import load_i3d, verify_weights
 
+    check_device(device, precision=precision)
     manifest = verify_weights()
     if bundle.i3d_sha256 and manifest.get("weights_sha256") != bundle.i3d_sha256:
         raise ConfigError("the bundle's heads were trained on other I3D weights than the cached ones")
-    i3d = optimize_for_inference(load_i3d(), use_compile=use_compile)
-    size = geometry.input_size
+    model = load_i3d(verify=False)  # verified just above
+    size = geometry.input_side
+    if precision == "int8":
+        from myosight.models.i3d_int8 import int8_available, load_int8_i3d
+
+        reason = int8_available()
+        if reason is not None:
+            raise ConfigError(f"--precision int8: {reason}")
+        i3d = load_int8_i3d(size, geometry.frames_per_clip)
+    else:  # batch norm folded and channels-last: faster on every device (cuDNN likes the layout too)
+        i3d = optimize_for_inference(model.to(device), use_compile=use_compile, copy=False)
     with torch.inference_mode():
-        i3d.extract_features(torch.zeros(1, 3, geometry.frames_per_clip, size, size))
+        i3d.extract_features(torch.zeros(1, 3, geometry.frames_per_clip, size, size, device=device))
     return i3d

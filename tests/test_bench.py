@@ -1,4 +1,4 @@
-"""`myosight bench`: the table, the JSON report, the README section, and the lsl and train benchmarks (short)."""
+"""`myosight bench`: the table, the JSON report, the performance table, and the lsl and train benchmarks (short)."""
 
 from __future__ import annotations
 

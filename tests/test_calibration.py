@@ -19,7 +19,8 @@ from myosight.bench.calibrate import running_accuracy
 from myosight.cli import main
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.synth import SynthConfig, write_session, write_sessions
-from myosight.models.bundle import load_bundle, read_bundle_metadata
+from myosight.models.bundle import load_bundle
+from myosight.models.bundle_header import read_bundle_metadata
 from myosight.models.i3d_weights import weights_path
 
 BASE_CLASSES = ("Peel a cucumber", "Slice bread", "Clean a plate with a towel")

@@ -21,7 +21,7 @@ from myosight.gui.controller import Controller, WorkerSettings, free_tcp_address
 from myosight.gui.main_window import MainWindow
 from myosight.gui.qt import QtCore, QtGui
 from myosight.gui.state import GuiState
-from myosight.models.bundle import read_bundle_metadata
+from myosight.models.bundle_header import read_bundle_metadata
 from myosight.processes import SourceSpec
 
 LEFT = QtCore.Qt.MouseButton.LeftButton

@@ -33,7 +33,7 @@ WORKER = (("--hop", POSITIVE), ("--input-size", PIXELS))
 #: command -> its numeric options and the values each must refuse.
 TABLE: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "run": (("--speed", POSITIVE), *WORKER, ("--duration", POSITIVE)),
-    "demo": (("--speed", POSITIVE), ("--duration", POSITIVE)),
+    "demo": (("--speed", POSITIVE), ("--hop", POSITIVE), ("--duration", POSITIVE)),
     "calibrate": (("--speed", POSITIVE), ("--reps", COUNT), ("--seconds", POSITIVE), ("--rest", NON_NEGATIVE),
                   ("--lead-in", NON_NEGATIVE), ("--input-size", PIXELS), ("--after", NON_NEGATIVE)),
     "view": (("--duration", POSITIVE),),

@@ -418,7 +418,7 @@ def test_labels_are_stamped_with_the_data_on_screen(qapp) -> None:
 
 
 def test_run_and_gui_commands_open_the_window(synthetic_emg_model: dict, tmp_path: Path, qapp) -> None:
-    """`myosight gui --screenshot` (how the README's screenshot is made) and `myosight run` without
+    """`myosight gui --screenshot` (how the documentation's screenshot is made) and `myosight run` without
     --headless open the window, start and stop the processes, and log predictions."""
     from myosight.cli import main
 

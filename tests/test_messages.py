@@ -53,7 +53,7 @@ def _frames() -> list[bytes]:
         (lambda f: f[:1], "at least 2 frames"),
         (lambda f: [f[0], b"\xff\xfe", *f[2:]], "not UTF-8 JSON"),
         (lambda f: [f[0], b"[1, 2]", *f[2:]], "JSON object"),
-        (lambda f: [f[0], f[1].replace(b'"v": 2', b'"v": 1'), *f[2:]], "unknown protocol version 1"),
+        (lambda f: [f[0], f[1].replace(b'"v": 3', b'"v": 2'), *f[2:]], "unknown protocol version 2"),
         (lambda f: [b"prediction", *f[1:]], "does not match topic"),
         (lambda f: [*f[:2], f[2][:-1]], "bytes for shape"),
         (lambda f: f[:2], "declares 1 arrays but 0"),
@@ -200,7 +200,7 @@ def test_absent_parts_are_left_out_of_the_wire_not_faked() -> None:
 
 def test_the_envelope_carries_the_protocol_version() -> None:
     header = json.loads(prediction().encode(1)[1])
-    assert header["v"] == PROTOCOL_VERSION == 2 and header["kind"] == "prediction"
+    assert header["v"] == PROTOCOL_VERSION == 3 and header["kind"] == "prediction"
 
 
 def _drop(name: str):

@@ -42,7 +42,7 @@ def test_config_errors() -> None:
 
 def test_missing_backend_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bleak", None)  # makes `import bleak` fail as if not installed
-    with pytest.raises(ConfigError, match=r"bleak.*pip install 'myosight\[myo\]'"):
+    with pytest.raises(ConfigError, match=r"bleak.*pip install -e '\.\[myo\]' in the myosight checkout"):
         MyoSource({"left": None}).run(threading.Event())
 
 

@@ -83,9 +83,10 @@ def _offline_probs(bundle, session: Path, start_s: float, rgb: np.ndarray) -> np
     return torch.softmax(logits, dim=-1)[0].numpy()
 
 
-@pytest.mark.parametrize("size", [112, 224])
-def test_live_rgb_clips_and_predictions_equal_offline(size: int, synthetic_emg_model: dict, weights: Path,
-                                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize(("size", "hop"), [(112, 1.0), (224, 1.0), (112, 0.2)])
+def test_live_rgb_clips_and_predictions_equal_offline(size: int, hop: float, synthetic_emg_model: dict,
+                                                        weights: Path, tmp_path: Path) -> None:
+    """At a one-clip hop and at a 0.2-s hop (five decisions a second over the same once-computed clips)."""
     session = synthetic_emg_model["sessions"][1].hdf5_path
     with ActionSenseSession(session) as handle:
         first = min(float(handle.emg(arm).time_s[0]) for arm in ARMS)
@@ -97,7 +98,7 @@ def test_live_rgb_clips_and_predictions_equal_offline(size: int, synthetic_emg_m
     bundle_path = _fusion_bundle(out, synthetic_emg_model["bundle"])
 
     replay, worker, predictions, _, _ = run_replay_through_worker(
-        session, bundle_path, speed=1.0, emg_only=False, max_seconds=REPLAY_SECONDS)
+        session, bundle_path, speed=1.0, emg_only=False, max_seconds=REPLAY_SECONDS, hop_s=hop)
     to_recorded = replay.first_s - replay._t0  # whole seconds: live and recorded clips start on the same grid
     rate = worker.bundle.emg_config.rate_hz
     offline_clips = {round((s + i) * rate): offline_rgb[j, i] for j, s in enumerate(starts) for i in range(5)}
@@ -113,12 +114,26 @@ def test_live_rgb_clips_and_predictions_equal_offline(size: int, synthetic_emg_m
 
     bundle = load_bundle(bundle_path)
     windows = 0
+    cache = worker.predictor.rgb_cache
     for p in predictions:
+        if p.mode != "fusion" or p.rgb_reused:
+            continue
         start = p.window_end - geometry.sample_seconds + to_recorded
         match = np.flatnonzero(np.abs(starts - start) < 1e-6)
-        if not len(match) or p.mode != "fusion" or p.rgb_reused:
-            continue
-        expected = _offline_probs(bundle, session, float(starts[match[0]]), offline_rgb[match[0]])
+        if len(match):  # a window of the offline dataset: its offline RGB features
+            rgb = offline_rgb[match[0]]
+        else:  # any other window: the live clips' features (the ones compared above equal the offline ones)
+            keys = [round(t * rate) for t in p.clip_starts]
+            if not all(key in cache for key in keys):
+                continue
+            rgb = np.stack([cache[key].numpy() for key in keys])
+        expected = _offline_probs(bundle, session, float(start), rgb)
         assert np.abs(p.probs - expected).max() < 1e-3 and int(np.argmax(expected)) == p.label_index
         windows += 1
     assert windows >= 2
+    grid = np.array([p.window_end for p in predictions]) / worker.hops.steps[0]
+    assert np.abs(grid - np.round(grid)).max() < 1e-6  # every decision on the hop's grid (or a coarser step)
+    # one new clip at most per decision: the other four come from the cache
+    assert worker.predictor.rgb_features_computed <= worker.windows_predicted
+    if hop < 1:  # decisions between whole seconds happened
+        assert any(abs(p.window_end - round(p.window_end)) > 1e-6 for p in predictions)

@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 from myosight.cli import main
 from myosight.data.synth import SynthConfig, write_sessions
 from myosight.errors import ConfigError
-from myosight.models.bundle import load_bundle, read_bundle_metadata
+from myosight.models.bundle import load_bundle
+from myosight.models.bundle_header import read_bundle_metadata
 from myosight.training.feature_store import array_names, read_manifest, read_split
 
 CLASSES = ("Peel a cucumber", "Peel a potato", "Clean a plate with a towel", "Pour water from a pitcher into a glass",

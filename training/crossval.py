@@ -80,8 +80,10 @@ def load_feature_npz(path: str | Path, *, need_start: bool = False) -> FeatureFi
     return FeatureFile(path, features.astype(np.float32), labels.astype(np.int64), classes.tolist(), start_s, uids)
 
 
-def action_groups(labels: np.ndarray, start_s: np.ndarray, gap_s: float = ACTION_GAP_S) -> np.ndarray:
+def action_groups(labels: np.ndarray, start_s: np.ndarray | None, gap_s: float = ACTION_GAP_S) -> np.ndarray:
     """One group id per sample: runs of time-adjacent sub-actions with one label form one action."""
+    if start_s is None:  # a feature file read without need_start
+        raise ConfigError("grouping by action needs the samples' start times")
     labels, start_s = np.asarray(labels), np.asarray(start_s, dtype=np.float64)
     order = np.argsort(start_s, kind="stable")
     groups = np.empty(len(labels), dtype=np.int64)
@@ -114,8 +116,8 @@ def stratified_group_folds(labels: np.ndarray, groups: np.ndarray, folds: int, s
     assignment = np.full(len(labels), -1, dtype=np.int64)
     members = {g: np.flatnonzero(groups == g) for g in unique_groups}
     for c, label in enumerate(classes):
-        class_groups = rng.permutation(np.unique(groups[labels == label]))
-        class_groups = sorted(class_groups, key=lambda g: -len(members[g]))  # stable: shuffled order breaks ties
+        shuffled = rng.permutation(np.unique(groups[labels == label]))
+        class_groups = sorted(shuffled, key=lambda g: -len(members[g]))  # stable: shuffled order breaks ties
         for g in class_groups:
             keys = np.stack([per_class[c], totals, rng.random(folds)], axis=1)
             fold = int(np.lexsort(keys.T[::-1])[0])

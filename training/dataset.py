@@ -1,7 +1,11 @@
 """`myosight dataset`: sessions -> sub-actions -> split -> sEMG spectrograms and raw windows per split.
 
-The min-max statistics of the sEMG pipeline are fitted on the RMS envelopes of the training samples only
-(never on test data) and stored in the dataset manifest, from where they travel into the model bundle.
+The sEMG preset (`preset`, stored in the manifest and from there in every bundle) picks the pipeline: ``live``
+(the default, causal: what the live worker computes) or an offline one of the method (``paper``,
+``paper-text``; see :mod:`myosight.models.emg_presets`). In the live preset the min-max statistics are fitted
+on the RMS envelopes of the training samples only (never on test data) and stored in the dataset manifest,
+from where they travel into the model bundle; the offline presets take min and max per action instead (the
+manifest then holds the full-scale prior, which they do not use).
 """
 
 from __future__ import annotations
@@ -10,16 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.activities import ACTIVITIES
 from myosight.data.subactions import SubAction, cut_subactions, split_subactions
 from myosight.errors import ConfigError
 from myosight.models.clips import ClipGeometry
-from myosight.models.emg_pipeline import EmgPipelineConfig
+from myosight.models.emg_pipeline import LIVE_PRESET, EmgNormalisation, EmgPipelineConfig
+from myosight.models.emg_presets import preset_config
+from myosight.progress import track
 from myosight.training.emg_spectrograms import (
     fit_normalisation_on_windows,
+    offline_subaction_spectrograms,
     session_tracks,
     subaction_raw_windows,
     subaction_spectrograms,
@@ -43,12 +49,16 @@ def build_emg_dataset(
     train_fraction: float = 0.7,
     subjects: Sequence[str] | None = None,
     allow_missing_arm: bool = False,
+    preset: str = LIVE_PRESET,
     config: EmgPipelineConfig | None = None,
     geometry: ClipGeometry | None = None,
     progress: bool = True,
 ) -> dict:
-    """Build a dataset directory (see training.feature_store) and return its manifest."""
-    config, geometry = config or EmgPipelineConfig(), geometry or ClipGeometry()
+    """Build a dataset directory (see training.feature_store) and return its manifest.
+
+    `config`, when given, overrides the preset's parameters (its own `preset` field says which pipeline runs).
+    """
+    config, geometry = config or preset_config(preset), geometry or ClipGeometry()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sessions: list[ActionSenseSession] = []
@@ -65,12 +75,8 @@ def build_emg_dataset(
             raise ConfigError("the sessions hold no labelled actions")
         split = split_subactions(subactions, train_fraction=train_fraction, seed=seed, by=split_by, subjects=subjects)
         by_session = {str(Path(s.path).resolve()): s for s in sessions}
-        rms = {key: session_tracks(s, config, None, allow_missing_arm=True, stage="rms") for key, s in
-               tqdm(by_session.items(), desc="RMS envelopes", disable=not progress)}
-        keys = list(rms)
-        train_windows = [[(s.start_s, s.start_s + geometry.sample_seconds) for s in split.train if s.session == key]
-                         for key in keys]
-        normalisation = fit_normalisation_on_windows([rms[k] for k in keys], train_windows, config)
+        normalisation = (EmgNormalisation.full_scale() if config.offline
+                         else _fit_live_normalisation(by_session, split.train, config, geometry, progress))
         classes = class_list([s.label for s in split.train + split.test])
         parts = {"train": split.train, "test": split.test}
         computed = {name: _split_arrays(part, by_session, classes, normalisation, config, geometry, progress, name)
@@ -87,6 +93,7 @@ def build_emg_dataset(
         "sessions": [str(Path(p).resolve()) for p in session_paths],
         "split": {"by": split_by, "seed": seed, "train_fraction": train_fraction,
                   "subjects": list(subjects) if subjects else None, **counts},
+        "emg_preset": config.preset,
         "emg_pipeline": config.to_dict(),
         "clip_geometry": geometry.to_dict(),
         "emg_normalisation": normalisation.to_dict(),
@@ -95,17 +102,32 @@ def build_emg_dataset(
     return manifest
 
 
+def _fit_live_normalisation(by_session: dict[str, ActionSenseSession], train: Sequence[SubAction],
+                            config: EmgPipelineConfig, geometry: ClipGeometry, progress: bool) -> EmgNormalisation:
+    """The live preset's min-max statistics: the RMS envelopes inside the training samples only."""
+    rms = {key: session_tracks(s, config, None, allow_missing_arm=True, stage="rms") for key, s in
+           track(by_session.items(), "RMS envelopes", enabled=progress)}
+    keys = list(rms)
+    train_windows = [[(s.start_s, s.start_s + geometry.sample_seconds) for s in train if s.session == key]
+                     for key in keys]
+    return fit_normalisation_on_windows([rms[k] for k in keys], train_windows, config)
+
+
 def _split_arrays(part, by_session, classes, normalisation, config, geometry, progress, name) -> SplitData:
     index = {label: i for i, label in enumerate(classes)}
     spectrograms, raw = [], []
     order = []
-    for key, session in tqdm(by_session.items(), desc=f"sEMG {name}", disable=not progress):
+    for key, session in track(by_session.items(), f"sEMG {name}", enabled=progress):
         members = [s for s in part if s.session == key]
         if not members:
             continue
-        envelope = session_tracks(session, config, normalisation, allow_missing_arm=True)
         resampled = session_tracks(session, config, None, allow_missing_arm=True, stage="resampled")
-        spectrograms.append(subaction_spectrograms(envelope, members, geometry, config)[0])
+        if config.offline:  # whole actions: each sub-action's action from the session's labels
+            actions = {action.index: action for action in session.activities()}
+            spectrograms.append(offline_subaction_spectrograms(resampled, actions, members, geometry, config))
+        else:
+            envelope = session_tracks(session, config, normalisation, allow_missing_arm=True)
+            spectrograms.append(subaction_spectrograms(envelope, members, geometry, config)[0])
         raw.append(subaction_raw_windows(resampled, members, geometry, config))
         order += [(s, session.video_path) for s in members]
     return SplitData(

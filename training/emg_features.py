@@ -2,7 +2,8 @@
 
 The CNN is trained on single clips (every clip carries its sample's label), with the validation split
 carved by sample so that no clip of a validation sample is trained on. After training, the convolutions
-and the first fully connected layer give one 1024-d vector per clip.
+and the first fully connected layer give one 1024-d vector per clip. The CNN takes the spectrogram shape of
+the dataset's sEMG preset (16 x 10 x 17 live, 16 x 10 x 81 in the paper presets).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int =
     spectrograms = train.arrays["spectrograms"]
     if cross_fit <= 1:
         write_array(train_path, "emg", extract_emg_features(cnn, spectrograms))
+        _record_cross_fit(data_dir, 1)
         return
     config = config or TrainConfig()
     num_classes = cnn.classifier.out_features
@@ -117,10 +119,23 @@ def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int =
                                      progress=progress)
         features[held_out] = extract_emg_features(fold_cnn, spectrograms[held_out])
     write_array(train_path, "emg", features)
+    _record_cross_fit(data_dir, cross_fit)
+
+
+def _record_cross_fit(data_dir: Path, cross_fit: int) -> None:
+    """Note in the CNN's metadata how the training features were made (reports print it)."""
     meta_path = data_dir / CNN_META
+    if not meta_path.is_file():  # a CNN given directly, not trained by train_emg_cnn: nothing to annotate
+        return
     meta = json.loads(meta_path.read_text())
     meta["train_features_cross_fit"] = cross_fit
     write_text_replacing(meta_path, json.dumps(meta, indent=2))
+
+
+def default_cross_fit(data_dir: Path) -> int:
+    """The `--cross-fit` a dataset gets by default: 5 for the live preset, 1 (the final CNN's features of the
+    training samples, as the method ran) for the offline paper presets."""
+    return 5 if read_manifest(data_dir).get("emg_preset", "live") == "live" else 1
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:

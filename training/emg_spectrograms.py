@@ -1,17 +1,20 @@
 """The offline sEMG pass over sessions: envelope tracks per arm, then spectrograms per sub-action.
 
-This is the offline driver of :mod:`myosight.models.emg_pipeline`; the live worker feeds the same
-processor in chunks, so the spectrograms computed here are the ones the model sees live.
+For the ``live`` preset this is the offline driver of :mod:`myosight.models.emg_pipeline`; the live worker feeds
+the same processor in chunks, so the spectrograms computed here are the ones the model sees live. For the
+offline presets (:mod:`myosight.models.emg_presets`) the signal on the grid is processed one whole action at a
+time (:func:`offline_subaction_spectrograms`), as the method does; no live worker can compute those.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from myosight.data.actionsense import ARMS, ActionSenseSession
+from myosight.data.actionsense import ARMS, Action, ActionSenseSession
 from myosight.data.subactions import SubAction
 from myosight.models.clips import ClipGeometry, clip_segments
 from myosight.models.emg_pipeline import (
@@ -24,6 +27,7 @@ from myosight.models.emg_pipeline import (
     process_recording,
     window_from_track,
 )
+from myosight.models.emg_presets import action_envelope, sample_spectrograms, spectrogram_frames, subaction_window
 
 
 @dataclass
@@ -132,7 +136,46 @@ def subaction_spectrograms(
         spectrograms.append(spec)
         coverage.append(cov)
     if not spectrograms:
-        frames = 1 + (config.samples_in(geometry.clip_seconds) - config.n_fft) // config.hop_length
-        empty = (0, geometry.clips_per_sample, 16, config.n_mels, frames)
-        return np.zeros(empty, np.float32), np.zeros((0, geometry.clips_per_sample, 2))
+        return _no_spectrograms(geometry, config), np.zeros((0, geometry.clips_per_sample, 2))
     return np.stack(spectrograms), np.stack(coverage)
+
+
+def _no_spectrograms(geometry: ClipGeometry, config: EmgPipelineConfig) -> np.ndarray:
+    frames = spectrogram_frames(config, config.samples_in(geometry.clip_seconds))
+    return np.zeros((0, geometry.clips_per_sample, 16, config.n_mels, frames), np.float32)
+
+
+def action_grid_samples(track: EnvelopeChunk | None, action: Action, config: EmgPipelineConfig) -> np.ndarray:
+    """One arm's samples on the grid points inside an action's span [start, stop] (zeros where none exist)."""
+    first = math.ceil(action.start_s * config.rate_hz)
+    length = max(math.floor(action.stop_s * config.rate_hz) - first + 1, 0)
+    if track is None:
+        return np.zeros((length, 8))
+    return window_from_track(track, first, length)[0]
+
+
+def offline_subaction_spectrograms(
+    resampled: SessionTracks,
+    actions: dict[int, Action],
+    subactions: Sequence[SubAction],
+    geometry: ClipGeometry,
+    config: EmgPipelineConfig,
+) -> np.ndarray:
+    """(N, clips, 16, n_mels, frames) float32 spectrograms of an offline preset.
+
+    `resampled` holds the raw signal on the grid ("resampled" stage); `actions` maps each sub-action's
+    `action_index` to its action. Each action's envelope is computed once, over the whole action and per
+    arm, then sub-action k takes its samples 800 k .. 800 k + 799 (zeros past the action's end).
+    """
+    length = config.samples_in(geometry.sample_seconds)
+    envelopes: dict[int, np.ndarray] = {}
+    out = []
+    for sub in subactions:
+        if sub.action_index not in envelopes:
+            action = actions[sub.action_index]
+            envelopes[sub.action_index] = np.hstack(
+                [action_envelope(action_grid_samples(track, action, config), config) for track in resampled.ordered()]
+            )
+        window = subaction_window(envelopes[sub.action_index], sub.sub_index, length)
+        out.append(sample_spectrograms(window, config, geometry.clips_per_sample))
+    return np.stack(out) if out else _no_spectrograms(geometry, config)

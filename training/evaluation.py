@@ -21,4 +21,8 @@ def evaluate_bundle(bundle_path: Path, data_dir: Path, split: str = "test") -> d
         )
     data = read_split(Path(data_dir) / f"{split}.h5", bundle.modalities)
     logits = predict_logits(bundle.head, to_tensors(data.arrays)).numpy()
-    return classification_metrics(logits, data.labels, bundle.classes)
+    metrics = classification_metrics(logits, data.labels, bundle.classes)
+    trained = bundle.metadata.get("metrics") or {}
+    if trained.get("selection") == "best-test":  # the test set chose these weights: say so with the figure
+        metrics.update(selection="best-test", optimistic=True, selection_label=trained.get("selection_label", ""))
+    return metrics

@@ -1,6 +1,6 @@
 """A dataset directory: one HDF5 file per split holding every per-sample array, plus `dataset.json`.
 
-    DIR/dataset.json      classes, split rule, sEMG pipeline config, clip geometry, normalisation
+    DIR/dataset.json      classes, split rule, sEMG preset and pipeline config, clip geometry, normalisation
     DIR/train.h5          uid, label, session, start_s + arrays (N, clips, ...)
     DIR/test.h5
 

@@ -56,10 +56,10 @@ def nearest_neighbours(
     Returns (indices (Q, k), distances (Q, k)), nearest first; ties keep the lower sample index first.
     """
     features = np.asarray(features)
-    query_indices = np.asarray(query_indices, dtype=np.int64)
+    queries = np.asarray(query_indices, dtype=np.int64)
     k = min(k, len(features) - 1)
-    distances = cosine_distances(features, features[query_indices])
-    distances[np.arange(len(query_indices)), query_indices] = np.inf
+    distances = cosine_distances(features, features[queries])
+    distances[np.arange(len(queries)), queries] = np.inf
     order = np.argsort(distances, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(distances, order, axis=1)
 
@@ -161,16 +161,16 @@ def plot_feature_pca(
     labels = np.asarray(labels)
     coords, ratio = pca_2d(features)
     colours = _class_colours(len(classes))
-    have_thumbnails = thumbnails is not None and any(t is not None for t in thumbnails)
+    present = [t is not None for t in thumbnails] if thumbnails is not None else []
     query_index = []
-    if have_thumbnails:
-        query_index = choose_queries(features, labels, queries, np.array([t is not None for t in thumbnails]))
+    if any(present):
+        query_index = choose_queries(features, labels, queries, np.array(present))
     k = min(k, len(features) - 1)
     neighbours, distances = nearest_neighbours(features, query_index, k) if query_index else (None, None)
 
     if query_index:
         # size the strips so each cell fits its thumbnail plus a 3-line caption, without empty bands
-        first = next(t for t in thumbnails if t is not None)
+        first = next(t for t in thumbnails or [] if t is not None)
         cell_in = 1.45
         row_height = cell_in * first.shape[0] / first.shape[1] + 0.62
         strips = (cell_in * (k + 1) + 0.3, row_height * len(query_index) + 0.45)
@@ -197,7 +197,7 @@ def plot_feature_pca(
     axis.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False,
                 markerscale=1.5)
 
-    if right is not None and neighbours is not None:
+    if right is not None and neighbours is not None and distances is not None:
         margin = (1.0 - strips[1] / height) / 2  # centre the strips beside the scatter
         right.suptitle(f"{k} nearest neighbours in the {features.shape[1]}-d space (cosine distance d)",
                        fontsize=9, y=1.0 - margin)
@@ -300,6 +300,8 @@ def _load_thumbnails(split, needed: Sequence[int], sample_seconds: float, log: C
                 with ActionSenseSession(session) as opened:
                     frame_times[session] = opened.video_frame_times()
             times = frame_times[session]
+            if times is None:
+                raise MyosightError(f"{session}: no video frame times")
             thumbnails[index] = _shrink(central_frame(video, times, float(split.start_s[index]), sample_seconds))
         except MyosightError as error:
             log(f"  no thumbnail for {split.uids[index]}: {error}")
@@ -341,7 +343,7 @@ def write_paper_figures(
     from myosight.data.activities import short_name
     from myosight.errors import ConfigError
     from myosight.models.clips import ClipGeometry
-    from myosight.models.heads import build_head
+    from myosight.models.heads import LateFusionHead, build_head
     from myosight.training.feature_store import array_names, read_manifest, read_split
     from myosight.training.figures import plot_confusion, plot_emg_spectrograms
     from myosight.training.run import train_head
@@ -412,6 +414,8 @@ def write_paper_figures(
             fit(head, train.arrays, train.labels, TrainConfig(), progress=False)
             source = "self_attention_lf trained with the default configuration"
         chosen = _attention_samples(test.labels)
+        if not isinstance(head, LateFusionHead):  # the heads with clip attention
+            raise ConfigError(f"fig. 6 needs a head with clip attention, not {type(head).__name__}")
         head.eval()
         batch = to_tensors({m: test.arrays[m][chosen] for m in ("rgb", "emg")})
         with torch.inference_mode():

@@ -290,9 +290,7 @@ def _mismatch(stored: dict[str, Any], wanted: dict[str, Any], where: str) -> Con
 
 def _load_model(fast: bool, use_compile: bool, device: str, cache_dir: str | Path | None) -> Any:
     model = load_i3d(cache_dir)
-    if fast:
-        model = optimize_for_inference(model, use_compile=use_compile)
-    return model.to(device)
+    return (optimize_for_inference(model, use_compile=use_compile) if fast else model).to(device)
 
 
 def _video_runs(plan: SplitPlan, order: list[int]) -> Iterator[tuple[str, str, list[int]]]:
@@ -329,7 +327,7 @@ def extract_rgb_features(
     many samples this run (the rest is picked up by the next run); `skip_bad` zero-fills the samples whose
     video is missing or corrupt and lists them instead of stopping.
     """
-    from tqdm import tqdm
+    from myosight.progress import ProgressBar
 
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
@@ -383,7 +381,7 @@ def extract_rgb_features(
         per_batch = max(1, batch_size // geometry.clips_per_sample)
         pad_to = per_batch if fast and use_compile else None  # one input shape: compiled once
         started = time.perf_counter()
-        with tqdm(total=budget, desc="I3D features", unit="sample", disable=not progress) as bar:
+        with ProgressBar(budget, desc="I3D features", unit="sample", enabled=progress) as bar:
             for plan in plans:
                 if plan.name not in progresses:
                     continue

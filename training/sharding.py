@@ -71,7 +71,7 @@ def assign_rows(videos: np.ndarray, sessions: np.ndarray, world_size: int) -> li
     groups: dict[tuple[str, str], list[int]] = {}
     for row, key in enumerate(zip(videos.tolist(), sessions.tolist(), strict=True)):
         groups.setdefault(key, []).append(row)
-    loads, owned = [0] * world_size, [[] for _ in range(world_size)]
+    loads, owned = [0] * world_size, [list[int]() for _ in range(world_size)]
     for _key, rows in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
         rank = loads.index(min(loads))
         owned[rank] += rows

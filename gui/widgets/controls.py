@@ -62,7 +62,7 @@ class ControlsPanel(QtWidgets.QWidget):
         for kind, title in SOURCE_KINDS:
             self.kind.addItem(title, kind)
         self.path = QtWidgets.QLineEdit()
-        self.path.setPlaceholderText("session .hdf5 (replay)")
+        self.path.setPlaceholderText("session .hdf5 or LabRecorder .xdf (replay)")
         browse = QtWidgets.QPushButton("…")
         browse.setFixedWidth(28)
         browse.clicked.connect(self._browse_session)
@@ -70,9 +70,9 @@ class ControlsPanel(QtWidgets.QWidget):
         self.camera.setToolTip("camera index or video file")
         self.camera.setFixedWidth(60)
         self.left = QtWidgets.QLineEdit()
-        self.left.setPlaceholderText("left: Myo address / LSL EMG name")
+        self.left.setPlaceholderText("left: Myo address / LSL EMG name / XDF stream")
         self.right = QtWidgets.QLineEdit()
-        self.right.setPlaceholderText("right: Myo address / LSL EMG name")
+        self.right.setPlaceholderText("right: Myo address / LSL EMG name / XDF stream")
         self.start = QtWidgets.QPushButton("Start")
         self.stop = QtWidgets.QPushButton("Stop")
         self.start.clicked.connect(self._request_source)
@@ -160,7 +160,9 @@ class ControlsPanel(QtWidgets.QWidget):
         })
 
     def _browse_session(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Session to replay", "", "Sessions (*.hdf5 *.h5)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Session to replay", "", "Sessions and XDF files (*.hdf5 *.h5 *.xdf);;Sessions (*.hdf5 *.h5);;"
+            "XDF files (*.xdf)")
         if path:
             self.path.setText(path)
             self.kind.setCurrentIndex(0)

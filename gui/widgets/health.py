@@ -54,8 +54,9 @@ class BannerModel:
     def _stream_states(self, snapshot: Snapshot) -> tuple[set[str], set[str]]:
         lost = {name for name, view in snapshot.streams.items() if view.lost}
         missing: set[str] = set()
-        fresh = snapshot.health is not None and (snapshot.health_age_s or 0) <= self.silent_after_s
-        for name, stream in (snapshot.health.streams if fresh else {}).items():
+        health = snapshot.health
+        fresh = health is not None and (snapshot.health_age_s or 0) <= self.silent_after_s
+        for name, stream in (health.streams if health is not None and fresh else {}).items():
             if stream.missing:
                 missing.add(name)
             elif stream.lost and started(stream):
@@ -98,7 +99,7 @@ class HealthPanel(QtWidgets.QWidget):
 
     WORKER_FIELDS = (("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"),
                      ("realtime_factor", "real-time factor"), ("windows_predicted", "windows predicted"),
-                     ("windows_skipped", "windows skipped"), ("mode", "mode"))
+                     ("windows_skipped", "windows skipped"), ("mode", "mode"), ("hop_s", "decision hop"))
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,12 +139,16 @@ class HealthPanel(QtWidgets.QWidget):
                     item.setText(text)
         for key, label in self.worker_values.items():
             label.setText(_format(key, getattr(health, key) if health is not None else None))
+        hop = self.worker_values["hop_s"]
+        coarsened = health.hop_coarsened if health is not None else 0
+        hop.setToolTip(f"made coarser {coarsened} time(s) to keep up" if coarsened > 0 else "")
 
     def cell(self, stream: str, column: str) -> str | None:
         """The text shown for a stream in a column (None when the stream has no row)."""
         for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).text() == stream:
-                return self.table.item(r, COLUMNS.index(column)).text()
+            name, cell = self.table.item(r, 0), self.table.item(r, COLUMNS.index(column))
+            if name is not None and name.text() == stream:
+                return cell.text() if cell is not None else None
         return None
 
     def _rows(self, worker_streams: dict[str, StreamStatus], snapshot: Snapshot) -> list[list[str]]:
@@ -187,6 +192,8 @@ def _format(key: str, value: object) -> str:
         return str(value) if value else "–"
     if key == "realtime_factor":
         return _number(value, 2)
+    if key == "hop_s":
+        return "–" if value is None else f"{value:.2f} s"
     if key.startswith("windows"):
         return _number(value, 0)
     return _number(value, 1)
