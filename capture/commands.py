@@ -274,7 +274,9 @@ def _record(args: argparse.Namespace) -> int:
                                             formats=["hdf5", "xdf"] if args.formats == "both" else [args.formats]))
     ignore_file_size_signal()  # a file-size limit becomes a clear error, not a core dump
     path = recorder.open()
-    print(f"recording {', '.join(recorder.stats.streams)} into {path}; Ctrl-C stops")
+    files = [str(path)] if "hdf5" in recorder.spec.formats else []
+    files += [recorder.stats.xdf] if recorder.stats.xdf else []
+    print(f"recording {', '.join(recorder.stats.streams)} into {' and '.join(files)}; Ctrl-C stops")
     with stop_on_signals() as stop, ProgressBar(args.duration, desc="recording", unit="s") as bar:
         timer = threading.Timer(args.duration, stop.set) if args.duration else None
         if timer is not None:

@@ -148,6 +148,12 @@ class SessionRecorder:
     def status_path(self) -> Path:
         return Path(self.spec.status_path or Path(self.spec.out_dir) / "recorder-status.json")
 
+    def _session_path(self) -> Path:
+        """The session's path, which open() chooses; what needs it before then is a bug in the caller."""
+        if self.path is None:
+            raise RuntimeError("the recorder is not open: call open() first")
+        return self.path
+
     # -- start -----------------------------------------------------------------------------------------
     def open(self) -> Path:
         """Find the streams (StreamError when the source has none) and create the session file."""
@@ -162,23 +168,23 @@ class SessionRecorder:
                 log.warning("no LSL stream %s yet; it is recorded when it appears", _describe(query))
         self.stats.lsl_to_epoch_s = lsl_to_epoch_offset()
         self.stats.started_epoch = time.time()
-        self.path = _new_session_path(Path(self.spec.out_dir), self.stats.started_epoch, self.spec.subject)
+        path = self.path = _new_session_path(Path(self.spec.out_dir), self.stats.started_epoch, self.spec.subject)
         for track in self._make_tracks(infos):  # before the file: a refused stream leaves no empty session
             self._keep(track)
-        self._create_files()
+        self._create_files(path)
         self._resolver = pylsl.ContinuousResolver(pred=self._predicate())
         self.stats.state = "recording"
         self._write_status()
-        log.info("recording %s into %s", ", ".join(self.stats.streams), self.path)
-        return self.path
+        log.info("recording %s into %s", ", ".join(self.stats.streams), path)
+        return path
 
-    def _create_files(self) -> None:
-        """The HDF5 session and/or the XDF file; the tracks opened so far are recorded into both."""
+    def _create_files(self, path: Path) -> None:
+        """The HDF5 session and/or the XDF file at `path`; the tracks opened so far are recorded into both."""
         try:
             if self.hdf5:
-                self.writer = SessionWriter(self.path, libver="earliest", file_attrs=self._file_attrs())
+                self.writer = SessionWriter(path, libver="earliest", file_attrs=self._file_attrs())
             if "xdf" in self.spec.formats:
-                xdf_path = self.path.with_suffix(".xdf")
+                xdf_path = path.with_suffix(".xdf")
                 self.xdf = XdfRecording(xdf_path, {
                     "recorder": "myosight record", "subject": self.spec.subject, "lsl_source": self.spec.source,
                     "activity_labels": StreamNames(self.spec.label_source or self.spec.source).source_id("labels"),
@@ -188,10 +194,10 @@ class SessionRecorder:
             self._close_inlets()
             if self.writer is not None:
                 self.writer.close()
-            raise RecordingError(f"{self.path}: cannot create the session file ({error})") from error
+            raise RecordingError(f"{path}: cannot create the session file ({error})") from error
         for track in self.tracks:
             self._attach_xdf(track)
-        self.stats.session = str(self.path if self.hdf5 else self.stats.xdf)
+        self.stats.session = str(path if self.hdf5 else self.stats.xdf)
 
     def _attach_xdf(self, track: Track) -> None:
         if self.xdf is not None:
@@ -208,7 +214,7 @@ class SessionRecorder:
         with ThreadPoolExecutor(max_workers=len(infos)) as pool:
             futures = [pool.submit(self._make_track, info) for info in infos]
         made = [f.result() for f in futures if f.exception() is None]
-        failed = [f.exception() for f in futures if f.exception() is not None]
+        failed = [error for f in futures if (error := f.exception()) is not None]
         if failed:
             for track in made:
                 track.inlet.close()
@@ -226,7 +232,7 @@ class SessionRecorder:
         elif role == "video":
             inlet = LiveInlet(info, max_chunk=16)  # its frame shape comes from the stream's description
             height, width, _ = inlet.sample_shape
-            live = LiveVideo(partial_video_path(self.path), info.nominal_srate())
+            live = LiveVideo(partial_video_path(self._session_path()), info.nominal_srate())
             track = VideoTrack(inlet, offset, live, width, height)
         else:
             track = LabelTrack(LiveInlet(info, lost_after_s=1e9), offset, as_activities=role == "activities",
@@ -254,7 +260,7 @@ class SessionRecorder:
     def _keep(self, track: Track) -> None:
         if track.role == "extra":
             track.role = self._unique_role(track.inlet.name)
-            if self.hdf5:
+            if self.hdf5 and isinstance(track, RawTrack):  # an extra stream always is one (_make_track)
                 track.group = raw_group(track.inlet.name, track.lsl_type, self._groups)
         self.tracks.append(track)
         self.stats.streams.append(track.key)
@@ -274,6 +280,8 @@ class SessionRecorder:
     def _discover(self) -> None:
         """Open streams that appeared since the start (an armband that connected late, the GUI's labels, an
         extra stream started later)."""
+        if self._resolver is None:
+            raise RuntimeError("the recorder is not open: call open() first")
         have = set(self.stats.streams)
         for info in self._wanted(self._resolver.results()):
             key = _key(info)
@@ -290,7 +298,7 @@ class SessionRecorder:
     # -- recording -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> RecorderStats:
         """Record until `stop` is set; raises RecordingError when the file cannot take more (see close())."""
-        if self.writer is None:
+        if self._resolver is None:  # not open yet (the writer is no sign of it: an XDF-only recording has none)
             self.open()
         next_flush = time.monotonic() + self.spec.flush_every_s
         next_look = time.monotonic() + DISCOVERY_EVERY_S
@@ -316,7 +324,7 @@ class SessionRecorder:
         if self._failed or (self.writer is None and self.xdf is None):
             return
         if self.writer is not None:
-            self._flush_hdf5()
+            self._flush_hdf5(self.writer, self._session_path())
         if self.xdf is not None:
             try:
                 self.xdf.flush()
@@ -328,23 +336,23 @@ class SessionRecorder:
         if self.on_flush is not None:
             self.on_flush(self.stats)
 
-    def _flush_hdf5(self) -> None:
+    def _flush_hdf5(self, writer: SessionWriter, path: Path) -> None:
         needed = sum(track.pending_bytes() for track in self.tracks) + METADATA_MARGIN
         try:
-            before = self.writer.size_bytes()
-            reserve_space(self.path, before + needed)
+            before = writer.size_bytes()
+            reserve_space(path, before + needed)
             for track in self.tracks:
-                track.write(self.writer)
-            self.writer.flush()
-            if self.writer.size_bytes() - before > needed:  # the estimate is meant to stay well above
-                log.warning("%s: a flush took %d bytes, %d were reserved", self.path,
-                            self.writer.size_bytes() - before, needed)
+                track.write(writer)
+            writer.flush()
+            if writer.size_bytes() - before > needed:  # the estimate is meant to stay well above
+                log.warning("%s: a flush took %d bytes, %d were reserved", path, writer.size_bytes() - before,
+                            needed)
         except RecordingError as error:
             self._fail(str(error))
             raise
         except (OSError, RuntimeError) as error:
             self._write_failed = True
-            self._fail(f"{self.path}: writing failed ({error}); the file holds what the previous flush wrote")
+            self._fail(f"{path}: writing failed ({error}); the file holds what the previous flush wrote")
             raise RecordingError(self.stats.error) from error
 
     def _fail(self, message: str) -> None:
@@ -356,7 +364,7 @@ class SessionRecorder:
     def _update_stats(self) -> None:
         self.stats.flushes += 1
         for track in self.tracks:
-            self.stats.rows[track.role] = track.written if self.writer is not None else track.xdf.written
+            self.stats.rows[track.role] = _rows_written(track, hdf5=self.writer is not None)
             if track.last_epoch is not None:
                 self.stats.last_data_epoch = max(self.stats.last_data_epoch or 0.0, track.last_epoch)
         self.stats.ignored_markers = sum(getattr(t, "ignored", 0) for t in self.tracks)
@@ -382,7 +390,7 @@ class SessionRecorder:
         finally:
             self._close_inlets()
             if self.writer is not None:
-                self._close_file()
+                self._close_file(self.writer, self._session_path())
             if self.xdf is not None:
                 self.stats.xdf = str(self.xdf.close())
                 self.stats.session = self.stats.session if self.hdf5 else self.stats.xdf
@@ -399,23 +407,23 @@ class SessionRecorder:
         for track in sorted(self.tracks, key=lambda t: order.get(t.role, 2)):
             track.inlet.close()
 
-    def _close_file(self) -> None:
+    def _close_file(self, writer: SessionWriter, path: Path) -> None:
         """Close the file and give back the room reserved past its end."""
         try:
-            size = self.writer.size_bytes()  # HDF5's end of the file: what it allocated or wrote, whichever is more
-            self.writer.close()
+            size = writer.size_bytes()  # HDF5's end of the file: what it allocated or wrote, whichever is more
+            writer.close()
         except (OSError, RuntimeError) as failure:
-            log.error("%s: closing failed (%s)", self.path, failure)
+            log.error("%s: closing failed (%s)", path, failure)
             return
-        if not self._write_failed and self.path.stat().st_size > size:
-            os.truncate(self.path, size)
+        if not self._write_failed and path.stat().st_size > size:
+            os.truncate(path, size)
 
     def _finish_video(self) -> None:
         video = next((t for t in self.tracks if isinstance(t, VideoTrack)), None)
         if video is None:
             return
         try:
-            path = finish_video(self.path, video.live, video.written, self.spec.subject)
+            path = finish_video(self._session_path(), video.live, video.written, self.spec.subject)
             self.stats.video = str(path) if path else None
         except MyosightError as failure:
             video.live.close()
@@ -440,11 +448,18 @@ def _wanted_roles(spec: RecorderSpec) -> dict[str, str]:
     roles = {names.source_id(f"emg-{arm}"): f"emg-{arm}" for arm in ARMS}
     if spec.video:
         roles[names.source_id("video")] = "video"
-    separate = spec.label_source not in (None, spec.source)
-    roles[names.source_id("labels")] = "labels" if separate else "activities"
-    if separate:
-        roles[StreamNames(spec.label_source).source_id("labels")] = "activities"
+    separate = None if spec.label_source in (None, spec.source) else spec.label_source
+    roles[names.source_id("labels")] = "labels" if separate is not None else "activities"
+    if separate is not None:
+        roles[StreamNames(separate).source_id("labels")] = "activities"
     return roles
+
+
+def _rows_written(track: Track, *, hdf5: bool) -> int:
+    """The rows of a track that are in the file: the HDF5 file's when there is one, else the XDF file's."""
+    if hdf5:
+        return track.written
+    return track.xdf.written if track.xdf is not None else 0
 
 
 def _predicate(roles: dict[str, str]) -> str:
@@ -495,14 +510,13 @@ def _describe(query: tuple[str, str]) -> str:
 
 def lsl_to_epoch_offset() -> float:
     """Epoch seconds minus the LSL clock, from the tightest of a few bracketed readings."""
-    best: tuple[float, float] | None = None
+    readings = []  # (the width of the bracket, the offset it gives)
     for _ in range(5):
         before = pylsl.local_clock()
         epoch = time.time()
         after = pylsl.local_clock()
-        if best is None or after - before < best[0]:
-            best = (after - before, epoch - (before + after) / 2)
-    return best[1]
+        readings.append((after - before, epoch - (before + after) / 2))
+    return min(readings, key=lambda reading: reading[0])[1]
 
 
 def _new_session_path(out_dir: Path, start_epoch: float, subject: str) -> Path:

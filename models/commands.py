@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     fetch.add_argument(
-        "--cache-dir", type=Path, help="cache directory (default: $MYOSIGHT_CACHE_DIR or ~/.cache/myosight)"
+        "--cache-dir", type=Path, help="cache directory (default: $MYOSIGHT_CACHE_DIR, else the system's cache folder: "
+        "~/.cache/myosight on Linux; see docs/installation.md)"
     )
     fetch.add_argument("--force", action="store_true", help="fetch and convert again even if cached")
     fetch.add_argument(

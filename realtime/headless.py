@@ -98,6 +98,9 @@ class HeadlessViewer:
         if h.realtime_factor is not None:
             table.add_row("real-time factor", f"{h.realtime_factor:.2f}")
         table.add_row("windows", f"{h.windows_predicted} predicted, {h.windows_skipped} skipped")
+        if h.hop_s is not None:
+            coarsened = f" (made coarser {h.hop_coarsened}x to keep up)" if h.hop_coarsened else ""
+            table.add_row("decisions", f"every {h.hop_s:.2f} s{coarsened}")
         for name, stream in h.streams.items():
             if stream.missing:
                 table.add_row(name, "MISSING")

@@ -180,3 +180,18 @@ def test_the_viewer_shows_the_hop_and_when_it_was_coarsened(qtbot) -> None:
     assert "2 time" in panel.worker_values["hop_s"].toolTip()
     panel.show_health(SimpleNamespace(health=_health(0.2, 0), streams={}))
     assert panel.worker_values["hop_s"].text() == "0.20 s" and panel.worker_values["hop_s"].toolTip() == ""
+
+
+def test_the_terminal_table_shows_the_hop() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from myosight.realtime.headless import HeadlessViewer
+
+    table = Table(show_header=False)
+    table.add_column()
+    table.add_column()
+    HeadlessViewer._health_rows(table, _health(1.0, 2))
+    console = Console(record=True, width=120)
+    console.print(table)
+    assert "every 1.00 s (made coarser 2x to keep up)" in console.export_text()

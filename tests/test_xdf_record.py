@@ -356,4 +356,5 @@ def test_a_file_that_cannot_be_recovered_is_named_and_does_not_stop_a_new_record
     out = capsys.readouterr().out
     assert f"myosight: warning: cannot recover {junk}" in out and junk.exists()
     assert len(list(tmp_path.glob("*.xdf"))) == 1
+    assert list(tmp_path.glob("*.xdf.partial")) == [junk]  # run() after open() opened no second file
     del outlet
