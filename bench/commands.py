@@ -26,6 +26,7 @@ from myosight.errors import ConfigError
 #: Distributions whose versions every report names (the first installed spelling of each is used).
 PACKAGES: tuple[tuple[str, ...], ...] = (
     ("myosight",), ("torch",), ("numpy",), ("pylsl",), ("pyzmq",), ("PySide6", "PySide6-Essentials"), ("pyqtgraph",),
+    ("openvino",), ("onnxruntime",),  # the int8 I3D's runtime and quantiser
 )
 
 
@@ -45,7 +46,7 @@ def _emg(args: argparse.Namespace) -> list[dict]:
 def _i3d(args: argparse.Namespace) -> list[dict]:
     from myosight.bench.i3d import benchmark_i3d
 
-    result = benchmark_i3d(repeats=args.repeat or 10)
+    result = benchmark_i3d(repeats=args.repeat or 10, device=args.device)
     eager, fast = result["eager"], result["fast"]
     figures = [
         {"name": "i3d.clip_16x224.eager.p50", "value": eager["median_s"], "unit": "s"},
@@ -65,7 +66,37 @@ def _i3d(args: argparse.Namespace) -> list[dict]:
     for batch in result["throughput_clips_per_s"].get("fast", {}):
         relate(figures, f"i3d.throughput.fast.batch{batch}", f"i3d.throughput.eager.batch{batch}")
     for figure in figures:
-        figure.setdefault("note", f"{result['weights']} weights, {result['threads']} threads")
+        figure.setdefault("note", f"{result['weights']} weights, {result['threads']} threads, {result['device']}")
+    return figures + (_i3d_int8(args) if args.device == "cpu" else [])
+
+
+def _i3d_int8(args: argparse.Namespace) -> list[dict]:
+    """The int8 I3D against the float32 fast path (uncompiled and compiled), per input size."""
+    from myosight.bench.i3d import benchmark_int8
+
+    device = getattr(args, "device", None) or "cpu"
+    if device != "cpu":
+        return [{"name": "i3d.int8", "value": None, "unit": "",
+                 "note": f"not measured: int8 runs on the CPU, not {device}"}]
+    result = benchmark_int8(repeats=args.repeat or 10)
+    if not result["available"]:
+        return [{"name": "i3d.int8", "value": None, "unit": "", "note": f"not measured: {result['reason']}"}]
+    figures: list[dict] = []
+    for size, entry in result["sizes"].items():
+        clip = f"i3d.clip_16x{size}"
+        for path in ("float", "float_compiled", "int8"):
+            if path in entry:
+                figures.append({"name": f"{clip}.{path}.p50", "value": entry[path]["median_s"], "unit": "s"})
+        relate(figures, f"{clip}.int8.p50", f"{clip}.float.p50")
+        figures.append({"name": f"i3d.int8_vs_float.{size}px", "value": entry["int8_vs_float"], "unit": "x faster",
+                        "target": ">= 1.8"})
+        if "int8_vs_compiled" in entry:
+            figures.append({"name": f"i3d.int8_vs_compiled.{size}px", "value": entry["int8_vs_compiled"],
+                            "unit": "x faster"})
+        figures.append({"name": f"i3d.int8_cosine_min.{size}px", "value": entry["cosine_min"], "unit": "",
+                        "target": ">= 0.99"})
+    for figure in figures:
+        figure.setdefault("note", f"int8: OpenVINO, {result['threads']} threads; float: fast path")
     return figures
 
 

@@ -5,6 +5,9 @@ CPU; these figures say whether it does. The fast path (`myosight.models.i3d.Fast
 channels-last-3d, torch.compile with frozen weights) is only worth having if it gives the same answers,
 so its largest logit difference to the eager model is part of the result.
 
+`benchmark_int8` times the int8 I3D (`myosight.models.i3d_int8`) against the float32 fast path at each input
+size (the `--precision int8` acceptance figures: >= 1.8x faster, feature cosine >= 0.99).
+
 The figures are wall-clock times and so depend on what else runs: the 1-minute load average before and
 after is reported, and a load well above the thread count means the numbers are pessimistic.
 """
@@ -37,6 +40,16 @@ def _time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int, warmup:
     return times
 
 
+def _finished(result: Any) -> Any:
+    """`result` once its device has finished computing it (CUDA runs asynchronously: a call returns when the
+    work is queued, and a timer would measure the queueing)."""
+    import torch
+
+    if isinstance(result, torch.Tensor) and result.is_cuda:
+        torch.cuda.synchronize(result.device)
+    return result
+
+
 def _summary(times: list[float]) -> dict[str, float]:
     return {
         "median_s": float(np.median(times)),
@@ -57,8 +70,9 @@ def benchmark_i3d(
     eager_throughput: bool = True,
     cache_dir: str | Path | None = None,
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Time I3D on one (frames x size x size) clip and on batches; returns a dict of figures.
+    """Time I3D on one (frames x size x size) clip and on batches, on `device`; returns a dict of figures.
 
     Keys: `eager` and `fast` latency summaries of one clip (median_s, p95_s, min_s, runs);
     `fast_first_call_s` (includes compiling); `speedup`; `max_abs_logit_diff` (fast vs eager over every
@@ -82,20 +96,25 @@ def benchmark_i3d(
             torch.manual_seed(seed)
             model, weights = InceptionI3d().eval(), "random"
         generator = torch.Generator().manual_seed(seed)
+        model = model.to(device)
 
         def clip_batch(batch: int) -> torch.Tensor:
-            return torch.rand(batch, 3, frames, size, size, generator=generator) * 2 - 1
+            return (torch.rand(batch, 3, frames, size, size, generator=generator) * 2 - 1).to(device)
 
         load_before = os.getloadavg()[0]
         x = clip_batch(1)
-        fast = optimize_for_inference(model, use_compile=use_compile)
+        fast_path = optimize_for_inference(model, use_compile=use_compile)
+
+        def fast(xb: torch.Tensor) -> torch.Tensor:
+            return _finished(fast_path(xb))
+
         start = time.perf_counter()
         fast_logits = fast(x)
         first_call = time.perf_counter() - start
 
         def eager(xb: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
-                return model(xb)
+                return _finished(model(xb))
 
         diffs = [float((fast_logits - eager(x)).abs().max())]
         single = _time_interleaved({"eager": lambda: eager(x), "fast": lambda: fast(x)}, repeats, warmup)
@@ -121,7 +140,8 @@ def benchmark_i3d(
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "cpu_count": os.cpu_count(),
-            "compiled": fast.use_compile,
+            "compiled": fast_path.use_compile,
+            "device": device,
             "eager": eager_summary,
             "fast": fast_summary,
             "fast_first_call_s": first_call,
@@ -130,5 +150,71 @@ def benchmark_i3d(
             "throughput_clips_per_s": throughput,
             "load_avg_1min": [load_before, os.getloadavg()[0]],
         }
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def benchmark_int8(
+    sizes: Sequence[int] = (224, 112),
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+    frames: int = 16,
+    use_compile: bool = True,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The int8 I3D (`models.i3d_int8`) against the float32 fast path, one clip per call, for each input size.
+
+    Per size: latency summaries of `float` (fast path, uncompiled), `float_compiled` (fast path compiled, if
+    `use_compile`) and `int8`, all timed in turns on the same synthetic-kitchen clip; `int8_vs_float` and
+    `int8_vs_compiled` (how many times faster int8 is); `cosine_min` of the int8 features to float32 over a
+    few synthetic clips; `int8_load_s` (the first load, which builds the quantised network if it is not
+    cached). Threads: all cores for both (what the live worker gives I3D). Returns {"available": False,
+    "reason": ...} where int8 cannot run or the Kinetics weights are not cached.
+    """
+    import torch
+
+    from myosight.errors import MyosightError
+    from myosight.models.i3d import optimize_for_inference
+    from myosight.models.i3d_int8 import int8_available, load_int8_i3d, synthetic_clips
+    from myosight.models.i3d_weights import load_i3d
+
+    reason = int8_available()
+    if reason is not None:
+        return {"available": False, "reason": reason}
+    try:
+        model = load_i3d(cache_dir)
+    except MyosightError as error:
+        return {"available": False, "reason": str(error)}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        result: dict[str, Any] = {"available": True, "threads": torch.get_num_threads(), "sizes": {}}
+        load_before = os.getloadavg()[0]
+        for size in sizes:
+            clips = synthetic_clips(size, frames, subjects=("S04",))[:4]
+            start = time.perf_counter()
+            int8 = load_int8_i3d(size, frames, progress=True, cache_dir=cache_dir)
+            loaded = time.perf_counter() - start
+            paths: dict[str, Any] = {"float": optimize_for_inference(model, use_compile=False)}
+            if use_compile:
+                paths["float_compiled"] = optimize_for_inference(model, use_compile=True)
+            paths["int8"] = int8
+            with torch.inference_mode():
+                reference = paths["float"].extract_features(clips)
+                cosines = torch.nn.functional.cosine_similarity(int8.extract_features(clips), reference, dim=1)
+                x = clips[:1]
+                calls: dict[str, Callable[[], Any]] = {
+                    name: partial(path.extract_features, x) for name, path in paths.items()}
+                times = _time_interleaved(calls, repeats, warmup)
+            entry: dict[str, Any] = {name: _summary(t) for name, t in times.items()}
+            entry.update(clip=f"{frames}x{size}x{size}", int8_load_s=loaded, cosine_min=float(cosines.min()),
+                         int8_vs_float=entry["float"]["median_s"] / entry["int8"]["median_s"])
+            if "float_compiled" in entry:
+                entry["compiled"] = paths["float_compiled"].use_compile
+                entry["int8_vs_compiled"] = entry["float_compiled"]["median_s"] / entry["int8"]["median_s"]
+            result["sizes"][size] = entry
+        result["load_avg_1min"] = [load_before, os.getloadavg()[0]]
+        return result
     finally:
         torch.set_num_threads(previous_threads)

@@ -44,7 +44,7 @@ def _session(root: Path, seconds: float) -> Path:
 
 
 def _measure(bundle_path: Path, session: Path, seconds: float, *, emg_only: bool, hop_s: float,
-             input_size: int | None, device: str = "cpu") -> dict:
+             input_size: int | None, device: str = "cpu", precision: str = "float32") -> dict:
     """Replay `session` from a source process into a worker here; measure `seconds` after the warm-up."""
     from myosight.capture.launch import source_process
     from myosight.models.bundle import load_bundle
@@ -66,7 +66,7 @@ def _measure(bundle_path: Path, session: Path, seconds: float, *, emg_only: bool
             raise RuntimeError("the benchmark's replay process did not start")
         publisher = ResultPublisher("tcp://127.0.0.1:0")
         worker = Worker(bundle, WorkerConfig(source=name, emg_only=emg_only, hop_s=hop_s, geometry=geometry,
-                                             device=device), publisher)
+                                             device=device, precision=precision), publisher)
         return _stream(worker, group, seconds, hop_s)
     finally:
         if worker is not None:
@@ -172,19 +172,21 @@ def ring_push_figures(repeats: int = 2000) -> list[dict]:
     ]
 
 
-#: The live modes measured: (figure name, sEMG only, hop in seconds, I3D input size).
-MODES: tuple[tuple[str, bool, float, int | None], ...] = (
-    ("emg_only.hop50ms", True, 0.05, None),
-    ("fusion.112px", False, 1.0, 112), ("fusion.224px", False, 1.0, 224),
-    ("fusion.112px.hop200ms", False, 0.2, 112), ("fusion.224px.hop200ms", False, 0.2, 224),
+#: The live modes measured: (figure name, sEMG only, hop in seconds, I3D input size, I3D precision).
+MODES: tuple[tuple[str, bool, float, int | None, str], ...] = (
+    ("emg_only.hop50ms", True, 0.05, None, "float32"),
+    ("fusion.112px", False, 1.0, 112, "float32"), ("fusion.224px", False, 1.0, 224, "float32"),
+    ("fusion.112px.hop200ms", False, 0.2, 112, "float32"),
+    ("fusion.112px.int8.hop200ms", False, 0.2, 112, "int8"), ("fusion.224px.int8.hop200ms", False, 0.2, 224, "int8"),
 )
 #: Targets per mode: (latency p50, latency p95 (p99 for sEMG only), decisions per second).
 TARGETS = {"emg_only.hop50ms": ("< 5 ms", "< 10 ms", ""), "fusion.112px": ("", "< 1500 ms", ""),
-           "fusion.112px.hop200ms": ("", "<= 150 ms", ">= 5 /s")}
+           "fusion.112px.hop200ms": ("", "<= 150 ms", ">= 5 /s"),
+           "fusion.112px.int8.hop200ms": ("", "<= 150 ms", ">= 5 /s")}
 
 
 def benchmark_realtime(seconds: float = 60.0, bundle: Path | None = None, device: str = "cpu",
-                       start_runs: int = 3) -> list[dict]:
+                       start_runs: int = 3, modes: tuple[str, ...] | None = None) -> list[dict]:
     """Figures for `myosight bench realtime` (uses the demo model unless a bundle is given): the ring pushes,
     every live mode for `seconds`, and the time from the command to the first fused prediction."""
     from myosight.models.bundle import load_bundle
@@ -195,16 +197,28 @@ def benchmark_realtime(seconds: float = 60.0, bundle: Path | None = None, device
     figures: list[dict] = ring_push_figures()
     with tempfile.TemporaryDirectory() as tmp:
         session = _session(Path(tmp), seconds + SESSION_MARGIN_S)
-        for name, emg_only, hop, size in MODES:
+        for name, emg_only, hop, size, precision in MODES:
+            if modes is not None and name not in modes:
+                continue
+            if precision == "int8" and (device != "cpu" or _int8_reason() is not None):
+                figures.append({"name": f"realtime.{name}", "value": None, "unit": "",
+                                "note": f"not measured: {_int8_reason() or 'int8 runs on the CPU only'}"})
+                continue
             if emg_only or fusion:
                 result = _measure(bundle, session, seconds, emg_only=emg_only, hop_s=hop, input_size=size,
-                                  device=device)
+                                  device=device, precision=precision)
                 figures += _mode_figures(name, result)
-        if fusion and start_runs > 0:
+        if fusion and start_runs > 0 and (modes is None or "start" in modes):
             figures += start_figures(bundle, session, Path(tmp), runs=start_runs, device=device)
     figures.append({"name": "realtime.clip_span_16_frames_at_25fps", "value": 640.0, "unit": "ms",
                     "note": "a 16-frame clip spans 640 ms at the model's 25 fps (533 ms at 30 fps)"})
     return figures
+
+
+def _int8_reason() -> str | None:
+    from myosight.models.i3d_int8 import int8_available
+
+    return int8_available()
 
 
 def start_figures(bundle: Path, session: Path, work: Path, *, runs: int = 3, device: str = "cpu") -> list[dict]:

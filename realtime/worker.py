@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -353,6 +354,7 @@ def load_live_i3d(bundle: Bundle, geometry: ClipGeometry, *, use_compile: bool =
         raise ConfigError("the bundle's heads were trained on other I3D weights than the cached ones")
     model = load_i3d(verify=False)  # verified just above
     size = geometry.input_side
+    i3d: Any
     if precision == "int8":
         from myosight.models.i3d_int8 import int8_available, load_int8_i3d
 

@@ -47,19 +47,23 @@ ARRAY = "rgb"
 PARTIAL_SUFFIX = ".rgb_partial.h5"
 #: Settings a feature array is tied to; features that differ in any of them are never mixed.
 SETTING_KEYS = ("crop_size", "short_side", "input_size", "sampling", "frames_per_clip", "fps", "clips_per_sample",
-                "i3d_sha256")
+                "i3d_sha256", "precision")
+#: I3D arithmetic: the float32 network, or its int8 quantisation (models/i3d_int8.py, CPU only).
+PRECISIONS = ("float32", "int8")
 
 
-def settings_of(geometry: ClipGeometry, i3d_sha256: str) -> dict[str, Any]:
-    values = {**geometry.to_dict(), "i3d_sha256": i3d_sha256}
+def settings_of(geometry: ClipGeometry, i3d_sha256: str, precision: str = "float32") -> dict[str, Any]:
+    values = {**geometry.to_dict(), "i3d_sha256": i3d_sha256, "precision": precision}
     return {key: values[key] for key in SETTING_KEYS}
 
 
 def _stored(settings: dict[str, Any]) -> dict[str, Any]:
     """Stored settings as they read today: features stored before `input_size` existed read their frames
-    at `crop_size` (see ClipGeometry.from_dict)."""
+    at `crop_size` (see ClipGeometry.from_dict), and those stored before `precision` existed are float32."""
     if settings and "input_size" not in settings:
-        return {**settings, "input_size": settings.get("crop_size")}
+        settings = {**settings, "input_size": settings.get("crop_size")}
+    if settings and "precision" not in settings:
+        settings = {**settings, "precision": "float32"}
     return settings
 
 
@@ -288,7 +292,17 @@ def _mismatch(stored: dict[str, Any], wanted: dict[str, Any], where: str) -> Con
     )
 
 
-def _load_model(fast: bool, use_compile: bool, device: str, cache_dir: str | Path | None) -> Any:
+def _load_model(fast: bool, use_compile: bool, device: str, cache_dir: str | Path | None,
+                precision: str = "float32", geometry: ClipGeometry | None = None, progress: bool = True) -> Any:
+    if precision == "int8":
+        from myosight.models.i3d_int8 import load_int8_i3d
+
+        geometry = geometry or ClipGeometry()
+        if torch.device(device).type != "cpu":
+            raise ConfigError(f"--precision int8 runs on the CPU only, not on {device}")
+        return load_int8_i3d(geometry.input_side, geometry.frames_per_clip, progress=progress, cache_dir=cache_dir)
+    if precision != "float32":
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     model = load_i3d(cache_dir)
     return (optimize_for_inference(model, use_compile=use_compile) if fast else model).to(device)
 
@@ -320,12 +334,15 @@ def extract_rgb_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    precision: str = "float32",
 ) -> RgbResult:
     """Add `rgb` (N, clips, 1024) float32 to both split files of a dataset directory (see module docstring).
 
     `batch_size` counts clips (rounded down to whole samples, at least one sample); `limit` stops after that
     many samples this run (the rest is picked up by the next run); `skip_bad` zero-fills the samples whose
-    video is missing or corrupt and lists them instead of stopping.
+    video is missing or corrupt and lists them instead of stopping. `precision` "int8" runs the quantised
+    I3D (models/i3d_int8.py; `fast` and `use_compile` then do not apply); it is part of the stored settings,
+    so int8 and float32 features are never mixed in one dataset.
     """
     from myosight.progress import ProgressBar
 
@@ -333,7 +350,7 @@ def extract_rgb_features(
     manifest = read_manifest(data_dir)
     geometry = resolve_geometry(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
     frame_source = manifest.get("frame_source", {"kind": "actionsense"})
-    wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"])
+    wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"], precision)
     plans = [_read_plan(data_dir / f"{name}.h5", name) for name in SPLITS]
 
     # Settings check before anything is written: never mix sizes, sampling modes or weights. --force discards
@@ -354,7 +371,7 @@ def extract_rgb_features(
         if stored is not None and stored != wanted:
             redo.add(plan.name)  # a forced run that stopped early: its progress continues
 
-    model = _load_model(fast, use_compile, device, cache_dir)
+    model = _load_model(fast, use_compile, device, cache_dir, precision, geometry, progress)
     manifest["clip_geometry"] = geometry.to_dict()
     manifest["i3d_sha256"] = wanted["i3d_sha256"]
     record = manifest.setdefault("rgb_features", {})
@@ -379,7 +396,8 @@ def extract_rgb_features(
         remaining = sum(len(p.todo) for p in plans)
         budget = remaining if limit is None else min(limit, remaining)
         per_batch = max(1, batch_size // geometry.clips_per_sample)
-        pad_to = per_batch if fast and use_compile else None  # one input shape: compiled once
+        # one input shape: compiled once (torch.compile, or OpenVINO's per-batch-size compile for int8)
+        pad_to = per_batch if (fast and use_compile) or precision == "int8" else None
         started = time.perf_counter()
         with ProgressBar(budget, desc="I3D features", unit="sample", enabled=progress) as bar:
             for plan in plans:

@@ -144,7 +144,7 @@ def extract_shard(data_dir: Path, shard: Shard, *, size: int, sampling: str | No
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     geometry = resolve_geometry(ClipGeometry.from_dict(manifest["clip_geometry"]), size, sampling)
-    wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"])
+    wanted = settings_of(geometry, verify_weights(cache_dir)["weights_sha256"], options.get("precision", "float32"))
     done = set()
     for split in [] if force else SPLITS:
         stored = _array_settings(data_dir / f"{split}.h5")
