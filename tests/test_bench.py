@@ -48,7 +48,8 @@ def test_machine_description_names_cpu_gpu_threads_and_versions() -> None:
     machine = machine_description()
     assert machine["cpu"] and machine["cores"] >= 1 and machine["torch_threads"] >= 1
     assert "gpu" in machine
-    assert set(machine["packages"]) == {"myosight", "torch", "numpy", "pylsl", "pyzmq", "PySide6", "pyqtgraph"}
+    assert set(machine["packages"]) == {"myosight", "torch", "numpy", "pylsl", "pyzmq", "PySide6", "pyqtgraph",
+                                        "openvino", "onnxruntime"}
     assert machine["packages"]["torch"] == torch.__version__
 
 

@@ -21,7 +21,7 @@ from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
 from myosight.models.heads import build_head
 from myosight.realtime.live import Prediction
 from myosight.realtime.messages import HealthMessage, decode
-from myosight.realtime.worker import Worker
+from myosight.realtime.worker import HopLadder, Worker
 from myosight.training.feature_store import SplitData, write_manifest, write_split
 from myosight.training.run import train_head
 from myosight.training.trainer import TrainConfig
@@ -120,6 +120,7 @@ def _bare_worker() -> Worker:
     worker = Worker.__new__(Worker)
     worker.bundle = SimpleNamespace(classes=CLASSES, geometry=ClipGeometry())
     worker.config = SimpleNamespace(hop_s=1.0)
+    worker.hops = HopLadder(1.0, clip_s=1.0)
     worker.publisher = _Collect()
     worker.labels = SimpleNamespace(at=lambda t: None)
     worker.emg_inlets, worker.video_inlet, worker.missing_arms = {}, None, []
