@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "subactions",
         help="cut sessions into 5-second sub-actions and make the train/test split",
         description="Cut the labelled actions of sessions into sub-actions and split them 70/30, "
-        "stratified by class. --by subaction is the paper's protocol (neighbouring sub-actions of one "
+        "stratified by class. --by subaction is the paper's split (neighbouring sub-actions of one "
         "action may land on both sides); --by action keeps whole actions on one side (no leakage).",
     )
     sub.add_argument("sessions", type=Path, nargs="+", help="session .hdf5 files")

@@ -7,7 +7,7 @@ recording holds there (zeros where, as in files that keep only the labelled acti
 recorded), exactly as a live window would.
 
 Two splits, both deterministic for a given seed and stratified by class:
-- `by="subaction"`: the paper's protocol, a random 70/30 split over sub-actions. Neighbouring
+- `by="subaction"`: the paper's split, a random 70/30 split over sub-actions. Neighbouring
   sub-actions of one action can land on both sides, so test accuracy is optimistic.
 - `by="action"`: whole actions go to one side (no leakage between neighbours); the fraction of
   sub-actions in train is close to, not exactly, `train_fraction`.
@@ -88,7 +88,7 @@ def split_subactions(
     by: str = "subaction",
     subjects: Sequence[str] | None = None,
 ) -> Split:
-    """Stratified, seeded train/test split (the paper's protocol uses subjects=PAPER_SUBJECTS)."""
+    """Stratified, seeded train/test split (the paper's split uses subjects=PAPER_SUBJECTS)."""
     if not 0 < train_fraction < 1:
         raise ConfigError(f"train_fraction must be in (0, 1), got {train_fraction}")
     if by not in ("subaction", "action"):

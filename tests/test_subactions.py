@@ -69,7 +69,7 @@ def test_split_by_action_has_no_leakage() -> None:
     train_actions = {s.action_key for s in split.train}
     assert train_actions.isdisjoint({s.action_key for s in split.test})
     assert 0.55 < len(split.train) / len(subs) < 0.85
-    # the paper's protocol does put neighbours of one action on both sides
+    # the paper's split does put neighbours of one action on both sides
     paper = split_subactions(subs, seed=0, by="subaction")
     assert {s.action_key for s in paper.train} & {s.action_key for s in paper.test}
 

@@ -369,7 +369,7 @@ def register_figures(subparsers: argparse._SubParsersAction) -> None:
     crossval = subparsers.add_parser(
         "crossval", help="stratified k-fold cross-validation of heads on a feature npz, over seeds",
         description="Cross-validate single-modality heads on an npz holding `features` (N, clips, D) and `label` "
-        "(N,) (and `start_s` for --by action). --by subaction stratifies over sub-actions (the paper's protocol, "
+        "(N,) (and `start_s` for --by action). --by subaction stratifies over sub-actions (the paper's split, "
         "neighbours of one action on both sides); --by action keeps runs of adjacent sub-actions of one action "
         "in one fold (no leakage). Prints a Markdown table: top-1 mean ± std over folds x seeds, top-5.",
     )

@@ -6,7 +6,7 @@ k folds over several seeds and reports mean and standard deviation over all fold
 
 Two split units:
 
-- ``subaction`` (the paper's protocol): folds stratified over sub-actions. Sub-actions cut from one action
+- ``subaction`` (the paper's split): folds stratified over sub-actions. Sub-actions cut from one action
   are neighbours in time (and may even overlap), so one action lands on both sides: an optimistic figure.
 - ``action``: runs of adjacent sub-actions of one action (same label, each starting within `ACTION_GAP_S`
   of the previous one) are kept in one fold, so no test sample has a neighbour in training. When a class
@@ -227,5 +227,5 @@ def describe_split(path: str | Path, group_by_action: bool) -> str:
         groups = action_groups(data.labels, data.start_s)
         text += f", {len(np.unique(groups))} actions; folds keep each action whole"
     else:
-        text += "; folds stratified over sub-actions (the paper's protocol)"
+        text += "; folds stratified over sub-actions (the paper's split)"
     return text
