@@ -249,6 +249,7 @@ def time_to_first_fused(command: list[str], jsonl: Path, timeout_s: float = 60.0
     import signal
     import subprocess
 
+    jsonl.unlink(missing_ok=True)  # a log left by an earlier run would read as an instant start
     address = f"tcp://127.0.0.1:{_free_port()}"
     started = time.monotonic()
     process = subprocess.Popen([*command, "--headless", "--jsonl", str(jsonl), "--duration", str(timeout_s),

@@ -2,10 +2,15 @@
 spacing, with pause, seek, speed and loop, under remote control.
 
 A replay turns its recording into time-ordered events (an EMG chunk, a frame, a label marker), each with
-its recorded time. The LSL stamp of a sample is `recorded time + shift`, where `shift` starts as the LSL
-clock at the start minus the first recorded time, rounded to whole seconds, and only ever changes by whole
-seconds: the model's sample grid (k / rate) and the clip boundaries then fall on the same recorded instants
-live as offline, so live and offline features are identical. `speed` only changes how fast events are sent.
+its recorded time. The LSL stamp of a sample is `recorded time + shift`, where `shift` is a whole number of
+seconds and only ever changes by whole seconds: the model's sample grid (k / rate) and the clip boundaries
+then fall on the same recorded instants live as offline, so live and offline features are identical.
+`speed` only changes how fast events are sent.
+
+The start is timed for the worker's first window, which ends on a whole second of the LSL clock: the
+recording's first whole second (recorded) is stamped with the last whole second of the LSL clock before the
+start and sent at once, together with the fraction of a second recorded before it. The first window's data
+is then complete 5 s after the start instead of up to 6 s, and no stamp lies in the future.
 
 Stamps never go back, whatever the user does:
 - pause: nothing is sent; on play the stamps go on from where they stopped (no gap: the data is continuous);
@@ -122,8 +127,9 @@ class Playback:
     # -- the loop --------------------------------------------------------------------------------------
     def run(self, stop: threading.Event, start_lsl: float | None = None) -> None:
         t0 = pylsl.local_clock() if start_lsl is None else start_lsl
-        self.shift = float(round(t0 - self.first_s))
-        self._anchor(self.first_s)
+        first_whole_s = min(float(math.ceil(self.first_s)), self.last_s)
+        self.shift = float(math.floor(t0 - first_whole_s))
+        self._anchor(first_whole_s)  # what was recorded before it is sent at once (less than a second)
         while not stop.is_set():
             if self.control is not None:
                 self.control.serve(self.handle)

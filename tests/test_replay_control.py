@@ -237,3 +237,28 @@ def test_replay_command_answers_on_its_control_address(session: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_start_sends_the_part_before_the_first_whole_second_at_once() -> None:
+    """The first window ends on a whole second of the LSL clock; the replay starts there, so that window's data is
+    complete 5 s after the start (not up to 6 s): what was recorded before the first whole second (0.7 s here) goes
+    out at once, stamped in the past, and the time base stays a whole-second shift."""
+    from myosight.capture.playback import Event, Playback, ReplayStats
+
+    sent: list[tuple[float, float, float, float]] = []  # recorded time, stamp, clock at sending, position
+
+    def event(recorded_s: float) -> Event:
+        def send(shift: float) -> None:
+            sent.append((recorded_s, recorded_s + shift, pylsl.local_clock(), playback.position()))
+        return Event(recorded_s, send)
+
+    times = (100.3, 100.6, 100.9, 101.0, 101.2, 101.4)
+    playback = Playback([event(t) for t in times], 100.3, 101.4, speed=1.0, loop=False, stats=ReplayStats())
+    playback.run(threading.Event(), start_lsl=pylsl.local_clock())
+
+    assert [s[0] for s in sent] == list(times)
+    assert playback.shift == round(playback.shift)
+    first_whole = next(s for s in sent if s[0] == 101.0)
+    assert first_whole[1] == pytest.approx(round(first_whole[1]), abs=1e-6)  # stamped on a whole LSL second
+    assert all(stamp <= clock + 1e-6 for _, stamp, clock, _ in sent)  # no stamp in the future
+    assert sent[0][3] >= 0.7 - 1e-9  # at the first send the replay already stands at the first whole second
