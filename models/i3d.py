@@ -20,12 +20,16 @@ logits pool needs). A 16-frame clip gives one pooled time step, 64 frames give s
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (the usual PyTorch alias)
 from torch import nn
+
+from myosight.paths import cache_dir
 
 #: Frames below which Mixed_5c has fewer than the two time steps of the logits pool.
 MIN_FRAMES = 9
@@ -301,6 +305,7 @@ class FastI3d(nn.Module):
         method = getattr(self.model, name)
         with torch.inference_mode():
             if self.use_compile:
+                use_persistent_compile_cache()
                 import torch._inductor.config as inductor_config
 
                 if name not in self._compiled:
@@ -327,6 +332,28 @@ class FastI3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, num_classes) logits, as `InceptionI3d.forward`."""
         return self._run("forward", x)
+
+
+COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def use_persistent_compile_cache() -> Path:
+    """Keep torch.compile's kernel cache in myosight's cache folder (`cache_dir()/torch-inductor`) unless the user
+    chose a folder with $TORCHINDUCTOR_CACHE_DIR; the default under the temporary folder does not survive a
+    reboot. With the weights frozen, inductor recompiles the graph each run but reuses the compiled C++ kernels
+    from here: about half of the compile time (39 s -> 20 s at 112 px on a 2-core CPU)."""
+    chosen = os.environ.get(COMPILE_CACHE_ENV)
+    if not chosen or os.path.abspath(chosen) == _inductor_default_cache():  # torch filled in its default
+        os.environ[COMPILE_CACHE_ENV] = str(cache_dir() / "torch-inductor")
+    return Path(os.environ[COMPILE_CACHE_ENV])
+
+
+def _inductor_default_cache() -> str | None:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # moved in another torch version: only an unset variable is replaced then
+        return None
+    return os.path.abspath(default_cache_dir())
 
 
 def optimize_for_inference(model: InceptionI3d, use_compile: bool = True, channels_last: bool = True,

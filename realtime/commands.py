@@ -29,7 +29,8 @@ def add_worker_options(parser: argparse.ArgumentParser, *, address: bool = True)
     parser.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
     add_decision_options(parser)
     parser.add_argument("--compile", action="store_true",
-                        help="compile I3D with torch.compile (about 1.8x faster; 10-30 s of compiling at start)")
+                        help="compile I3D with torch.compile (about 1.8x faster; 20-40 s of compiling at start, "
+                        "the kernels cached for later runs)")
     parser.add_argument("--input-size", "--size", dest="input_size", type=options.pixels, default=None,
                         metavar="PIXELS",
                         help="I3D input size in pixels (default: the bundle's; 112 is the reduced-resolution "

@@ -47,7 +47,7 @@ class WorkerConfig:
     resolve_timeout_s: float = 10.0  # how long to wait for the source's first stream
     lost_after_s: float = 1.0
     health_every_s: float = 1.0
-    use_compile: bool = False  # torch.compile: ~1.8x faster I3D, but 10-30 s of compiling at start
+    use_compile: bool = False  # torch.compile: ~1.8x faster I3D, but 20-40 s of compiling at start
     device: str = "cpu"  # where I3D, the sEMG CNN and the head run (checked by models.device.check_device)
     precision: str = "float32"  # "int8": the quantised I3D (CPU only)
     adapt_hop: bool = True  # coarsen the hop when the models cannot keep up (see HopLadder), never queue

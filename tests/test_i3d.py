@@ -463,3 +463,18 @@ def test_benchmark_reports_figures(tmp_path: Path) -> None:
     assert figures["eager"]["runs"] == 2 and 0 < figures["fast"]["median_s"] <= figures["fast"]["p95_s"]
     assert set(figures["throughput_clips_per_s"]["fast"]) == {1, 2}
     assert all(v > 0 for v in figures["throughput_clips_per_s"]["eager"].values())
+
+
+def test_compile_cache_lives_in_the_cache_folder_unless_the_user_chose_one(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from myosight.models.i3d import COMPILE_CACHE_ENV, use_persistent_compile_cache
+
+    monkeypatch.setenv("MYOSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(COMPILE_CACHE_ENV, raising=False)
+    assert use_persistent_compile_cache() == tmp_path / "cache" / "torch-inductor"
+    monkeypatch.setenv(COMPILE_CACHE_ENV, default_cache_dir())  # what importing torch's compiler fills in
+    assert use_persistent_compile_cache() == tmp_path / "cache" / "torch-inductor"
+    monkeypatch.setenv(COMPILE_CACHE_ENV, str(tmp_path / "mine"))
+    assert use_persistent_compile_cache() == tmp_path / "mine"
