@@ -9,6 +9,7 @@ and what it performs as label markers, with the same code that writes synthetic 
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -83,7 +84,9 @@ class SyntheticSource:
         from myosight.data.synth_scene import SceneRenderer
 
         clock = self.clock or SourceClock.starting_now()
-        start = clock.now()
+        # The person starts at the last whole second, the fraction before now sent at once: the worker's windows
+        # end on whole seconds, so its first window's data is then complete 5 s from now, not up to 6 s.
+        start = float(math.floor(clock.now()))
         emg = SyntheticEmg(self.config, self.subject, rng=self.rng, start_time_s=start)
         renderer = SceneRenderer(self.frame_size, self.frame_size, self.subject) if self.video else None
         performer = self._prompted or _RandomActivities(self, start)
