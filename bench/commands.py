@@ -67,17 +67,16 @@ def _i3d(args: argparse.Namespace) -> list[dict]:
         relate(figures, f"i3d.throughput.fast.batch{batch}", f"i3d.throughput.eager.batch{batch}")
     for figure in figures:
         figure.setdefault("note", f"{result['weights']} weights, {result['threads']} threads, {result['device']}")
-    return figures + (_i3d_int8(args) if args.device == "cpu" else [])
+    return figures + _i3d_int8(args)
 
 
 def _i3d_int8(args: argparse.Namespace) -> list[dict]:
     """The int8 I3D against the float32 fast path (uncompiled and compiled), per input size."""
     from myosight.bench.i3d import benchmark_int8
 
-    device = getattr(args, "device", None) or "cpu"
-    if device != "cpu":
+    if args.device != "cpu":
         return [{"name": "i3d.int8", "value": None, "unit": "",
-                 "note": f"not measured: int8 runs on the CPU, not {device}"}]
+                 "note": f"not measured: int8 runs on the CPU, not {args.device}"}]
     result = benchmark_int8(repeats=args.repeat or 10)
     if not result["available"]:
         return [{"name": "i3d.int8", "value": None, "unit": "", "note": f"not measured: {result['reason']}"}]

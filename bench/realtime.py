@@ -200,9 +200,9 @@ def benchmark_realtime(seconds: float = 60.0, bundle: Path | None = None, device
         for name, emg_only, hop, size, precision in MODES:
             if modes is not None and name not in modes:
                 continue
-            if precision == "int8" and (device != "cpu" or _int8_reason() is not None):
+            if precision == "int8" and (why_not := _int8_reason(device)) is not None:
                 figures.append({"name": f"realtime.{name}", "value": None, "unit": "",
-                                "note": f"not measured: {_int8_reason() or 'int8 runs on the CPU only'}"})
+                                "note": f"not measured: {why_not}"})
                 continue
             if emg_only or fusion:
                 result = _measure(bundle, session, seconds, emg_only=emg_only, hop_s=hop, input_size=size,
@@ -215,7 +215,10 @@ def benchmark_realtime(seconds: float = 60.0, bundle: Path | None = None, device
     return figures
 
 
-def _int8_reason() -> str | None:
+def _int8_reason(device: str) -> str | None:
+    """Why the int8 modes cannot run here (None when they can)."""
+    if device != "cpu":
+        return "int8 runs on the CPU only"
     from myosight.models.i3d_int8 import int8_available
 
     return int8_available()

@@ -52,6 +52,7 @@ from torch import nn
 
 from myosight.errors import MyosightError
 from myosight.models.i3d import MIN_FRAMES, InceptionI3d, MaxPool3dSame, Unit3d, _dynamic_pad
+from myosight.models.i3d_weights import sha256_file
 from myosight.paths import cache_dir as _cache_root
 from myosight.paths import replaced_when_done
 
@@ -198,13 +199,13 @@ def synthetic_clips(input_size: int, frames_per_clip: int, subjects: Sequence[st
     """(n, 3, frames, size, size): synthetic kitchen scenes rendered in memory (the frames `myosight synth`
     records), prepared as live frames are. The activities are shared out over the subjects (each subject's
     lighting differs) and each subject adds one clip at rest."""
-    from myosight.constants import I3D_FPS
+    from myosight.constants import I3D_CROP, I3D_FPS
     from myosight.data.activities import ACTIVITIES
     from myosight.data.synth import draw_motion, render_frame
     from myosight.data.synth_scene import SceneRenderer
     from myosight.models.i3d_input import clip_input, model_frame
 
-    crop = max(input_size, 224)
+    crop = max(input_size, I3D_CROP)
     rng = np.random.default_rng(seed)
     clips = []
     for index, subject in enumerate(subjects):
@@ -335,14 +336,6 @@ def _paths(directory: Path, key: dict[str, Any]) -> ArtefactPaths:
     return ArtefactPaths(directory / f"{stem}.onnx", directory / f"{stem}.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cached(paths: ArtefactPaths, key: dict[str, Any], say: Callable[[str], None]) -> bool:
     """True when a complete artefact for `key` is cached; says why an existing one is not used."""
     if not paths.manifest.is_file() and not paths.model.is_file():
@@ -352,7 +345,7 @@ def _cached(paths: ArtefactPaths, key: dict[str, Any], say: Callable[[str], None
         if manifest.get("key") != key:
             say(f"{paths.manifest.name}: built for other settings; rebuilding")
             return False
-        if not paths.model.is_file() or _sha256(paths.model) != manifest.get("sha256"):
+        if not paths.model.is_file() or sha256_file(paths.model) != manifest.get("sha256"):
             say(f"int8 I3D: cached {paths.model} is missing or corrupt (sha256 does not match "
                 f"{paths.manifest.name}); rebuilding it")
             return False
@@ -542,7 +535,7 @@ def load_int8_i3d(
         say(f"int8 I3D: building the quantised network for {input_size} px (once; 1-5 minutes) into {paths.model}")
         calibration = calibration_set(input_size, frames_per_clip, videos)
         build = build_int8_onnx(model, paths.model, input_size, frames_per_clip, calibration, say)
-        record = {"key": key, "sha256": _sha256(paths.model), "build": build}
+        record = {"key": key, "sha256": sha256_file(paths.model), "build": build}
         with replaced_when_done(paths.manifest) as temporary:
             temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         _remove_superseded(paths)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from myosight import options
+from myosight.models.device import PRECISIONS
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
 
@@ -44,7 +45,7 @@ def add_decision_options(parser: argparse.ArgumentParser) -> None:
                         "second, each computing one new clip; made coarser by itself when the models cannot keep up")
     parser.add_argument("--device", type=options.device, default="cpu",
                         help="where the models run: cpu (default), cuda, cuda:N or mps")
-    parser.add_argument("--precision", choices=("float32", "int8"), default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="I3D's arithmetic: float32 (default), or int8 (a quantised I3D, CPU only, faster)")
 
 

@@ -352,7 +352,6 @@ def load_live_i3d(bundle: Bundle, geometry: ClipGeometry, *, use_compile: bool =
     manifest = verify_weights()
     if bundle.i3d_sha256 and manifest.get("weights_sha256") != bundle.i3d_sha256:
         raise ConfigError("the bundle's heads were trained on other I3D weights than the cached ones")
-    model = load_i3d(verify=False)  # verified just above
     size = geometry.input_side
     i3d: Any
     if precision == "int8":
@@ -363,6 +362,7 @@ def load_live_i3d(bundle: Bundle, geometry: ClipGeometry, *, use_compile: bool =
             raise ConfigError(f"--precision int8: {reason}")
         i3d = load_int8_i3d(size, geometry.frames_per_clip)
     else:  # batch norm folded and channels-last: faster on every device (cuDNN likes the layout too)
+        model = load_i3d(verify=False)  # verified just above
         i3d = optimize_for_inference(model.to(device), use_compile=use_compile, copy=False)
     with torch.inference_mode():
         i3d.extract_features(torch.zeros(1, 3, geometry.frames_per_clip, size, size, device=device))

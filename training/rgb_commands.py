@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from myosight import options
+from myosight.models.device import PRECISIONS
 
 
 def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register_rgb(features_subparsers: argparse._SubParsersAction, subparsers: ar
                        help="inference path: batch norm folded, channels-last, torch.compile (default)")
     speed.add_argument("--eager", dest="fast", action="store_false", help="the plain model (no compile warm-up)")
     rgb.add_argument("--no-compile", action="store_true", help="with --fast: skip torch.compile (no 30-s warm-up)")
-    rgb.add_argument("--precision", choices=("float32", "int8"), default="float32",
+    rgb.add_argument("--precision", choices=PRECISIONS, default="float32",
                      help="I3D arithmetic: float32, or int8 on a CPU with VNNI (quantised once per input size and "
                      "cached, 1-3 minutes; I3D about 3x faster than compiled float32, features within cosine 0.99). "
                      "Stored with the features: the two are never mixed (default: %(default)s)")

@@ -37,6 +37,7 @@ import torch
 
 from myosight.errors import ConfigError, MyosightError, SessionFormatError
 from myosight.models.clips import ClipGeometry, latest_not_after, resolve_geometry, sample_frame_times
+from myosight.models.device import check_device
 from myosight.models.i3d import FEATURE_DIM, optimize_for_inference
 from myosight.models.i3d_input import prepare_frames
 from myosight.models.i3d_weights import load_i3d, verify_weights
@@ -48,8 +49,6 @@ PARTIAL_SUFFIX = ".rgb_partial.h5"
 #: Settings a feature array is tied to; features that differ in any of them are never mixed.
 SETTING_KEYS = ("crop_size", "short_side", "input_size", "sampling", "frames_per_clip", "fps", "clips_per_sample",
                 "i3d_sha256", "precision")
-#: I3D arithmetic: the float32 network, or its int8 quantisation (models/i3d_int8.py, CPU only).
-PRECISIONS = ("float32", "int8")
 
 
 def settings_of(geometry: ClipGeometry, i3d_sha256: str, precision: str = "float32") -> dict[str, Any]:
@@ -294,15 +293,12 @@ def _mismatch(stored: dict[str, Any], wanted: dict[str, Any], where: str) -> Con
 
 def _load_model(fast: bool, use_compile: bool, device: str, cache_dir: str | Path | None,
                 precision: str = "float32", geometry: ClipGeometry | None = None, progress: bool = True) -> Any:
+    check_device(device, precision=precision)
     if precision == "int8":
         from myosight.models.i3d_int8 import load_int8_i3d
 
         geometry = geometry or ClipGeometry()
-        if torch.device(device).type != "cpu":
-            raise ConfigError(f"--precision int8 runs on the CPU only, not on {device}")
         return load_int8_i3d(geometry.input_side, geometry.frames_per_clip, progress=progress, cache_dir=cache_dir)
-    if precision != "float32":
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     model = load_i3d(cache_dir)
     return (optimize_for_inference(model, use_compile=use_compile) if fast else model).to(device)
 
