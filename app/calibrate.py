@@ -21,14 +21,15 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from myosight.calibration.plan import CalibrationPlan, PromptState
+from myosight.calibration.plan import CalibrationPlan, PromptState, calibration_geometry
 from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
+from myosight.calibration.top_up import TopUp, read_top_up
 from myosight.capture.clock import SourceClock
 from myosight.capture.launch import source_process, source_spec_from_args
 from myosight.errors import ConfigError
 from myosight.models.bundle_header import read_bundle_geometry, read_bundle_metadata
 from myosight.models.clips import resolve_geometry
-from myosight.processes import ProcessGroup, stop_on_signals
+from myosight.processes import ProcessGroup, SourceSpec, stop_on_signals
 
 EXIT_FAILED = 1
 EXIT_ABORTED = 130
@@ -52,6 +53,8 @@ def plan_from_args(args: argparse.Namespace, base: Path) -> CalibrationPlan:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    if args.update is not None:
+        return _top_up(args)
     base = base_bundle(args)
     if args.from_sessions:
         return _adapt_only(args, base)
@@ -63,21 +66,31 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.speed != 1.0 and args.source[0] != "synthetic":
         raise ConfigError("--speed is for the synthetic person only: a real person performs in real time")
     plan = plan_from_args(args, base)
-    geometry = resolve_geometry(read_bundle_geometry(base), args.input_size)
     if args.headless and args.screenshot is not None:
         raise ConfigError("--screenshot saves the window: drop --headless")
     if not args.headless:
         return _in_the_viewer(args, base, plan)
+    return _record_and_adapt(*_headless_setup(args, base, plan, args.out), json_output=args.json)
+
+
+def _headless_setup(args: argparse.Namespace, base: Path, plan: CalibrationPlan, out: Path,
+                    top_up: TopUp | None = None) -> tuple[CalibrationSetup, SourceSpec]:
+    """The recording the options describe: the source (a synthetic person follows the prompts) and the run."""
+    input_size = top_up.input_size if top_up is not None else args.input_size
+    geometry = calibration_geometry(read_bundle_geometry(base), input_size,
+                                    top_up.window_s if top_up is not None else args.window)
+    emg_only = top_up.emg_only if top_up is not None else args.emg_only
     clock = SourceClock.starting_now(args.speed)
     names = f"cal{os.getpid()}"
-    source = source_spec_from_args(args, f"{names}src", geometry.crop_size)
-    source.classes, source.subject, source.video = plan.classes, args.subject, not args.emg_only
+    arms = top_up.arms if top_up is not None else None
+    source = source_spec_from_args(args, f"{names}src", geometry.crop_size, model_arms=arms)
+    source.classes, source.subject, source.video = plan.classes, args.subject, not emg_only
     if source.kind == "synthetic":
         source.prompts, source.clock_origin = names, clock.origin
-    setup = CalibrationSetup(out_dir=args.out, plan=plan, base=base, geometry=geometry, source=source.source,
-                             labels=names, clock=clock, subject=args.subject, emg_only=args.emg_only,
-                             source_video=source.video)
-    return _record_and_adapt(setup, source, json_output=args.json)
+    setup = CalibrationSetup(out_dir=out, plan=plan, base=base, geometry=geometry, source=source.source,
+                             labels=names, clock=clock, subject=args.subject, emg_only=emg_only,
+                             source_video=source.video, fine_tune=args.fine_tune, arms=args.arms, top_up=top_up)
+    return setup, source
 
 
 def _record_and_adapt(setup: CalibrationSetup, source, *, json_output: bool) -> int:
@@ -146,18 +159,44 @@ def _report(status: CalibrationStatus, setup: CalibrationSetup, json_output: boo
 
 def _adapt_only(args: argparse.Namespace, base: Path) -> int:
     """`--from SESSION...`: adapt on sessions recorded before (RGB features from their videos)."""
-    from myosight.calibration.adapt import AdaptOptions, adapt
+    from myosight.calibration.adapt import AdaptOptions
 
     if args.out is None:
         raise ConfigError("name the folder for the adapted model: --out DIR")
     options = AdaptOptions(base=base, out_dir=args.out, classes=args.classes, emg_only=args.emg_only,
-                           input_size=args.input_size, fine_tune=args.fine_tune, subject=args.subject)
+                           input_size=args.input_size, fine_tune=args.fine_tune, subject=args.subject,
+                           window=args.window, arms=args.arms)
+    return _adapt_and_say(args.from_sessions, options, args.json)
+
+
+def _adapt_and_say(sessions: list[Path], options, json_output: bool) -> int:
+    from myosight.calibration.adapt import adapt
+
     started = time.monotonic()
-    result = adapt(args.from_sessions, options, progress=lambda text: print(f"calibrate: {text}", flush=True))
+    result = adapt(sessions, options, progress=lambda text: print(f"calibrate: {text}", flush=True))
     summary = {"bundle": str(result.bundle), "held_out_top1": result.report.get("held_out_top1"),
-               "adapt_wall_s": time.monotonic() - started, "sEMG_cnn": result.report.get("sEMG_cnn")}
-    print(json.dumps(summary, indent=2) if args.json else f"myosight calibrate: bundle written to {result.bundle}")
+               "adapt_wall_s": time.monotonic() - started, "sEMG_cnn": result.report.get("sEMG_cnn"),
+               "sessions": len(sessions)}
+    print(json.dumps(summary, indent=2) if json_output else f"myosight calibrate: bundle written to {result.bundle}")
     return 0
+
+
+def _top_up(args: argparse.Namespace) -> int:
+    """`--update BUNDLE`: one more repetition of every activity (recorded now, or `--from` sessions), adapted on
+    together with the calibration's earlier recordings, into the bundle's folder (calibration/top_up.py)."""
+    top_up = read_top_up(args.update, base=args.base)
+    if args.out is not None or args.classes:
+        raise ConfigError("--update keeps the calibration's folder and activities: drop --out and --classes")
+    if args.from_sessions:
+        return _adapt_and_say([*top_up.earlier, *args.from_sessions], top_up.options(), args.json)
+    if args.source is None:
+        raise ConfigError("name the source to record the top-up from (--source ...), or the sessions (--from ...)")
+    if not args.headless:
+        raise ConfigError("a top-up records in the terminal for now: add --headless (the viewer's Calibration "
+                          "menu has Top up)")
+    plan = top_up.plan(args.seconds, args.rest, args.lead_in)
+    setup, source = _headless_setup(args, top_up.base, plan, top_up.recording_folder(), top_up)
+    return _record_and_adapt(setup, source, json_output=args.json)
 
 
 def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan) -> int:

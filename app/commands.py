@@ -67,10 +67,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
     calibrate.add_argument("--input-size", "--size", dest="input_size", type=options.pixels, metavar="PIXELS",
                            help="I3D input size (default: the base model's)")
-    calibrate.add_argument("--fine-tune", choices=("auto", "yes", "no"), default="auto",
-                           help="fine-tune the sEMG CNN: auto keeps it when it scores better (default)")
+    calibrate.add_argument("--fine-tune", choices=("auto", "yes", "no", "scratch"), default="auto",
+                           help="the sEMG CNN: auto fine-tunes the base's and keeps that when it scores better "
+                           "(default); yes, no; scratch trains one on this person alone")
+    calibrate.add_argument("--window", type=options.float_range(0, 60), metavar="SECONDS",
+                           help="seconds each decision reads, a whole number of the base model's clips (default: "
+                           "the base's; 1 for hand gestures held a few seconds)")
     calibrate.add_argument("--from", dest="from_sessions", nargs="+", type=Path, metavar="SESSION",
                            help="adapt on these recorded sessions instead of recording (RGB from their videos)")
+    calibrate.add_argument("--update", type=Path, metavar="BUNDLE",
+                           help="top up a calibrated model for a new session of its person: record one repetition "
+                           "of each activity (or take --from sessions) and adapt on the earlier recordings and the "
+                           "new together; the bundle is replaced (the old one kept in its folder's history/)")
     calibrate.add_argument("--headless", action="store_true", help="prompts in the terminal, not the window")
     calibrate.add_argument("--json", action="store_true", help="print the outcome as JSON")
     calibrate.add_argument("--screenshot", type=Path, metavar="PNG",
@@ -98,22 +106,31 @@ def _add_viewer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jsonl", type=Path, help="log every prediction to this file")
 
 
+#: How long a replay whose every window is decided waits for the worker's inlets (a busy machine starts slowly).
+EVERY_WINDOW_CONSUMER_WAIT_S = 60.0
+
+
 def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
     """The run the options describe, with the clip geometry resolved once from the bundle and --input-size:
     the sources publish its frames, the worker computes its inputs."""
-    from myosight.capture.launch import source_spec_from_args
-    from myosight.models.bundle_header import read_bundle_geometry
+    from myosight.capture.launch import require_model_arms, source_spec_from_args
+    from myosight.models.bundle_header import bundle_arms, read_bundle_geometry
     from myosight.models.clips import resolve_geometry
     from myosight.models.device import check_device
     from myosight.processes import RunSpec
 
     check_device(args.device, precision=args.precision)
     geometry = resolve_geometry(read_bundle_geometry(bundle), args.input_size)
-    sources = source_spec_from_args(args, source_name, geometry.crop_size)
+    arms = bundle_arms(bundle)
+    sources = source_spec_from_args(args, source_name, geometry.crop_size, model_arms=arms)
+    require_model_arms(arms, sources, allow_missing_arm=args.allow_missing_arm, model=str(bundle))
+    if args.every_window:  # every window of a replay: it starts once the worker listens, however long that takes
+        sources.consumer_wait_s = EVERY_WINDOW_CONSUMER_WAIT_S
     return RunSpec(bundle=str(bundle), sources=sources, address=args.address, emg_only=args.emg_only,
                    hop_s=args.hop, input_size=args.input_size, geometry=geometry.to_dict(),
                    duration_s=args.duration, use_compile=args.compile, device=args.device,
-                   precision=args.precision)
+                   precision=args.precision, allow_missing_arm=args.allow_missing_arm,
+                   every_window=args.every_window)
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -127,7 +144,8 @@ def run_run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from myosight.app.launch import run_live
-    from myosight.models.bundle_header import read_bundle_geometry
+    from myosight.capture.launch import require_model_arms
+    from myosight.models.bundle_header import bundle_arms, read_bundle_geometry
     from myosight.models.device import check_device
     from myosight.processes import RunSpec, SourceSpec
     from myosight.realtime.messages import check_bindable
@@ -144,8 +162,9 @@ def run_demo(args: argparse.Namespace) -> int:
         session = args.replay or demo_session()
         source = SourceSpec(kind="replay", session=str(session), speed=args.speed, loop=True, video=not args.emg_only,
                             source=name, frame_size=geometry.crop_size)
+        require_model_arms(bundle_arms(bundle), source, allow_missing_arm=False, model="the demo model")
     spec = RunSpec(bundle=str(bundle), sources=source, emg_only=args.emg_only, duration_s=args.duration,
-                   geometry=geometry.to_dict(), hop_s=args.hop,
+                   geometry=geometry.to_dict(), hop_s=args.hop, every_window=args.every_window,
                    device=device, precision=args.precision)
     check_bindable(spec.address, "demo: its result address")
     return run_live(spec, headless=args.headless, jsonl=args.jsonl)

@@ -56,7 +56,8 @@ def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool =
             if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S, stop):
                 return exit_code(group, spec, stop) if stop.is_set() else _source_not_started(group, spec)
             viewer = HeadlessViewer(spec.address, jsonl)
-            watcher = threading.Thread(target=_stop_when_a_child_ends, args=(group, stop), daemon=True)
+            watcher = threading.Thread(target=_stop_when_a_child_ends, args=(group, stop, spec.every_window),
+                                       daemon=True)
             watcher.start()
             try:
                 viewer.run(stop, spec.duration_s, live=live_table)
@@ -82,11 +83,14 @@ def _source_not_started(group: ProcessGroup, spec: RunSpec) -> int:
     return EXIT_SOURCE_FAILED
 
 
-def _stop_when_a_child_ends(group: ProcessGroup, stop: threading.Event) -> None:
-    """Stop the viewer when a child ends (a finished replay included)."""
+def _stop_when_a_child_ends(group: ProcessGroup, stop: threading.Event, every_window: bool = False) -> None:
+    """Stop the viewer when a child ends (a finished replay included). A worker that decides every window goes
+    on after its replay ended cleanly, until it has decided them all and ends by itself."""
     while not stop.is_set():
-        children = [group.get("source"), group.get("worker")]
-        ended = [child for child in children if child is not None and not child.alive]
+        source, worker = group.get("source"), group.get("worker")
+        ended = [child for child in (source, worker) if child is not None and not child.alive]
+        if every_window and ended == [source] and source is not None and source.exitcode == 0:
+            ended = []
         if ended:
             clean = all(child.exitcode == 0 for child in ended)
             time.sleep(DRAIN_S if clean else 0.0)  # let the last predictions arrive

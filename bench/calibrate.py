@@ -21,16 +21,15 @@ warm-up, without the first window's data) is measured on the calibrated replay a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from myosight.errors import MyosightError
+from myosight.bench.steps import CommandSteps, running_accuracy
+
+__all__ = ["CalibrateBenchConfig", "benchmark_calibrate", "calibrate_figures", "running_accuracy"]
 
 
 @dataclass
@@ -50,46 +49,6 @@ class CalibrateBenchConfig:
     work_dir: Path | None = None
 
 
-@dataclass
-class _Steps:
-    """Runs the `myosight` commands of the benchmark, naming each on the progress line."""
-
-    work: Path
-    say: Callable[[str], None]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def myosight(self, name: str, *args: str, timeout_s: float = 1800.0) -> subprocess.CompletedProcess:
-        self.say(name)
-        started = time.monotonic()
-        command = [sys.executable, "-m", "myosight", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env,
-                                stdin=subprocess.DEVNULL)
-        self.timings[name] = time.monotonic() - started
-        (self.work / f"{name}.log").write_text(result.stdout + result.stderr, encoding="utf-8")
-        if result.returncode != 0:
-            tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-            raise MyosightError(f"bench calibrate: `myosight {' '.join(args[:2])} ...` failed "
-                                f"(exit {result.returncode}): {tail} (log: {self.work / f'{name}.log'})")
-        return result
-
-
-def running_accuracy(jsonl: Path) -> dict:
-    """Accuracy over the logged predictions that have a true label, and the first prediction's wall time."""
-    scored = correct = predictions = 0
-    first_time = None
-    if jsonl.is_file():
-        for line in jsonl.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            predictions += 1
-            first_time = record.get("time") if first_time is None else first_time
-            if record.get("true_label"):
-                scored += 1
-                correct += int(record["label"] == record["true_label"])
-    return {"accuracy": correct / scored if scored else None, "scored": scored, "predictions": predictions,
-            "first_time": first_time}
-
-
 def benchmark_calibrate(config: CalibrateBenchConfig, say: Callable[[str], None] = print) -> dict:
     """Run the steps of the module docstring; return every measurement (see `calibrate_figures`)."""
     from myosight.models.bundle_header import read_bundle_metadata
@@ -99,7 +58,7 @@ def benchmark_calibrate(config: CalibrateBenchConfig, say: Callable[[str], None]
     classes = list(config.classes or read_bundle_metadata(base)["classes"])
     work = Path(config.work_dir or tempfile.mkdtemp(prefix="myosight-bench-calibrate-"))
     work.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(work, say)
+    steps = CommandSteps(work, say, "bench calibrate")
     result: dict = {"work_dir": str(work), "subject": config.subject, "classes": len(classes),
                     "repetitions": config.repetitions, "seconds": config.seconds, "rest_s": config.rest_s}
     steps.myosight("synth", "synth", "--out", str(work / "eval"), "--subjects", config.subject, "--seed",
@@ -138,7 +97,7 @@ def benchmark_calibrate(config: CalibrateBenchConfig, say: Callable[[str], None]
     return result
 
 
-def _score(steps: _Steps, name: str, bundle: Path, session: Path, config: CalibrateBenchConfig, *, emg_only: bool,
+def _score(steps: CommandSteps, name: str, bundle: Path, session: Path, config: CalibrateBenchConfig, *, emg_only: bool,
            live: bool = True) -> dict:
     """Running accuracy of `bundle` on the replayed session and (if `live`) on the live synthetic person."""
     flags = ["--emg-only"] if emg_only else []

@@ -144,12 +144,32 @@ def _calibrate(args: argparse.Namespace) -> list[dict]:
     return calibrate_figures(result)
 
 
+def _people(args: argparse.Namespace) -> list[dict]:
+    from myosight.bench.people import (
+        EVALUATION_PEOPLE,
+        PRETRAINING_PEOPLE,
+        PeopleBenchConfig,
+        benchmark_people,
+        people_figures,
+    )
+
+    if args.data is None:
+        raise ConfigError("bench people needs the MyoArmbandDataset: --data PATH (its .npz or its original folder)")
+    config = PeopleBenchConfig(data=args.data, people=tuple(args.people or EVALUATION_PEOPLE),
+                               base_people=tuple(args.base_people or PRETRAINING_PEOPLE), peer=not args.no_peer,
+                               work_dir=args.work_dir)
+    if args.speed is not None:
+        config.replay_speed = args.speed
+    result = benchmark_people(config, say=lambda step: print(f"bench people: {step}", file=sys.stderr))
+    return people_figures(result)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "emg": _emg, "i3d": _i3d, "realtime": _realtime, "gui": _gui, "lsl": _lsl, "train": _train,
-    "calibrate": _calibrate,
+    "calibrate": _calibrate, "people": _people,
 }
 #: Run only when named: they take many minutes.
-LONG_BENCHMARKS = ("calibrate",)
+LONG_BENCHMARKS = ("calibrate", "people")
 DEFAULTS = "repetitions: emg 200, i3d 10, train 1; seconds: realtime 60, lsl 60, calibrate 90 (live, per model)"
 
 
@@ -181,7 +201,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=options.seconds, help="length of the streaming runs (lsl, realtime)")
     parser.add_argument("--input-size", type=options.pixels, nargs="+", metavar="PIXELS",
                         help="calibrate: the I3D input sizes to calibrate at (default 112)")
-    parser.add_argument("--work-dir", type=Path, help="calibrate: keep the sessions, bundles and logs here")
+    parser.add_argument("--work-dir", type=Path, help="calibrate, people: keep the sessions, bundles and logs here "
+                        "(people: a second run into the same folder reuses the imported sessions and the base model)")
+    parser.add_argument("--data", type=Path, metavar="PATH",
+                        help="people: the MyoArmbandDataset (its .npz, or the folder with EvaluationDataset/ and "
+                        "PreTrainingDataset/)")
+    parser.add_argument("--people", nargs="+", metavar="NAME", help="people: the evaluation people (default all 18)")
+    parser.add_argument("--base-people", nargs="+", metavar="NAME",
+                        help="people: the pre-training people of the base model (default all 22)")
+    parser.add_argument("--no-peer", action="store_true", help="people: leave LibEMG out")
+    parser.add_argument("--speed", type=options.speed, help="people: replay speed of the test rounds (default 16)")
     parser.add_argument("--device", type=options.device, default="cpu",
                         help="i3d, realtime: where the models run (cpu, cuda, cuda:N, mps; default cpu)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

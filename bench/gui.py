@@ -189,7 +189,8 @@ def _messages(now: float, seq: int, rng: np.random.Generator):
     prediction = PredictionMessage(
         label=classes[index], label_index=index, classes=classes, probs=probs, window_end=now - 0.3,
         clip_starts=[now - 5.3 + k for k in range(5)], mode="fusion", latency_ms=420.0, compute_ms=380.0,
-        rgb_reused=0, windows_skipped=0, emg_coverage=[1.0, 1.0], true_label=classes[seq % len(classes)],
+        rgb_reused=0, windows_skipped=0, arms=["left", "right"], emg_coverage=[1.0, 1.0],
+        true_label=classes[seq % len(classes)],
         attention={"rgb": rng.dirichlet(np.ones(5)).astype(np.float32),
                    "emg": rng.dirichlet(np.ones(5)).astype(np.float32)},
         kinetics=KineticsTop(np.array([1, 2, 3], np.int32), np.array([0.5, 0.3, 0.2], np.float32)),

@@ -10,7 +10,12 @@ The samples are the recording's labelled repetitions cut into sub-actions as eve
   never saw; it is the base bundle's head (sEMG-only calibrations use the linear sEMG head);
 - the sEMG CNN, fine-tuned from the base weights, kept only when it measurably helps: both ways are scored
   by leaving one repetition out (train on the other rounds, test on the held-out round) and the better
-  one is kept (`fine_tune="auto"`).
+  one is kept (`fine_tune="auto"`); `"scratch"` trains it on the person alone (the base then gives only the
+  pipeline, the clip and the head).
+
+The arms are the recording's: a person wearing one armband gets a one-arm model (the base's CNN reads that
+arm's channels). The decision window may differ from the base's (`window`: a whole number of its clips, as
+short actions such as hand gestures need); the clip, and so the CNN, stays the base's.
 
 The result is `DIR/bundle.safetensors` (with its provenance: base bundle hash, sessions, subject, date,
 held-out accuracy), `DIR/report.json` (per-class held-out accuracy, both ways' scores, timings) and
@@ -19,27 +24,29 @@ held-out accuracy), `DIR/report.json` (per-class held-out accuracy, both ways' s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from myosight.calibration.plan import WINDOW_SHIFTS_S
+from myosight.arms import arm_columns, arm_layout, describe_arms, emg_channels
+from myosight.calibration.plan import calibration_geometry, window_starts, window_step
 from myosight.data.actionsense import Action, ActionSenseSession
 from myosight.data.subactions import SubAction, cut_subactions
 from myosight.errors import ConfigError
 from myosight.models.bundle import Bundle, load_bundle, save_bundle
-from myosight.models.clips import ClipGeometry, clip_segments, resolve_geometry
+from myosight.models.clips import ClipGeometry, clip_segments
 from myosight.models.emg_cnn import EmgSpectrogramCNN
 from myosight.models.emg_pipeline import EmgNormalisation
 from myosight.models.heads import Head, build_head
+from myosight.paths import sha256_file
 from myosight.realtime.live import torch_threads
 from myosight.training.emg_features import ClipModel, extract_emg_features
 from myosight.training.emg_spectrograms import fit_normalisation_on_windows, session_tracks, subaction_spectrograms
@@ -54,6 +61,10 @@ CONFUSION_NAME = "confusion.png"
 MATCH_TOLERANCE_S = 2e-3
 HEAD_TRAINING = TrainConfig(epochs=25, batch_size=64, val_fraction=0.0, patience=25)
 CNN_TUNING = TrainConfig(lr=0.003, epochs=15, val_fraction=0.0, patience=15)
+#: A CNN trained on the person alone starts from random weights: the dataset's optimiser, more epochs.
+CNN_SCRATCH = TrainConfig(lr=0.01, epochs=30, val_fraction=0.0, patience=30)
+#: The ways of training the sEMG CNN that `fine_tune` names (the first of each is scored first).
+CNN_WAYS = {"auto": ("frozen", "fine-tuned"), "yes": ("fine-tuned",), "no": ("frozen",), "scratch": ("scratch",)}
 #: The RGB weights a Late-Fusion PAR head is scored with (besides the base model's own).
 PAR_WEIGHTS = (0.6, 0.7, 0.8, 0.9)
 
@@ -65,10 +76,12 @@ class AdaptOptions:
     classes: Sequence[str] | None = None  # the activities, in order; None: the recorded ones
     emg_only: bool = False
     input_size: int | None = None
-    fine_tune: str = "auto"  # "auto": score both ways and keep the better; "yes"; "no"
+    fine_tune: str = "auto"  # "auto": score frozen and fine-tuned, keep the better; "yes"; "no"; "scratch"
     features: Sequence[Path] = ()  # live RGB features of the recording (calibration/features.py)
     subject: str | None = None
     seed: int = 0
+    window: float | None = None  # the decision window in seconds (default: the base model's)
+    arms: Sequence[str] | None = None  # the armbands to use (default: the recording's)
 
 
 @dataclass
@@ -80,9 +93,11 @@ class Samples:
     rounds: np.ndarray
     start_s: np.ndarray
     subactions: list[SubAction]
-    shifts: np.ndarray  # seconds each window is moved from its sub-action (0: the sub-action itself)
+    own_clips: np.ndarray  # (N, clips) bool: the clip lies inside its window's repetition (it carries its label)
+    clip_keys: np.ndarray  # (N, clips) int64: each clip's start on the sEMG grid (a clip shared by windows: one key)
     spectrograms: np.ndarray
     normalisation: EmgNormalisation
+    arms: tuple[str, ...]
     rgb: np.ndarray | None = None
     rgb_live: int = 0  # samples whose RGB features were computed live
 
@@ -100,9 +115,10 @@ def adapt(sessions: Sequence[Path], options: AdaptOptions,
     started = time.perf_counter()
     base = load_bundle(options.base)
     fusion = not options.emg_only and "rgb" in base.modalities
-    geometry = resolve_geometry(base.geometry, options.input_size)
+    geometry = calibration_geometry(base.geometry, options.input_size, options.window)
     say("reading the recording")
-    samples = read_samples(sessions, base, geometry, options.classes)
+    samples = read_samples(sessions, base, geometry, options.classes, arms=options.arms,
+                           step_s=window_step(geometry, emg_only=not fusion))
     if fusion:
         say("matching the RGB features")
         samples.rgb = rgb_features(samples, sessions, geometry, options.features, base)
@@ -144,53 +160,88 @@ def _train(samples: Samples, base: Bundle, head_name: str, head_kwargs: dict, op
 # -- samples ---------------------------------------------------------------------------------------------
 
 
+def recording_arms(sessions: Sequence[ActionSenseSession], base_arms: tuple[str, ...],
+                   asked: Sequence[str] | None) -> tuple[str, ...]:
+    """The arms a calibration uses: the ones asked for, else those every session recorded that the base reads
+    too (or, where the base reads none of them, the recorded ones: the base's CNN then starts them)."""
+    if asked is not None:
+        layout = arm_layout(asked, what="--arms")
+        for session in sessions:
+            lacking = [arm for arm in layout if arm not in session.arms]
+            if lacking:
+                raise ConfigError(f"{session.path}: recorded {describe_arms(session.arms)}, not the {lacking[0]} arm")
+        return layout
+    recorded = set.intersection(*(set(session.arms) for session in sessions)) if sessions else set()
+    if not recorded:
+        raise ConfigError(f"{sessions[0].path if sessions else 'the recording'}: no armband that every session "
+                          "recorded")
+    shared = [arm for arm in base_arms if arm in recorded]
+    layout = arm_layout(shared or recorded)
+    unused = sorted(recorded - set(layout))
+    if unused:
+        log.warning("the base model reads %s only: the %s arm's recording is not used", describe_arms(base_arms),
+                    unused[0])
+    return layout
+
+
 def read_samples(sessions: Sequence[Path], base: Bundle, geometry: ClipGeometry,
-                 classes: Sequence[str] | None) -> Samples:
+                 classes: Sequence[str] | None, *, arms: Sequence[str] | None = None,
+                 step_s: float | None = None) -> Samples:
     """The training windows of every good repetition (`training_windows`), their round (the k-th repetition
     of an activity is round k) and their spectrograms, with the sEMG normalisation fitted on the person's
     own recording (the windows' spans)."""
     config = base.emg_config
+    step_s = step_s or geometry.clip_seconds
     opened = [ActionSenseSession(path) for path in sessions]
     try:
+        layout = recording_arms(opened, base.arms, arms)
         opened.sort(key=lambda session: session.activities()[0].start_s if session.activities() else 0.0)
-        windows: list[tuple[ActionSenseSession, SubAction, int]] = []
+        windows: list[tuple[ActionSenseSession, SubAction, int, Action]] = []
         seen: dict[str, int] = {}  # repetitions of each activity so far
         round_of: dict[tuple[str, int], int] = {}  # (session, action index) -> its round
         for session in opened:
-            for window, action in training_windows(session, geometry.sample_seconds, classes):
+            for window, action in training_windows(session, geometry, classes, step_s):
                 key = (str(session.path), action.index)
                 if key not in round_of:
                     round_of[key] = seen.get(action.label, 0)
                     seen[action.label] = round_of[key] + 1
-                windows.append((session, window, round_of[key]))
+                windows.append((session, window, round_of[key], action))
         chosen = list(classes) if classes is not None else list(seen)
         missing = [name for name in chosen if name not in seen]
         if missing:
             raise ConfigError(f"the recording has no good repetition of {', '.join(missing)}")
-        spans = [[(w.start_s, w.start_s + geometry.sample_seconds) for s, w, _ in windows if s is session]
+        spans = [[(w.start_s, w.start_s + geometry.sample_seconds) for s, w, _, _ in windows if s is session]
                  for session in opened]
-        rms = [session_tracks(s, config, None, allow_missing_arm=True, stage="rms") for s in opened]
+        rms = [session_tracks(s, config, None, arms=layout, stage="rms") for s in opened]
         normalisation = fit_normalisation_on_windows(rms, spans, config)
         spectrograms = []
         for session in opened:
-            members = [w for s, w, _ in windows if s is session]
+            members = [w for s, w, _, _ in windows if s is session]
             if members:
-                tracks = session_tracks(session, config, normalisation, allow_missing_arm=True)
+                tracks = session_tracks(session, config, normalisation, arms=layout)
                 spectrograms.append(subaction_spectrograms(tracks, members, geometry, config)[0])
     finally:
         for session in opened:
             session.close()
-    return Samples(classes=chosen, labels=np.array([chosen.index(w.label) for _, w, _ in windows], np.int64),
-                   rounds=np.array([r for _, _, r in windows], np.int64),
-                   start_s=np.array([w.start_s for _, w, _ in windows]), subactions=[w for _, w, _ in windows],
-                   shifts=np.array([float(w.uid.rsplit("/", 1)[1]) for _, w, _ in windows]),
-                   spectrograms=np.concatenate(spectrograms).astype(np.float32), normalisation=normalisation)
+    segments = np.stack([clip_segments(w.start_s, geometry) for _, w, _, _ in windows])  # (N, clips, 2)
+    spans_of = np.array([[a.start_s, a.stop_s] for _, _, _, a in windows])
+    tolerance = 1e-6
+    own = (segments[:, :, 0] >= spans_of[:, None, 0] - tolerance) \
+        & (segments[:, :, 1] <= spans_of[:, None, 1] + tolerance)
+    return Samples(classes=chosen, labels=np.array([chosen.index(w.label) for _, w, _, _ in windows], np.int64),
+                   rounds=np.array([r for _, _, r, _ in windows], np.int64),
+                   start_s=np.array([w.start_s for _, w, _, _ in windows]), subactions=[w for _, w, _, _ in windows],
+                   own_clips=own, clip_keys=np.round(segments[:, :, 0] * config.rate_hz).astype(np.int64),
+                   spectrograms=np.concatenate(spectrograms).astype(np.float32), normalisation=normalisation,
+                   arms=layout)
 
 
-def training_windows(session: ActionSenseSession, sample_seconds: float,
-                     classes: Sequence[str] | None) -> list[tuple[SubAction, Action]]:
-    """(window, action) of each action's sub-actions moved by `WINDOW_SHIFTS_S`, in time order, keeping a moved
-    window only when it holds the recording's data, no other action, and at least half of its own."""
+def training_windows(session: ActionSenseSession, geometry: ClipGeometry, classes: Sequence[str] | None,
+                     step_s: float) -> list[tuple[SubAction, Action]]:
+    """(window, action) of each repetition's candidate windows (`calibration.plan.window_starts`), in time order:
+    its sub-actions as a dataset cuts them, and the other candidates that hold the recording's data, no other
+    action, and at least half of their own."""
+    sample = geometry.sample_seconds
     emg = [session.emg(arm).time_s for arm in session.arms]
     data_from, data_to = max(t[0] for t in emg), min(t[-1] for t in emg)
     actions = session.activities()
@@ -199,13 +250,20 @@ def training_windows(session: ActionSenseSession, sample_seconds: float,
         if classes is not None and action.label not in classes:
             continue
         others = [a for a in actions if a is not action]
-        for sub in cut_subactions([action], str(session.path), session.subject, sample_seconds):
-            for shift in WINDOW_SHIFTS_S:
-                start, stop = sub.start_s + shift, sub.start_s + shift + sample_seconds
-                own = min(stop, action.stop_s) - max(start, action.start_s)
-                clear = all(a.stop_s <= start or a.start_s >= stop for a in others)
-                if shift == 0 or (start >= data_from and stop <= data_to and clear and own >= sample_seconds / 2):
-                    out.append((replace(sub, uid=f"{sub.uid}/{shift:+g}", start_s=start), action))
+        subactions = [sub.start_s for sub in cut_subactions([action], "", None, sample)]
+        kept = []
+        for start in window_starts(action.start_s, action.stop_s, geometry, step_s):
+            stop = start + sample
+            own = min(stop, action.stop_s) - max(start, action.start_s)
+            clear = all(a.stop_s <= start + 1e-9 or a.start_s >= stop - 1e-9 for a in others)
+            if any(abs(start - sub) < 1e-6 for sub in subactions) \
+                    or (start >= data_from and stop <= data_to and clear and own >= sample / 2):
+                kept.append(start)
+        uid = f"{session.path}/{action.index}"
+        out += [(SubAction(uid=f"{uid}/{start - action.start_s:+.3f}", session=str(session.path),
+                           subject=session.subject, label=action.label, action_index=action.index,
+                           sub_index=index, start_s=start, stop_s=start + sample), action)
+                for index, start in enumerate(kept)]
     return out
 
 
@@ -293,9 +351,10 @@ def _head_for(base: Bundle, fusion: bool) -> tuple[str, dict]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One way of training the adapted model: the sEMG CNN frozen or fine-tuned, and the head's options."""
+    """One way of training the adapted model: the sEMG CNN frozen, fine-tuned or trained from scratch, and the
+    head's options."""
 
-    way: str  # "frozen" or "fine-tuned"
+    way: str  # "frozen", "fine-tuned" or "scratch"
     options: tuple[tuple[str, object], ...] = ()
 
     @property
@@ -313,31 +372,65 @@ def training_choices(head_name: str, head_kwargs: dict, fine_tune: str) -> tuple
     own first: for a Late-Fusion PAR head, the RGB weights of `PAR_WEIGHTS` too (how much to trust each
     modality is what differs most between people: their sEMG differs from the training subjects' more than
     their kitchen does). The settings are scored with the first way; the other way with the best setting."""
-    ways = {"auto": ("frozen", "fine-tuned"), "yes": ("fine-tuned",), "no": ("frozen",)}[fine_tune]
+    if fine_tune not in CNN_WAYS:
+        raise ConfigError(f"fine_tune {fine_tune!r}: choose from {', '.join(CNN_WAYS)}")
+    ways = CNN_WAYS[fine_tune]
     grid = [head_kwargs]
     if head_name == "late_fusion_par_const":
         grid += [dict(head_kwargs, p=p) for p in PAR_WEIGHTS if p != head_kwargs.get("p")]
     return ways, grid
 
 
-def _cnn(base: Bundle, samples: Samples, rows: np.ndarray, way: str, seed: int) -> EmgSpectrogramCNN:
-    """The base sEMG CNN (frozen), or a copy fine-tuned, for the samples' classes, on the clips of the given
-    rows' unmoved windows (the moved ones repeat the same clips)."""
+def base_cnn_for_arms(base: Bundle, arms: tuple[str, ...]) -> tuple[EmgSpectrogramCNN, dict]:
+    """The base's sEMG CNN reading `arms` (and its constructor arguments): the base itself where the arms are its
+    own; else a copy whose first convolution and input statistics keep, for each arm, the base's planes of that
+    arm (or, for an arm the base never read, of its first arm: the same armband's channels in the same order)."""
     if base.emg_cnn is None:
         raise ConfigError("the base bundle holds no sEMG CNN (calibration adapts sEMG models)")
-    if way == "frozen":
-        return base.emg_cnn
-    kwargs = dict(base.metadata["emg_cnn_kwargs"], num_classes=len(samples.classes))
+    kwargs = dict(base.metadata["emg_cnn_kwargs"])
+    if arms == base.arms:
+        return base.emg_cnn, kwargs
+    columns = np.concatenate([np.arange(emg_channels(base.arms))[arm_columns(base.arms, arm if arm in base.arms
+                                                                                else base.arms[0])]
+                              for arm in arms])
+    state = {key: value.clone() for key, value in base.emg_cnn.state_dict().items()}
+    first = "conv.0.weight"
+    state[first] = state[first][:, columns]
+    state["input_mean"], state["input_std"] = state["input_mean"][columns], state["input_std"][columns]
+    kwargs["in_channels"] = emg_channels(arms)
     cnn = EmgSpectrogramCNN(**kwargs)
-    state = {k: v for k, v in base.emg_cnn.state_dict().items() if not k.startswith("classifier.")}
-    cnn.load_state_dict(state, strict=False)
-    rows = rows[samples.shifts[rows] == 0]
-    spectrograms = samples.spectrograms[rows]
-    clips = spectrograms.reshape(-1, *spectrograms.shape[2:])
-    labels = np.repeat(samples.labels[rows], spectrograms.shape[1])
-    fit(ClipModel(cnn), {"spectrograms": clips}, labels, TrainConfig(**{**CNN_TUNING.to_dict(), "seed": seed}),
-        progress=False, description="sEMG CNN (fine-tuning)")
+    cnn.load_state_dict(state)
+    return cnn.eval(), kwargs
+
+
+def _cnn(base: Bundle, samples: Samples, rows: np.ndarray, way: str, seed: int) -> EmgSpectrogramCNN:
+    """The base sEMG CNN (frozen), a copy fine-tuned, or one trained on the person alone ("scratch"), for the
+    samples' classes and arms, on the distinct clips of the given rows that lie inside their repetition."""
+    start, kwargs = base_cnn_for_arms(base, samples.arms)
+    if way == "frozen":
+        return start
+    kwargs = dict(kwargs, num_classes=len(samples.classes))
+    torch.manual_seed(seed)
+    cnn = EmgSpectrogramCNN(**kwargs)
+    clips, labels = _own_clips(samples, rows)
+    if way == "scratch":
+        cnn.set_input_statistics(torch.as_tensor(clips))
+        config = CNN_SCRATCH
+    else:
+        state = {k: v for k, v in start.state_dict().items() if not k.startswith("classifier.")}
+        cnn.load_state_dict(state, strict=False)
+        config = CNN_TUNING
+    fit(ClipModel(cnn), {"spectrograms": clips}, labels, TrainConfig(**{**config.to_dict(), "seed": seed}),
+        progress=False, description=f"sEMG CNN ({way})")
     return cnn.eval()
+
+
+def _own_clips(samples: Samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(clips, labels): each distinct clip of the rows' windows that lies inside its window's repetition, once."""
+    window, clip = np.nonzero(samples.own_clips[rows])
+    _, first = np.unique(samples.clip_keys[rows][window, clip], return_index=True)
+    window, clip = window[first], clip[first]
+    return samples.spectrograms[rows][window, clip], samples.labels[rows][window]
 
 
 def _inputs(samples: Samples, cnn: EmgSpectrogramCNN, rows: np.ndarray, modalities: Sequence[str]) -> dict:
@@ -387,20 +480,25 @@ def _write(options: AdaptOptions, base: Bundle, samples: Samples, sessions: Sequ
     out.mkdir(parents=True, exist_ok=True)
     held_out = scores.get(chosen)
     provenance = {
-        "calibrated_from": str(Path(options.base).resolve()), "base_sha256": _sha256(Path(options.base)),
+        "calibrated_from": str(Path(options.base).resolve()), "base_sha256": sha256_file(Path(options.base)),
         "sessions": [str(Path(p).resolve()) for p in sessions], "subject": options.subject,
         "date": datetime.now().isoformat(timespec="seconds"), "samples": len(samples.labels),
         "repetitions": len(np.unique(samples.rounds)), "sEMG_cnn": chosen.way, "trained": chosen.name,
-        "held_out_top1": None if held_out is None else held_out["top1"],
+        "held_out_top1": None if held_out is None else held_out["top1"], "arms": list(samples.arms),
+        "window_s": geometry.sample_seconds, "emg_only": "rgb" not in head.modalities,
+        "fine_tune": options.fine_tune, "input_size": geometry.input_size,
     }
-    cnn_kwargs = dict(base.metadata["emg_cnn_kwargs"], num_classes=cnn.classifier.out_features)
+    cnn_kwargs = dict(base.metadata["emg_cnn_kwargs"], num_classes=cnn.classifier.out_features,
+                      in_channels=emg_channels(samples.arms))
     metrics = {"top1": provenance["held_out_top1"], "samples": provenance["samples"]}
+    keep_previous(out / BUNDLE_NAME)
     bundle = save_bundle(
         out / BUNDLE_NAME, head_name=head_name, head=head,
         head_kwargs={k: v for k, v in head.head_config.items() if k != "name"}, classes=samples.classes,
         geometry=geometry, emg_config=base.emg_config, normalisation=samples.normalisation, emg_cnn=cnn,
         emg_cnn_kwargs=cnn_kwargs,
-        i3d_sha256=base.i3d_sha256 if "rgb" in head.modalities else None, metrics=metrics, provenance=provenance)
+        i3d_sha256=base.i3d_sha256 if "rgb" in head.modalities else None, metrics=metrics, provenance=provenance,
+        arms=samples.arms)
     report = {**provenance, "classes": samples.classes, "head": head_name, "adapt_seconds": seconds,
               "scores": {c.name: s["top1"] for c, s in scores.items()},
               "per_class": held_out.get("per_class") if held_out is not None else None,
@@ -413,9 +511,21 @@ def _write(options: AdaptOptions, base: Bundle, samples: Samples, sessions: Sequ
     return AdaptResult(bundle, report)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def keep_previous(bundle: Path) -> Path | None:
+    """Copy an existing bundle into `history/` beside it (named by its date), so that a calibration run again into
+    its folder, or topped up, never loses the model the person used before."""
+    if not bundle.is_file():
+        return None
+    from myosight.models.bundle_header import read_bundle_metadata
+
+    try:
+        stamp = str(read_bundle_metadata(bundle).get("provenance", {}).get("date", ""))
+    except ConfigError:
+        stamp = ""
+    stamp = stamp.replace(":", "-") or datetime.fromtimestamp(bundle.stat().st_mtime).strftime("%Y-%m-%dT%H-%M-%S")
+    history = bundle.parent / "history"
+    history.mkdir(exist_ok=True)
+    kept = history / f"{bundle.stem}-{stamp}{bundle.suffix}"
+    shutil.copy2(bundle, kept)  # a copy: the new bundle replaces the old one only once it is written whole
+    return kept
+

@@ -3,7 +3,7 @@
 A child process (`feature_process`, started like the worker) subscribes to the source's video stream and
 to the calibration's label markers. When a repetition ends ("<activity>|Stop", rated Good) and the frames
 after it are in, it computes the I3D feature of every clip of the repetition's training windows (its
-sub-actions, as the dataset cuts them, moved by `WINDOW_SHIFTS_S`) with the live worker's own code
+windows, `calibration.plan.window_starts` one clip apart) with the live worker's own code
 (`LivePredictor.rgb_feature`: the frames chosen by the offline rule, the input made by the offline
 function; a clip shared by two windows is computed once). By the time the last repetition ends the I3D work
 is done, so training starts at once. A cancelled repetition ("|Stop|Bad") is not computed; a discarded one
@@ -25,11 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from myosight.calibration.plan import WINDOW_SHIFTS_S
+from myosight.calibration.plan import WINDOW_REACH_CLIPS, window_starts
 from myosight.capture.inlets import LiveInlet, resolve
 from myosight.capture.streams import StreamNames, parse_marker
-from myosight.data.actionsense import Action
-from myosight.data.subactions import cut_subactions
 from myosight.models.bundle import load_bundle
 from myosight.models.clips import ClipGeometry, clip_segments
 from myosight.paths import replaced_when_done
@@ -66,12 +64,6 @@ class _Repetition:
     done: bool = False
 
 
-def window_starts(activity: str, start_s: float, stop_s: float, sample_seconds: float) -> list[float]:
-    """The training windows' starts of one repetition: its sub-actions' starts, moved by `WINDOW_SHIFTS_S`."""
-    subactions = cut_subactions([Action(activity, start_s, stop_s, 0)], "live", None, sample_seconds)
-    return [sub.start_s + shift for sub in subactions for shift in WINDOW_SHIFTS_S]
-
-
 class RepetitionFeatures:
     """Follows the label markers; computes the clips of every repetition's training windows.
 
@@ -93,7 +85,7 @@ class RepetitionFeatures:
             return
         if marker.kind == "Start":
             self.open = (marker.activity, time_s)
-            self.next_clip_s = time_s + min(WINDOW_SHIFTS_S)
+            self.next_clip_s = time_s - WINDOW_REACH_CLIPS * self.geometry.clip_seconds
         elif marker.kind == "Stop":
             opened, self.open, self.next_clip_s = self.open, None, None
             if opened is not None and opened[0] == marker.activity and marker.validity == "Good":
@@ -121,8 +113,7 @@ class RepetitionFeatures:
 
     def _gather(self, repetition: _Repetition, frames_until: float) -> bool:
         """A finished repetition's training clips, once the frames of its last window are in."""
-        starts = window_starts(repetition.activity, repetition.start_s, repetition.stop_s,
-                               self.geometry.sample_seconds)
+        starts = window_starts(repetition.start_s, repetition.stop_s, self.geometry, self.geometry.clip_seconds)
         if frames_until < max(starts) + self.geometry.sample_seconds:
             return False
         segments = {float(seg[0]): seg for start in starts for seg in clip_segments(start, self.geometry)}

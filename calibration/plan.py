@@ -18,17 +18,53 @@ discards that repetition ("|Discard": the recorder rates its labels Bad) and ask
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from myosight.capture.streams import Marker
 from myosight.errors import ConfigError
+from myosight.models.clips import ClipGeometry, resolve_geometry
 
 PHASES = ("rest", "active", "paused", "done", "aborted")
-#: The training windows of a repetition start at its sub-actions' starts moved by these (seconds, whole
-#: clips): live windows reach into the rests before and after an activity, so the model learns them too.
-WINDOW_SHIFTS_S = (-2.0, -1.0, 0.0, 1.0, 2.0)
+#: A repetition's training windows reach this many clips before its start and after its last whole window:
+#: live windows reach into the rests before and after an activity, so the model learns them too.
+WINDOW_REACH_CLIPS = 2
+#: The step between the training windows of an sEMG-only calibration (seconds). Its features are cheap, so it
+#: trains on nearly every window a live worker at its finest hop would see; with video a window must start on
+#: the grid of clips whose I3D features were computed while recording, one clip apart.
+EMG_WINDOW_STEP_S = 0.1
+
+
+def calibration_geometry(base: ClipGeometry, input_size: int | None, window: float | None) -> ClipGeometry:
+    """The base model's geometry with the user's I3D input size and decision window (a whole number of the
+    base's clips: the clip is what the sEMG CNN and I3D were trained on)."""
+    geometry = resolve_geometry(base, input_size)
+    if window is None:
+        return geometry
+    clips = round(window / geometry.clip_seconds)
+    if clips < 1 or abs(clips * geometry.clip_seconds - window) > 1e-6:
+        raise ConfigError(f"--window {window:g}: the base model's clips are {geometry.clip_seconds:g} s, so the window "
+                          f"must be a whole number of them")
+    return replace(geometry, clips_per_sample=clips, sample_seconds=clips * geometry.clip_seconds)
+
+
+def window_step(geometry: ClipGeometry, emg_only: bool) -> float:
+    """The step between a repetition's training windows: `EMG_WINDOW_STEP_S` without video, one clip with it."""
+    return min(EMG_WINDOW_STEP_S, geometry.clip_seconds) if emg_only else geometry.clip_seconds
+
+
+def window_starts(start_s: float, stop_s: float, geometry: ClipGeometry, step_s: float) -> list[float]:
+    """The starts of a repetition's candidate training windows, every `step_s` from `WINDOW_REACH_CLIPS` clips
+    before its start to as many after the start of its last whole window (a repetition shorter than one window
+    has one, at its start). Which of them train is the adaptation's choice (it keeps a window inside the data
+    and clear of other activities)."""
+    reach = WINDOW_REACH_CLIPS * geometry.clip_seconds
+    last = start_s + max(0.0, math.floor((stop_s - start_s) / geometry.sample_seconds + 1e-9) - 1) \
+        * geometry.sample_seconds
+    count = math.floor((last - start_s + 2 * reach) / step_s + 1e-9) + 1
+    return [start_s - reach + k * step_s for k in range(count)]
 
 
 @dataclass(frozen=True)

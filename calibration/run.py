@@ -23,13 +23,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from myosight.calibration.adapt import REPORT_NAME, AdaptOptions
 from myosight.calibration.features import FeatureSpec, feature_process
 from myosight.calibration.plan import CalibrationPlan, Prompter, PromptState, Repetition, finished_repetitions
+from myosight.calibration.top_up import TopUp
 from myosight.capture.clock import SourceClock
 from myosight.capture.recorder import RecorderSpec, recorder_process
 from myosight.capture.streams import marker_stream_info, open_outlet
@@ -57,6 +58,9 @@ class CalibrationSetup:
     subject: str = "S00"
     emg_only: bool = False
     source_video: bool = True  # False: the source publishes no video (the recorder waits for none)
+    fine_tune: str = "auto"
+    arms: tuple[str, ...] | None = None  # the armbands to adapt on (default: the recording's)
+    top_up: TopUp | None = None  # a top-up: adapt on the calibration's earlier recordings too, into its folder
 
 
 @dataclass
@@ -247,18 +251,31 @@ class CalibrationRun:
         self._finisher = threading.Thread(target=finish, name="myosight-calibration-finish", daemon=True)
         self._finisher.start()
 
+    def adapt_options(self) -> AdaptOptions:
+        """The adaptation this run ends with: of its own recording, or, for a top-up, of the calibration's."""
+        setup = self.setup
+        features = _live_feature_files(self.out)
+        if setup.top_up is not None:
+            earlier = [f for folder in setup.top_up.feature_folders() if folder != self.out
+                       for f in _live_feature_files(folder)]
+            return replace(setup.top_up.options(setup.base), features=features + earlier)
+        return AdaptOptions(base=setup.base, out_dir=self.out, classes=list(setup.plan.classes),
+                            emg_only=setup.emg_only, input_size=setup.geometry.input_size, features=features,
+                            subject=setup.subject, fine_tune=setup.fine_tune, arms=setup.arms,
+                            window=setup.geometry.sample_seconds)
+
     def _adapt(self, sessions: list[Path], ended_wall: float) -> None:
         setup = self.setup
         self.status = CalibrationStatus("adapting", self.status.prompt, "adapting the model")
-        options = AdaptOptions(base=setup.base, out_dir=self.out, classes=list(setup.plan.classes),
-                               emg_only=setup.emg_only, input_size=setup.geometry.input_size,
-                               features=_live_feature_files(self.out), subject=setup.subject)
+        options = self.adapt_options()
+        if setup.top_up is not None:
+            sessions = [*setup.top_up.earlier, *sessions]
         spec = {"sessions": [str(p) for p in sessions],
                 "options": {**asdict(options), "base": str(options.base), "out_dir": str(options.out_dir),
                             "features": [str(p) for p in options.features]}}
         child = self.processes.start("adapt", adapt_process, spec)
         while child.alive and not self._abort_requested:
-            self._read_progress()
+            self._read_progress(Path(options.out_dir))
             time.sleep(0.2)
         self.processes.take(["adapt"])
         if self._abort_requested:
@@ -269,17 +286,17 @@ class CalibrationRun:
         if child.exitcode != 0:
             self._fail(f"the adaptation failed ({_why(child)})")
             return
-        report = json.loads((self.out / REPORT_NAME).read_text(encoding="utf-8"))
+        report = json.loads((Path(options.out_dir) / REPORT_NAME).read_text(encoding="utf-8"))
         seconds = time.monotonic() - ended_wall
         accuracy = report.get("held_out_top1")
         said = f"held-out accuracy {100 * accuracy:.1f} %" if accuracy is not None else "no held-out repetition"
         self.status = CalibrationStatus("done", self.status.prompt, f"calibrated model ready ({said})",
-                                        bundle=self.out / "bundle.safetensors", report=report,
+                                        bundle=Path(options.out_dir) / "bundle.safetensors", report=report,
                                         timings={"adapt_wall_s": seconds})
 
-    def _read_progress(self) -> None:
+    def _read_progress(self, folder: Path) -> None:
         try:
-            message = json.loads((self.out / STATUS_NAME).read_text(encoding="utf-8"))["message"]
+            message = json.loads((folder / STATUS_NAME).read_text(encoding="utf-8"))["message"]
         except (OSError, ValueError, KeyError):
             return
         self.status = CalibrationStatus("adapting", self.status.prompt, f"adapting the model: {message}")

@@ -14,14 +14,13 @@ import threading
 from typing import Any
 
 from myosight import options
+from myosight.arms import BOTH_ARMS, arm_layout, arms_option, describe_arms
 from myosight.errors import ConfigError
 from myosight.processes import SourceSpec
 
 log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("replay", "synthetic", "camera+myo", "camera+lsl-emg")
-#: How long a replay waits at most after opening its outlets for inlets to connect before the first sample.
-REPLAY_CONNECT_S = 1.0
 
 
 def source_process(fields: dict, stop: threading.Event, ready: Any) -> None:
@@ -31,7 +30,7 @@ def source_process(fields: dict, stop: threading.Event, ready: Any) -> None:
         replay = open_replay(spec)
         replay.open()
         ready.set()
-        replay.wait_for_consumers(REPLAY_CONNECT_S, stop)
+        replay.wait_for_consumers(spec.consumer_wait_s, stop)
         replay.run(stop)
     elif spec.kind == "synthetic":
         from myosight.capture.clock import SourceClock
@@ -41,7 +40,7 @@ def source_process(fields: dict, stop: threading.Event, ready: Any) -> None:
         origin = spec.clock_origin if spec.clock_origin is not None else SourceClock.starting_now().origin
         source = SyntheticSource(classes=tuple(spec.classes or ACTIVITIES), video=spec.video,
                                  frame_size=spec.frame_size, subject=spec.subject, source=spec.source,
-                                 prompts=spec.prompts, clock=SourceClock(origin, spec.speed))
+                                 prompts=spec.prompts, clock=SourceClock(origin, spec.speed), arms=tuple(spec.arms))
         ready.set()
         source.run(stop)
     elif spec.kind in ("camera+myo", "camera+lsl-emg"):
@@ -81,7 +80,8 @@ def hardware_sources(spec: SourceSpec, stop: threading.Event, ready: Any) -> Non
     if spec.kind == "camera+myo":
         from myosight.capture.myo import MyoSource
 
-        myo = MyoSource({"left": spec.myo_left, "right": spec.myo_right}, source=spec.source)
+        addresses = {"left": spec.myo_left, "right": spec.myo_right}
+        myo = MyoSource({arm: addresses[arm] for arm in spec.arms}, source=spec.source)
         emg_threads.append(_source_thread("myo", myo.run, stop, failures))
     else:
         from myosight.capture.lsl_emg import EmgRelay, find_emg_stream
@@ -132,12 +132,18 @@ def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True
     parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg); "
                         "replay FILE.xdf: the file's stream of the left arm, when the file does not say")
     parser.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (as --lsl-emg-left)")
+    parser.add_argument("--arms", type=arms_option, metavar="left|right|both",
+                        help="the armbands worn: synthetic, the person's; camera+myo without addresses, the ones "
+                        "to connect (default: the model's, else both; with --myo-left/--myo-right, the ones named)")
     parser.add_argument("--subject", default="S00", help="subject id written into recordings; synthetic: the "
                         "synthetic person to render (S00-S09)")
 
 
-def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size: int) -> SourceSpec:
-    """The source the options name; its frames are published at `frame_size` (the resolved geometry's)."""
+def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size: int,
+                          model_arms: tuple[str, ...] | None = None) -> SourceSpec:
+    """The source the options name; its frames are published at `frame_size` (the resolved geometry's). The arms
+    of a synthetic person or of armbands found by scanning are `--arms`, else the model's (`model_arms`), else
+    both; armbands named by address are the arms named."""
     kind, *rest = args.source
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"unknown --source {kind!r}: replay FILE | synthetic | camera+myo | camera+lsl-emg")
@@ -147,10 +153,54 @@ def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size
         raise ConfigError(f"--source {kind} takes no file (got {' '.join(rest)})")
     if kind == "replay":
         _check_replay_file(rest[0], args.lsl_emg_left, args.lsl_emg_right)
+    named = tuple(arm for arm, address in (("left", args.myo_left), ("right", args.myo_right)) if address)
+    arms = getattr(args, "arms", None) or model_arms or BOTH_ARMS
+    if kind == "camera+myo" and named:
+        if getattr(args, "arms", None) and tuple(args.arms) != named:
+            raise ConfigError(f"--arms {','.join(args.arms)} but armbands are named for {describe_arms(named)}")
+        arms = named
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
                       video=not getattr(args, "emg_only", False), frame_size=frame_size, camera=args.camera,
                       myo_left=args.myo_left, myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
-                      lsl_emg_right=args.lsl_emg_right, subject=args.subject, source=source_name)
+                      lsl_emg_right=args.lsl_emg_right, subject=args.subject, source=source_name, arms=tuple(arms))
+
+
+def source_arms(spec: SourceSpec) -> tuple[str, ...] | None:
+    """The armbands a source will stream, known before it starts (None: only its streams will tell)."""
+    if spec.kind == "replay" and spec.session is not None:
+        if str(spec.session).lower().endswith(".xdf"):
+            from pathlib import Path
+
+            from myosight.capture.xdf_replay import choose_arms, scan_streams
+
+            chosen = choose_arms(scan_streams(spec.session).streams, Path(spec.session), left=spec.lsl_emg_left,
+                                 right=spec.lsl_emg_right)
+            return arm_layout(chosen)
+        from myosight.data.actionsense import ActionSenseSession
+
+        with ActionSenseSession(spec.session) as session:
+            return session.arms
+    if spec.kind in ("synthetic", "camera+myo"):
+        return arm_layout(spec.arms)
+    if spec.kind == "camera+lsl-emg":
+        return tuple(arm for arm, name in (("left", spec.lsl_emg_left), ("right", spec.lsl_emg_right)) if name)
+    return None
+
+
+def require_model_arms(model_arms: tuple[str, ...], spec: SourceSpec, *, allow_missing_arm: bool,
+                       model: str = "the model") -> None:
+    """Refuse, in one line and before anything starts, a model whose arm the source will not stream (unless the
+    user allowed it: zeros there). A source streaming an arm the model does not read is fine (it is not used)."""
+    streamed = source_arms(spec)
+    if streamed is None:
+        return
+    absent = [arm for arm in model_arms if arm not in streamed]
+    if absent and not allow_missing_arm:
+        what = f"the replay of {spec.session}" if spec.kind == "replay" else f"the {spec.kind} source"
+        raise ConfigError(
+            f"{model} reads {describe_arms(model_arms)} but {what} streams {describe_arms(streamed)}: use a model of "
+            f"{describe_arms(streamed)} (myosight calibrate makes one), or --allow-missing-arm to run this one with "
+            f"zeros in place of the {absent[0]} arm")
 
 
 def _check_replay_file(path: str, left: str | None = None, right: str | None = None) -> None:

@@ -2,7 +2,8 @@
 
 It performs random activities from a class list (each for `action_seconds`, with short rests), or, when
 it follows `prompts` (the label stream of a calibration), exactly the activity each "<activity>|Start"
-marker asks for until its Stop. It publishes both armbands' sEMG, the first-person camera as model frames,
+marker asks for until its Stop. It publishes the sEMG of the armbands it wears (both, or one: the same
+signals a two-armband person's arm would give), the first-person camera as model frames,
 and what it performs as label markers, with the same code that writes synthetic session files. Its clock
 (capture/clock.py) can run faster than real time for tests and benchmarks.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from myosight.arms import BOTH_ARMS, arm_layout
 from myosight.capture.clock import SourceClock
 from myosight.capture.streams import (
     OpenActivityAnnouncer,
@@ -26,7 +28,7 @@ from myosight.capture.streams import (
     video_stream_info,
     warn_if_source_name_taken,
 )
-from myosight.constants import ARMS, I3D_CROP
+from myosight.constants import I3D_CROP
 from myosight.data.activities import ACTIVITIES
 from myosight.data.synth import ActionMotion, SynthConfig, SyntheticEmg, render_frame
 from myosight.errors import ConfigError
@@ -58,7 +60,7 @@ class SyntheticSource:
     def __init__(self, *, classes: tuple[str, ...] = ACTIVITIES, subject: str = "S00", seed: int = 0,
                  action_seconds: float = 8.0, rest_seconds: float = 1.5, fps: float = 30.0, frame_size: int = I3D_CROP,
                  video: bool = True, source: str = "synthetic", prompts: str | None = None,
-                 clock: SourceClock | None = None) -> None:
+                 clock: SourceClock | None = None, arms: tuple[str, ...] = BOTH_ARMS) -> None:
         unknown = [c for c in classes if c not in ACTIVITIES]
         if unknown:
             raise ConfigError(f"the synthetic person cannot perform {', '.join(map(repr, unknown))}: it knows the "
@@ -71,7 +73,8 @@ class SyntheticSource:
         self.rng = np.random.default_rng(seed)
         self.stats = SyntheticStats()
         warn_if_source_name_taken(source)
-        self.outlets = {f"emg-{arm}": open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
+        self.arms = arm_layout(arms, what="the synthetic person's arms")
+        self.outlets = {f"emg-{arm}": open_outlet(emg_stream_info(arm, source)) for arm in self.arms}
         self.outlets["labels"] = open_outlet(marker_stream_info(source))
         self.announcer = OpenActivityAnnouncer(self.outlets["labels"])  # a worker that connects late is told
         if video:
@@ -127,7 +130,7 @@ class SyntheticSource:
 
     def _publish(self, chunk) -> None:
         for arm, times in chunk.time_s.items():
-            if len(times):
+            if len(times) and arm in self.arms:
                 self.outlets[f"emg-{arm}"].push_chunk(chunk.data[arm].astype(np.float32), times.tolist())
                 self.stats.emg_samples += len(times)
 

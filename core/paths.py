@@ -5,6 +5,7 @@ makes sure a file can grow before it writes (on every system: see `reserve_room`
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -113,3 +114,12 @@ def reserve_room(path: str | Path, size: int) -> None:
     growth = size - path.stat().st_size
     if growth > 0 and shutil.disk_usage(path.parent).free < growth:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def sha256_file(path: str | Path) -> str:
+    """The file's SHA-256 (hex), read in 1-MiB blocks: what says a model or weights file is the one recorded."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

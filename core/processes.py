@@ -70,6 +70,8 @@ class SourceSpec:
     control_address: str | None = None  # replay: ZeroMQ address of its play/pause/seek control
     prompts: str | None = None  # synthetic: perform what this source's label markers ask (a calibration)
     clock_origin: float | None = None  # synthetic: the LSL time its clock starts from (shared with the prompts)
+    arms: tuple[str, ...] = ("left", "right")  # synthetic: the armbands the person wears
+    consumer_wait_s: float = 1.0  # replay: how long it waits for its worker's inlets before it starts
 
 
 @dataclass
@@ -88,6 +90,8 @@ class RunSpec:
     device: str = "cpu"  # where the models run (checked by myosight.models.device before anything starts)
     precision: str = "float32"  # "int8": the quantised I3D (CPU only)
     resolve_timeout_s: float = 30.0  # the worker may start with its source: how long it waits for its streams
+    allow_missing_arm: bool = False  # run a model on a source without one of its arms (zeros there)
+    every_window: bool = False  # decide every window in order (replays faster than real time)
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""CLI: `myosight info`, `myosight subactions` and `myosight synth`."""
+"""CLI: `myosight info`, `myosight subactions`, `myosight synth` and `myosight import`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from myosight.data.synth import add_synth_parser
 
     add_synth_parser(subparsers)
+    add_import_parser(subparsers)
+
+
+#: Sampling rates `import libemg-csv --rate` accepts (Hz).
+_IMPORT_RATE = options.float_range(0, 100_000, name="rate_hz")
+#: Rests between imported recordings (s): 0 lays them end to end; an hour is already far more than a rest.
+_IMPORT_GAP = options.float_range(0, 3600, open_min=False, name="gap_s")
+_SPLIT_CHOICES = {"evaluation": ["EvaluationDataset"], "pretraining": ["PreTrainingDataset"],
+                  "both": ["EvaluationDataset", "PreTrainingDataset"]}
+
+
+def add_import_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `myosight import myoarmband` and `myosight import libemg-csv`."""
+    parser = subparsers.add_parser(
+        "import", help="turn public EMG recordings into ActionSense-layout sessions (myoarmband, libemg-csv)",
+        description="Write other recordings as session files every myosight command reads: right- or "
+        "left-arm Myo EMG with evenly spaced timestamps and one Good-rated activity per recording.",
+    )
+    kinds = parser.add_subparsers(dest="import_kind", metavar="FORMAT")
+    myo = kinds.add_parser(
+        "myoarmband", help="the MyoArmbandDataset (npz archive or original .dat folders): one session per "
+        "person and round",
+        description="Import the MyoArmbandDataset of Côté-Allard et al. (right forearm, 8 channels, 200 Hz, "
+        "7 gestures x 4 cycles per round) from its npz archive or its original folders "
+        "(ROOT/EvaluationDataset/Male0/training0/classe_0.dat ...). Writes OUT/<split>/<person>/<session>.hdf5 "
+        "(right-arm EMG, one activity per recording, named by its gesture; rounds start at fixed times) and "
+        "OUT/index.json listing every session written.",
+    )
+    myo.add_argument("path", type=Path, help="myoarmband.npz, or a folder holding EvaluationDataset/ and/or "
+                     "PreTrainingDataset/ (or one of them)")
+    myo.add_argument("--out", type=Path, required=True, help="output folder (must be empty unless --force)")
+    myo.add_argument("--split", choices=tuple(_SPLIT_CHOICES), default="both",
+                     help="which part of the dataset to import (default: both)")
+    myo.add_argument("--people", nargs="+", metavar="NAME", help="only these people, e.g. Male0 Female1 "
+                     "(default: all)")
+    myo.add_argument("--rounds", nargs="+", metavar="ROUND", help="only these rounds: training0, Test0, Test1 "
+                     "(default: all)")
+    myo.add_argument("--force", action="store_true", help="write into a non-empty OUT, replacing sessions of "
+                     "the same names and index.json")
+    myo.set_defaults(handler=run_import_myoarmband)
+
+    csv_parser = kinds.add_parser(
+        "libemg-csv", help="a folder of R_<rep>_C_<class>.csv recordings: one session",
+        description="Import a folder of CSV recordings named R_<rep>_C_<class>.csv (one sample per row, 8 "
+        "comma-separated integer Myo values in [-128, 127], no header) as ONE session in OUT: the recordings in "
+        "the order rep 0 class 0, rep 0 class 1, ..., rep 1 class 0, ..., each one Good-rated activity, with "
+        "--gap seconds without samples between them. Writes OUT/<date>_<time>_streamLog_<subject>-libemg.hdf5.",
+    )
+    csv_parser.add_argument("folder", type=Path, help="folder holding the R_<rep>_C_<class>.csv files")
+    csv_parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    csv_parser.add_argument("--rate", type=_IMPORT_RATE, default=200.0, metavar="HZ",
+                            help="sampling rate of the files (default: 200, the Myo's)")
+    csv_parser.add_argument("--arm", choices=("left", "right"), default="right",
+                            help="the arm that wore the armband (default: right)")
+    csv_parser.add_argument("--classes", nargs="+", metavar="NAME",
+                            help="activity names for classes 0, 1, ... (default: 'class 0', 'class 1', ...)")
+    csv_parser.add_argument("--subject", help="subject id stored in the session and its file name "
+                            "(default: the folder's name)")
+    csv_parser.add_argument("--gap", type=_IMPORT_GAP, default=1.0, metavar="SECONDS",
+                            help="seconds without samples between consecutive recordings (default: 1)")
+    csv_parser.add_argument("--force", action="store_true", help="replace an existing session of the same name")
+    csv_parser.set_defaults(handler=run_import_libemg)
 
 
 def session_summary(session_path: Path, video: Path | None = None) -> dict:
@@ -132,4 +194,25 @@ def run_subactions(args: argparse.Namespace) -> int:
                 for s in part:
                     writer.writerow([s.uid, s.subject, s.label, f"{s.start_s:.6f}", f"{s.stop_s:.6f}", name])
         print(f"wrote {args.csv}")
+    return 0
+
+
+def run_import_myoarmband(args: argparse.Namespace) -> int:
+    from myosight.data.import_myoarmband import import_myoarmband
+
+    written = import_myoarmband(args.path, args.out, splits=_SPLIT_CHOICES[args.split], people=args.people,
+                                rounds=args.rounds, force=args.force)
+    for session in written:
+        print(f"{session.path}  ({session.subject} {session.attrs['Round']}, {session.recordings} recordings, "
+              f"{session.samples} samples)")
+    print(f"wrote {len(written)} sessions and {args.out / 'index.json'}")
+    return 0
+
+
+def run_import_libemg(args: argparse.Namespace) -> int:
+    from myosight.data.import_libemg import import_libemg_csv
+
+    session = import_libemg_csv(args.folder, args.out, rate_hz=args.rate, arm=args.arm, classes=args.classes,
+                                subject=args.subject, gap_s=args.gap, force=args.force)
+    print(f"{session.path}  ({session.subject}, {session.recordings} recordings, {session.samples} samples)")
     return 0

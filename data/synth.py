@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from myosight import options
+from myosight.arms import arm_layout, arms_option
 from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.data.activities import ACTIVITIES, SAME_LOOK_GROUPS, SAME_MUSCLE_GROUPS, canonical_activity
 from myosight.errors import ConfigError, MyosightError
@@ -201,8 +202,11 @@ class SynthConfig:
     emg_rate: float = 160.0
     include_bad_labels: bool = False
     write_video: bool = True
+    #: The armbands the person wears: both, or one (that arm's signals are a two-armband person's same arm).
+    arms: tuple[str, ...] = ARMS
 
     def __post_init__(self) -> None:
+        self.arms = arm_layout(self.arms, what="synth arms")
         self.subjects = tuple(self.subjects)
         self.classes = tuple(dict.fromkeys(canonical_activity(c) for c in self.classes))
         if not self.subjects:
@@ -556,7 +560,7 @@ def write_session(
         with SessionWriter(hdf5_path, file_attrs={"Synthetic": "myosight synth", "Subject": subject,
                                                   "Seed": str(config.seed)}) as writer, \
                 _progress(total, f"synth {subject}", progress) as bar:
-            for arm in ARMS:
+            for arm in config.arms:
                 writer.add_emg_stream(arm)
             writer.add_activity_stream(list(config.classes))
             if video:
@@ -569,7 +573,7 @@ def write_session(
                 while t < seg.stop_s:  # one-second blocks keep memory flat however long the session
                     t = min(t + 1.0, seg.stop_s)
                     chunk = emg.generate_until(t)
-                    for arm in ARMS:
+                    for arm in config.arms:
                         if len(chunk.time_s[arm]):
                             writer.append(EMG_GROUPS[arm], chunk.data[arm], chunk.time_s[arm])
                     while extra and extra[0][2] <= t:
@@ -694,6 +698,8 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     arg("--emg-rate", type=options.float_range(0, 10_000), default=160.0, metavar="HZ",
         help="effective Myo EMG rate; real sessions show ~160, nominal is 200 (default: %(default)s)")
     arg("--no-video", action="store_true", help="write only the HDF5 (much faster)")
+    arg("--arms", type=arms_option, default=ARMS, metavar="left|right|both",
+        help="the armbands the person wears (default: both)")
     arg("--include-bad-labels", action="store_true",
         help="also write 'Bad'/'Maybe' label pairs and a zero-time row that readers must drop")
     arg("--quiet", action="store_true", help="no progress bar")
@@ -714,7 +720,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         subjects=tuple(args.subjects), actions_per_class=args.actions_per_class,
         seconds_per_action=args.seconds, rest_seconds=args.rest, classes=classes, seed=args.seed,
         width=args.video_size[0], height=args.video_size[1], fps=args.fps, emg_rate=args.emg_rate,
-        include_bad_labels=args.include_bad_labels, write_video=not args.no_video,
+        include_bad_labels=args.include_bad_labels, write_video=not args.no_video, arms=args.arms,
     )
     start = time.perf_counter()
     sessions = write_sessions(config, args.out, progress=not args.quiet)

@@ -5,6 +5,10 @@ restarted for the calibration with `prompts` (the run's label source) and `clock
 exactly as `myosight calibrate --headless` starts it; a camera with armbands (or any other source) is left
 as it is: a real person follows the screen.
 
+A top-up (calibration/top_up.py) runs the same way: the request carries the calibrated model's `TopUp`, and the
+run repeats that calibration (its base model, window, arms and modalities, whatever model is live), records one
+repetition of each activity into a new folder under the calibration's, and adapts into the calibration's folder.
+
 Order of stopping matters in one place. The prompted person holds an inlet on the run's label outlet, and
 the run's recorder holds inlets on the person's outlets, so the person stops between the two: after the
 recorder (the run calls `on_recorded` then) and before the run lets its label outlet go. `on_recorded` runs
@@ -20,13 +24,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from myosight.calibration.plan import CalibrationPlan
+from myosight.calibration.plan import CalibrationPlan, calibration_geometry
 from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
+from myosight.calibration.top_up import TopUp
 from myosight.capture.clock import SourceClock
 from myosight.data.activities import ACTIVITIES
 from myosight.errors import ConfigError
 from myosight.gui.controller import Controller, unique_source_name
-from myosight.models.bundle_header import read_bundle_metadata
+from myosight.models.bundle_header import read_bundle_geometry, read_bundle_metadata
 from myosight.processes import Child, SourceSpec
 
 #: How long the prompted synthetic person may take to start before the calibration gives up.
@@ -44,6 +49,15 @@ class CalibrationRequest:
     out_dir: Path
     subject: str = "S00"
     speed: float = 1.0  # the synthetic person's clock (tests run it faster); a real person performs in real time
+    top_up: TopUp | None = None  # a top-up of this calibrated model (adapted into its folder), not a new calibration
+
+
+def top_up_request(top_up: TopUp, seconds: float, rest_s: float, lead_in_s: float,
+                   speed: float = 1.0) -> CalibrationRequest:
+    """A top-up as the wizard starts it: one repetition of each of the calibration's activities, for its person,
+    recorded into a new folder of its own (so that the calibration's own recordings stay as they were)."""
+    return CalibrationRequest(top_up.plan(seconds, rest_s, lead_in_s), top_up.recording_folder(),
+                              top_up.subject or "S00", speed, top_up)
 
 
 class WindowCalibration:
@@ -54,19 +68,17 @@ class WindowCalibration:
         spec = controller.source_spec
         if spec is None or not controller.source_ready:
             raise ConfigError("start a source first (Source, below): the calibration records it")
-        if not controller.worker.bundle:
+        if request.top_up is None and not controller.worker.bundle:
             raise ConfigError("choose the model to adapt first (Model, below)")
         self.prompted = spec.kind == "synthetic"
         if request.speed != 1.0 and not self.prompted:
             raise ConfigError("only a synthetic person can perform faster than real time")
         self.controller, self.request = controller, request
-        self.base = Path(controller.worker.bundle)
+        self.base = request.top_up.base if request.top_up is not None else Path(controller.worker.bundle)
         labels = unique_source_name("cal")
         clock = SourceClock.starting_now(request.speed)
         self.source = self._prompted_source(spec, labels, clock) if self.prompted else spec
-        setup = CalibrationSetup(out_dir=Path(request.out_dir), plan=request.plan, base=self.base,
-                                 geometry=controller.worker.geometry(), source=self.source.source, labels=labels,
-                                 clock=clock, subject=request.subject, emg_only=controller.worker.emg_only)
+        setup = self._setup(labels, clock)
         self.run = CalibrationRun(setup, on_recorded=self._on_recorded)  # its label outlet before the person
         if self.prompted:
             controller.start_source(self.source)
@@ -77,6 +89,20 @@ class WindowCalibration:
         self._failure: str | None = None
         self._recorded, self._released = threading.Event(), threading.Event()
         self._prompted_child: Child | None = None
+
+    def _setup(self, labels: str, clock: SourceClock) -> CalibrationSetup:
+        """The run: the live model adapted with the worker's settings, or, for a top-up, the calibration it tops
+        up repeated (its base model, decision window, arms and modalities: the model it makes is that one again)."""
+        request, worker = self.request, self.controller.worker
+        setup = CalibrationSetup(out_dir=Path(request.out_dir), plan=request.plan, base=self.base,
+                                 geometry=worker.geometry(), source=self.source.source, labels=labels, clock=clock,
+                                 subject=request.subject, emg_only=worker.emg_only)
+        top_up = request.top_up
+        if top_up is None:
+            return setup
+        geometry = calibration_geometry(read_bundle_geometry(top_up.base), top_up.input_size, top_up.window_s)
+        return replace(setup, geometry=geometry, emg_only=top_up.emg_only, fine_tune=top_up.fine_tune,
+                       arms=top_up.arms, top_up=top_up)
 
     def _prompted_source(self, spec: SourceSpec, labels: str, clock: SourceClock) -> SourceSpec:
         plan = self.request.plan
@@ -196,6 +222,17 @@ class WindowCalibration:
         self.run.shutdown()
         status = self.run.status
         self.status = status if self._failure is None else CalibrationStatus("failed", status.prompt, self._failure)
+
+
+def is_calibrated(path: str | Path | None) -> bool:
+    """Whether `path` is a model a calibration made (one that can be topped up)."""
+    if not path:
+        return False
+    try:
+        provenance = read_bundle_metadata(path).get("provenance")
+    except ConfigError:
+        return False
+    return isinstance(provenance, dict) and "calibrated_from" in provenance
 
 
 def bundle_summary(path: str | Path) -> str:

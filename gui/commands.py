@@ -55,9 +55,10 @@ def _check(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace):
     import os
 
-    from myosight.capture.launch import source_spec_from_args
+    from myosight.capture.launch import require_model_arms, source_spec_from_args
     from myosight.gui.app import ViewerOptions
     from myosight.gui.controller import WorkerSettings
+    from myosight.models.bundle_header import bundle_arms
     from myosight.models.device import check_device
     from myosight.processes import SourceSpec
 
@@ -72,11 +73,14 @@ def _options(args: argparse.Namespace):
                                 source=f"gui{os.getpid()}")
     worker = WorkerSettings(bundle=bundle, emg_only=args.emg_only, hop_s=args.hop, input_size=args.input_size,
                             use_compile=args.compile, device=check_device(args.device, precision=args.precision),
-                            precision=args.precision)
+                            precision=args.precision, allow_missing_arm=args.allow_missing_arm)
     geometry = worker.geometry()  # checks the bundle and the input size before anything starts
     if args.source:
-        source = source_spec_from_args(args, f"gui{os.getpid()}", geometry.crop_size)
+        arms = bundle_arms(bundle) if bundle else None
+        source = source_spec_from_args(args, f"gui{os.getpid()}", geometry.crop_size, model_arms=arms)
         source.video = True  # the window shows the camera even when the model reads sEMG only
+        if arms is not None:
+            require_model_arms(arms, source, allow_missing_arm=args.allow_missing_arm, model=bundle)
     return ViewerOptions(source=source, worker=worker, address=args.address, connect=args.connect,
                          streams=args.streams, duration_s=args.duration, screenshot=args.screenshot,
                          after_s=args.after, jsonl=args.jsonl, record_dir=args.record_dir, subject=args.subject)

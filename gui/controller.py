@@ -65,6 +65,7 @@ class WorkerSettings:
     use_compile: bool = False
     device: str = "cpu"
     precision: str = "float32"
+    allow_missing_arm: bool = False  # run the model on a source without one of its arms (zeros there)
 
     def geometry(self) -> ClipGeometry:
         """The clip geometry of a run with these settings (I3D's own when no model is chosen yet)."""
@@ -247,7 +248,8 @@ class Controller:
         run = RunSpec(bundle=str(self.worker.bundle), sources=self.source_spec, address=self.address,
                       emg_only=self.worker.emg_only, hop_s=self.worker.hop_s, input_size=self.worker.input_size,
                       geometry=self.worker.geometry().to_dict(), use_compile=self.worker.use_compile,
-                      device=self.worker.device, precision=self.worker.precision)
+                      device=self.worker.device, precision=self.worker.precision,
+                      allow_missing_arm=self.worker.allow_missing_arm)
         self.state.reset_predictions()
         self.processes.start("worker", worker_process, asdict(run))
         self._worker_dirty = False

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from myosight.calibration.plan import CalibrationPlan
+from myosight.calibration.top_up import TopUp, read_top_up
 from myosight.errors import MyosightError
-from myosight.gui.calibration import CalibrationRequest, WindowCalibration, bundle_summary
+from myosight.gui.calibration import CalibrationRequest, WindowCalibration, bundle_summary, is_calibrated
 from myosight.gui.controller import Controller, unique_source_name
 from myosight.gui.qt import QtCore, QtGui, QtWidgets
 from myosight.gui.receivers import ResultReceiver, StreamReceiver
@@ -27,7 +28,7 @@ from myosight.gui.widgets.attention import AttentionTiles
 from myosight.gui.widgets.calibration import CalibrationPanel
 from myosight.gui.widgets.camera_view import CameraView
 from myosight.gui.widgets.controls import ControlsPanel
-from myosight.gui.widgets.emg_traces import EmgTraces
+from myosight.gui.widgets.emg_traces import EmgTraces, present_streams
 from myosight.gui.widgets.health import Banner, BannerModel, HealthPanel
 from myosight.gui.widgets.prediction import PredictionPanel
 from myosight.gui.widgets.spectrograms import SpectrogramPanel
@@ -210,10 +211,16 @@ class MainWindow(QtWidgets.QMainWindow):
         panel.abortRequested.connect(lambda: self._calibration_key("abort"))
         panel.useRequested.connect(self.use_calibrated_model)
         panel.baseRequested.connect(self.use_base_model)
+        panel.newRequested.connect(lambda: self.open_calibration())
         menu = self.menuBar().addMenu("&Calibration")
         self.calibrate_action = menu.addAction("New calibration …")
         self.calibrate_action.triggered.connect(lambda: self.open_calibration())
         self.calibrate_action.setEnabled(self.controller is not None)
+        self.top_up_action = menu.addAction("Top up a calibration …")
+        self.top_up_action.setToolTip("the armband put on again: one repetition of each activity, adapted on "
+                                      "together with the calibration's recordings")
+        self.top_up_action.triggered.connect(lambda: self.open_top_up())
+        self.top_up_action.setEnabled(self.controller is not None)
         self.base_action = menu.addAction("Back to base model")
         self.base_action.triggered.connect(self.use_base_model)
         self.base_action.setEnabled(False)
@@ -324,19 +331,56 @@ class MainWindow(QtWidgets.QMainWindow):
                          start: bool = False) -> None:
         """Show the wizard, its setup page filled from `plan` or the live model's activities; with `start`, the
         calibration starts by itself as soon as the source is up (`myosight calibrate`)."""
-        if self.calibration_dock.isHidden():
-            self.calibration_dock.show()
-            self.resizeDocks([self.calibration_dock], [CALIBRATION_WIDTH], QtCore.Qt.Orientation.Horizontal)
-        self.calibration_dock.raise_()
-        if self.calibration is not None and not self.calibration.finished:
-            return  # one at a time: show the one that runs
+        if not self._show_wizard():
+            return
         subject = self.controller.subject if self.controller is not None else "S00"
         self.calibration_panel.fill(self._model_classes(), plan, out_dir, subject)
         self._autostart = start
 
+    def open_top_up(self, bundle: str | Path | None = None) -> TopUp | None:
+        """Show the wizard's setup page for a top-up of a calibrated model (`bundle`, or the one the person picks);
+        why that model cannot be topped up goes on a new calibration's setup page, as the wizard's other errors."""
+        if self.controller is None:
+            return None
+        bundle = bundle or self.ask_top_up_bundle()
+        if not bundle:
+            return None  # the person cancelled the choice
+        try:
+            top_up = read_top_up(bundle)
+        except (MyosightError, OSError) as error:  # OSError: its base model cannot be read
+            self.open_calibration()
+            if not self._calibration_running():
+                self.calibration_panel.show_error(str(error))
+            return None
+        if not self._show_wizard():
+            return None
+        self.calibration_panel.fill_top_up(top_up)
+        self._autostart = False
+        return top_up
+
+    def ask_top_up_bundle(self) -> str | None:
+        """The calibrated model to top up, from a file dialog that starts at the live model when it is a calibrated
+        one (tests replace this method, as `ask_xdf_arms`)."""
+        live = self.controller.worker.bundle if self.controller is not None else None
+        start = live if is_calibrated(live) else self.calibrated_bundle or ""
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Calibrated model to top up", start,
+                                                        "Bundles (*.safetensors)")
+        return path or None
+
+    def _show_wizard(self) -> bool:
+        """Show the wizard's dock; False while a calibration runs (one at a time: the dock shows that one)."""
+        if self.calibration_dock.isHidden():
+            self.calibration_dock.show()
+            self.resizeDocks([self.calibration_dock], [CALIBRATION_WIDTH], QtCore.Qt.Orientation.Horizontal)
+        self.calibration_dock.raise_()
+        return not self._calibration_running()
+
+    def _calibration_running(self) -> bool:
+        return self.calibration is not None and not self.calibration.finished
+
     def start_calibration(self, request: CalibrationRequest) -> WindowCalibration | None:
         """Start the calibration on the setup page (why it cannot start goes on that page)."""
-        if self.controller is None or (self.calibration is not None and not self.calibration.finished):
+        if self.controller is None or self._calibration_running():
             return None
         if self.calibration is not None:
             self.calibration.shutdown()  # a finished one: its children are gone, this only tidies up
@@ -432,6 +476,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _tick(self) -> None:
         now = time.monotonic()
         snapshot = self.state.snapshot()
+        self.traces.show_streams(present_streams([*snapshot.emg, *snapshot.streams]))
         self.traces.update_traces(snapshot.emg, snapshot.emg_newest)
         self._tick_calibration()
         if snapshot.frame_seq != self._seen["frame"] or snapshot.prediction_seq != self._seen["prediction"]:
@@ -458,6 +503,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._seen["prediction"] = snapshot.prediction_seq
         self.prediction.show_prediction(snapshot.prediction, snapshot.history, snapshot.scored, snapshot.correct)
         self.attention.show_attention(snapshot.prediction)
+        if snapshot.arms is not None:
+            self.spectrograms.show_arms(snapshot.arms)
         self.spectrograms.update_clips(snapshot.spectrograms)
         if snapshot.prediction is not None and snapshot.prediction.classes != self.classes:
             self.set_classes(snapshot.prediction.classes)

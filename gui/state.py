@@ -45,7 +45,8 @@ class Snapshot:
     history: list[tuple[str, str | None]]
     scored: int
     correct: int
-    spectrograms: list[np.ndarray]
+    spectrograms: list[np.ndarray]  # all of the arms in `arms`
+    arms: tuple[str, ...] | None  # the arms of the latest prediction's model (None before the first)
     health: HealthMessage | None
     health_seq: int
     health_age_s: float | None
@@ -71,6 +72,7 @@ class GuiState:
     scored: int = 0
     correct: int = 0
     spectrograms: deque = field(default_factory=lambda: deque(maxlen=SPECTROGRAM_CLIPS))
+    arms: tuple[str, ...] | None = None
     health: HealthMessage | None = None
     health_seq: int = 0
     health_arrival: float | None = None
@@ -94,8 +96,15 @@ class GuiState:
             self._mark_unseen()
 
     def set_prediction(self, message: PredictionMessage) -> None:
-        """The newest prediction (checked by the strict decoder: its fields are what the panels draw)."""
+        """The newest prediction (checked by the strict decoder: its fields are what the panels draw).
+
+        A model of other arms (a worker restarted with another bundle) starts the spectrogram history again:
+        its clips have other channels, and the panel lays itself out for the new arms."""
         with self.lock:
+            arms = tuple(message.arms)
+            if arms != self.arms:
+                self.spectrograms.clear()
+                self.arms = arms
             self.prediction = message
             self.prediction_seq += 1
             self.history.append((message.label, message.true_label))
@@ -127,7 +136,8 @@ class GuiState:
             self.replay = status
 
     def reset_predictions(self) -> None:
-        """Forget predictions, history and accuracy (a new model or a new source)."""
+        """Forget predictions, history and accuracy (a new model or a new source); the arms stay, so the panels
+        keep their layout until a prediction says the model's arms are others."""
         with self.lock:
             self.prediction, self.health = None, None
             self.history.clear()
@@ -159,7 +169,8 @@ class GuiState:
                 emg=emg, emg_newest=newest, frame=self.frame, frame_time=self.frame_time,
                 frame_seq=self.frame_seq, prediction=self.prediction, prediction_seq=self.prediction_seq,
                 history=list(self.history), scored=self.scored, correct=self.correct,
-                spectrograms=list(self.spectrograms), health=self.health, health_seq=self.health_seq,
+                spectrograms=list(self.spectrograms), arms=self.arms, health=self.health,
+                health_seq=self.health_seq,
                 health_age_s=None if self.health_arrival is None else now - self.health_arrival,
                 streams=dict(self.streams), replay=self.replay, data_age_s=age,
             )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
@@ -25,14 +25,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from myosight.arms import BOTH_ARMS, arm_layout, describe_arms, emg_channels
 from myosight.errors import ConfigError
-from myosight.models.bundle_header import BUNDLE_FORMAT, read_bundle_metadata
+from myosight.models.bundle_header import BUNDLE_FORMAT, bundle_arms, read_bundle_metadata
 from myosight.models.clips import SAMPLING_MODES, ClipGeometry
 from myosight.models.emg_cnn import EmgSpectrogramCNN
 from myosight.models.emg_pipeline import LIVE_PRESET, EmgNormalisation, EmgPipelineConfig
 from myosight.paths import replaced_when_done
 
 M = TypeVar("M", bound=torch.nn.Module)  # the module a bundle part builds
+#: Settings a stored configuration may leave empty although their default is a number (the earlier behaviour).
+NULLABLE_SETTINGS = ("log_floor",)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Bundle:
     i3d_sha256: str | None = None
     metadata: dict = field(default_factory=dict)
     path: Path | None = None  # the file it was loaded from (for messages)
+    arms: tuple[str, ...] = BOTH_ARMS  # the armbands its sEMG channels come from, in channel order
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -92,17 +96,25 @@ def save_bundle(
     i3d_sha256: str | None = None,
     metrics: dict | None = None,
     provenance: dict | None = None,
+    arms: Sequence[str] = BOTH_ARMS,
 ) -> Path:
-    """Write a bundle; the sEMG CNN is required when the head reads sEMG features, the I3D hash for RGB."""
+    """Write a bundle; the sEMG CNN is required when the head reads sEMG features, the I3D hash for RGB.
+
+    `arms` is the armband layout the sEMG parts were trained on (8 channels per arm, in layout order): the
+    normalisation and the CNN's input must have its channel count, so a bundle that would not load is never
+    written."""
     modalities = tuple(getattr(head, "modalities", ()))
     if "emg" in modalities and emg_cnn is None:
         raise ConfigError(f"head '{head_name}' reads sEMG features: the bundle needs the sEMG CNN")
+    arms = arm_layout(arms, what=f"{path}: bundle arms")
+    _check_channels(Path(path), arms, len(normalisation.minimum), emg_cnn_kwargs if emg_cnn is not None else None)
     tensors = {f"head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()}
     if emg_cnn is not None:
         tensors.update({f"emg_cnn.{k}": v.detach().contiguous() for k, v in emg_cnn.state_dict().items()})
     _check_finite_tensors(Path(path), tensors)
     meta = {
         "format": BUNDLE_FORMAT,
+        "arms": list(arms),
         "head": head_name,
         "head_kwargs": head_kwargs,
         "modalities": list(modalities),
@@ -150,8 +162,8 @@ def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
                                  "invalid sEMG CNN configuration").eval()
     elif "emg" in getattr(head, "modalities", ()):
         raise ConfigError(f"{path}: head reads sEMG features but the bundle holds no sEMG CNN")
-    if len(normalisation.minimum) != 16:
-        raise ConfigError(f"{path}: sEMG normalisation has {len(normalisation.minimum)} channels, expected 16")
+    arms = bundle_arms(path, meta)
+    _check_channels(path, arms, len(normalisation.minimum), meta.get("emg_cnn_kwargs"))
     stored_hash = meta.get("i3d_sha256")
     if i3d_sha256 and stored_hash and i3d_sha256 != stored_hash:
         raise ConfigError(
@@ -159,7 +171,19 @@ def load_bundle(path: str | Path, *, i3d_sha256: str | None = None) -> Bundle:
             f"{i3d_sha256[:12]}...; re-extract features and retrain, or fetch the matching weights"
         )
     head.eval()
-    return Bundle(meta["head"], head, classes, geometry, emg_config, normalisation, emg_cnn, stored_hash, meta, path)
+    return Bundle(meta["head"], head, classes, geometry, emg_config, normalisation, emg_cnn, stored_hash, meta, path,
+                  arms)
+
+
+def _check_channels(path: Path, arms: tuple[str, ...], normalised: int, cnn_kwargs: dict | None) -> None:
+    """The normalisation and the sEMG CNN's input have the channels of the arm layout (8 per arm)."""
+    channels = emg_channels(arms)
+    if normalised != channels:
+        raise ConfigError(f"{path}: sEMG normalisation has {normalised} channels, but {describe_arms(arms)} give "
+                          f"{channels}")
+    if cnn_kwargs is not None and cnn_kwargs.get("in_channels", 16) != channels:
+        raise ConfigError(f"{path}: the sEMG CNN reads {cnn_kwargs.get('in_channels', 16)} channels, but "
+                          f"{describe_arms(arms)} give {channels}")
 
 
 def _check_finite_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -203,7 +227,7 @@ def _check_numbers(config: ClipGeometry | EmgPipelineConfig, section: str) -> No
     """Every numeric field finite and positive, of the type its default has (a tampered value fails here)."""
     for item in fields(config):
         value, default = getattr(config, item.name), item.default
-        if default is None and value is None:
+        if value is None and (default is None or item.name in NULLABLE_SETTINGS):
             continue
         if isinstance(default, str):
             ok = isinstance(value, str) and (item.name != "sampling" or value in SAMPLING_MODES)

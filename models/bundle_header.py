@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from myosight.arms import BOTH_ARMS, arm_layout
 from myosight.errors import ConfigError
 from myosight.models.clips import ClipGeometry
 from myosight.paths import not_a_file_reason
@@ -53,3 +54,12 @@ def read_bundle_geometry(path: str | Path) -> ClipGeometry:
         return ClipGeometry.from_dict(read_bundle_metadata(path)["clip_geometry"])
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{path}: invalid bundle clip geometry ({error})") from error
+
+
+def bundle_arms(path: str | Path, meta: dict | None = None) -> tuple[str, ...]:
+    """The armbands a bundle reads, in channel order (a bundle written before arms were recorded: both)."""
+    meta = read_bundle_metadata(path) if meta is None else meta
+    stored = meta.get("arms", list(BOTH_ARMS))
+    if not isinstance(stored, list) or not all(isinstance(arm, str) for arm in stored):
+        raise ConfigError(f"{path}: bundle 'arms' must be a list of arm names")
+    return arm_layout(stored, what=f"{path}: bundle arms")

@@ -49,6 +49,10 @@ from myosight.constants import CHANNELS_PER_ARM, EMG_CHANNELS
 from myosight.errors import ConfigError, StreamError
 
 STAGES = ("envelope", "rms", "resampled")
+#: The floor of the spectrogram's log: the envelope is scaled to [0, 1], so its Mel power spans about 1e-6 (a
+#: resting muscle) to 1; a log that low keeps the ratios between muscles that a classifier reads (log1p, nearly
+#: linear below 1, flattened them: measured on real people, `myosight bench people`).
+LOG_FLOOR = 1e-6
 #: The sEMG presets: ``live`` (causal, this module) and the offline ones of the method
 #: (:mod:`myosight.models.emg_presets`): ``paper`` as its authors' code ran it, ``paper-text`` as its text states it.
 LIVE_PRESET = "live"
@@ -70,6 +74,8 @@ class EmgPipelineConfig:
     max_gap_s: float = 0.1  # longer silences are gaps: no interpolation across, filters restart
     stuck_seconds: float = 2.0
     preset: str = LIVE_PRESET  # which pipeline the parameters above belong to (see PRESETS)
+    # the spectrogram's compression: log(mel + log_floor); None: log1p(mel), as bundles made before it was a choice
+    log_floor: float | None = LOG_FLOOR
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -85,7 +91,8 @@ class EmgPipelineConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> EmgPipelineConfig:
-        return cls(**values)
+        """A stored configuration; one stored before `log_floor` existed compressed with log1p, and still does."""
+        return cls(**{"log_floor": None, **values})
 
     @cached_property
     def lowpass_sos(self) -> np.ndarray:
@@ -494,7 +501,8 @@ def window_from_track(track: EnvelopeChunk, first_grid: int, length: int) -> tup
 def log_mel_spectrogram(window: np.ndarray, config: EmgPipelineConfig) -> np.ndarray:
     """Log Mel spectrogram of each channel: (..., n, channels) -> (..., channels, n_mels, frames).
 
-    Power spectrogram (Hann window, no centre padding) through librosa's Mel filter bank, then log1p. Leading
+    Power spectrogram (Hann window, no centre padding) through librosa's Mel filter bank, then the log (with the
+    config's floor; log1p for a configuration that has none). Leading
     axes are independent windows (the clips of a sample), computed in one pass: the per-call overhead of the
     FFT and the matrix product is most of a 1-s clip's cost.
     """
@@ -506,7 +514,8 @@ def log_mel_spectrogram(window: np.ndarray, config: EmgPipelineConfig) -> np.nda
     spectrum = np.fft.rfft(frames * config.stft_window, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2  # (..., channels, frames, bins)
     mel = power @ config.mel_basis.T  # (..., channels, frames, n_mels)
-    return np.swapaxes(np.log1p(mel), -1, -2)
+    compressed = np.log1p(mel) if config.log_floor is None else np.log(mel + config.log_floor)
+    return np.swapaxes(compressed, -1, -2)
 
 
 def clip_spectrograms(

@@ -61,6 +61,22 @@ def spectrogram_frames(config: EmgPipelineConfig, clip_samples: int) -> int:
     return 1 + (clip_samples - config.n_fft) // config.hop_length
 
 
+#: The fewest spectrogram frames (and Mel bands) a clip needs: the sEMG CNN halves both with its max-pool.
+MIN_CLIP_FRAMES = 2
+
+
+def check_clip_length(config: EmgPipelineConfig, clip_seconds: float) -> int:
+    """The spectrogram frames of one clip, or a ConfigError saying the clip is too short for the pipeline."""
+    samples = config.samples_in(clip_seconds)
+    frames = spectrogram_frames(config, samples) if samples >= (0 if config.offline else config.n_fft) else 0
+    if frames < MIN_CLIP_FRAMES:
+        shortest = (config.n_fft + config.hop_length * (MIN_CLIP_FRAMES - 1)) / config.rate_hz
+        raise ConfigError(f"a clip of {clip_seconds:g} s ({samples} samples at {config.rate_hz:g} Hz) gives "
+                          f"{frames} spectrogram frame(s); the sEMG CNN needs {MIN_CLIP_FRAMES}: make clips at "
+                          f"least {shortest:g} s (window / clips)")
+    return frames
+
+
 def centred_rms(values: np.ndarray, window: int) -> np.ndarray:
     """(n, channels) -> (n, channels): RMS over `window` samples centred on each sample, symmetric padding."""
     before, after = window // 2, window - 1 - window // 2

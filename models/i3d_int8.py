@@ -52,9 +52,8 @@ from torch import nn
 
 from myosight.errors import MyosightError
 from myosight.models.i3d import MIN_FRAMES, InceptionI3d, MaxPool3dSame, Unit3d, _dynamic_pad
-from myosight.models.i3d_weights import sha256_file
 from myosight.paths import cache_dir as _cache_root
-from myosight.paths import replaced_when_done
+from myosight.paths import replaced_when_done, sha256_file
 
 log = logging.getLogger(__name__)
 

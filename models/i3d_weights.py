@@ -41,6 +41,7 @@ import numpy as np
 
 from myosight.errors import ConfigError, MyosightError
 from myosight.paths import cache_dir as _cache_root
+from myosight.paths import sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -252,14 +253,6 @@ def labels_path(cache_dir: str | Path | None = None) -> Path:
 
 def manifest_path(cache_dir: str | Path | None = None) -> Path:
     return weights_dir(cache_dir) / MANIFEST_FILE
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_manifest(cache_dir: str | Path | None) -> dict[str, Any]:

@@ -21,15 +21,21 @@ from myosight.processes import RunSpec
 
 log = logging.getLogger(__name__)
 
+#: Seconds of sEMG the worker's inlets hold when it decides every window of a replay faster than real time: the
+#: replay goes on while the worker loads its models (a few seconds: a minute of data at 16 times real time).
+EVERY_WINDOW_BUFFER_S = 600
+
 
 def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     """Child target (see `myosight.processes`): the live worker on the spec's source until `stop`."""
+    from myosight.models.bundle_header import bundle_arms
     from myosight.realtime.sources import SourceInlets
 
     started = time.monotonic()
     run = RunSpec.from_dict(spec)
-    inlets = SourceInlets.open(run.sources.source, video=not run.emg_only, first_timeout_s=run.resolve_timeout_s,
-                               stop=stop)
+    inlets = SourceInlets.open(run.sources.source, video=not run.emg_only, arms=bundle_arms(run.bundle),
+                               allow_missing_arm=run.allow_missing_arm, first_timeout_s=run.resolve_timeout_s,
+                               stop=stop, emg_buffer_s=EVERY_WINDOW_BUFFER_S if run.every_window else None)
     log.info("worker: the source's streams are open %.1f s after the worker started", time.monotonic() - started)
     try:
         if stop.is_set():
@@ -43,7 +49,8 @@ def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
         try:
             config = WorkerConfig(source=run.sources.source, hop_s=run.hop_s, emg_only=run.emg_only,
                                   input_size=run.input_size, use_compile=run.use_compile, device=run.device,
-                                  precision=run.precision,
+                                  precision=run.precision, allow_missing_arm=run.allow_missing_arm,
+                                  every_window=run.every_window,
                                   geometry=ClipGeometry.from_dict(run.geometry) if run.geometry else None)
             worker = Worker(load_bundle(run.bundle), config, publisher, inlets)
             log.info("worker: models ready %.1f s after the worker started", time.monotonic() - started)

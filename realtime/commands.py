@@ -28,6 +28,9 @@ def add_worker_options(parser: argparse.ArgumentParser, *, address: bool = True)
     if address:
         parser.add_argument("--address", default=DEFAULT_ADDRESS, help="ZeroMQ address to publish results on")
     parser.add_argument("--emg-only", action="store_true", help="sEMG only: no video, no I3D")
+    parser.add_argument("--allow-missing-arm", action="store_true",
+                        help="run a model whose armband the source does not stream, with zeros there (predictions "
+                        "are then worse than a model of the arms there are: calibrate one)")
     add_decision_options(parser)
     parser.add_argument("--compile", action="store_true",
                         help="compile I3D with torch.compile (about 1.8x faster; 20-40 s of compiling at start, "
@@ -43,6 +46,10 @@ def add_decision_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=options.seconds, default=1.0,
                         help="seconds between decisions (default 1: one clip); 0.2 gives five fused decisions a "
                         "second, each computing one new clip; made coarser by itself when the models cannot keep up")
+    parser.add_argument("--every-window", action="store_true",
+                        help="decide every window in order, however far behind, and end once the source's streams "
+                        "have ended (replays faster than real time, benchmarks); without it the worker decides the "
+                        "newest window and skips what it cannot keep up with, as live use needs")
     parser.add_argument("--device", type=options.device, default="cpu",
                         help="where the models run: cpu (default), cuda, cuda:N or mps")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
@@ -61,7 +68,8 @@ def run_worker(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     publisher = ResultPublisher(args.address, option="worker --address")
     config = WorkerConfig(source=args.source, hop_s=args.hop, emg_only=args.emg_only, input_size=args.input_size,
-                          use_compile=args.compile, device=args.device, precision=args.precision)
+                          use_compile=args.compile, device=args.device, precision=args.precision,
+                          allow_missing_arm=args.allow_missing_arm, every_window=args.every_window)
     worker = Worker(bundle, config, publisher)
     print(f"worker: predictions on {publisher.address}; Ctrl-C stops")
     stop = threading.Event()

@@ -2,6 +2,9 @@
 
 The log has one `PredictionMessage.to_json()` record per line (docs/messages.md describes its keys).
 
+The table shows the armbands there are: the sEMG coverage of each arm of the model's (its prediction's
+`arms`), and the streams of the worker's health report (which lists only the model's arms).
+
 It only subscribes, so it survives the worker: when the worker stops, the table says how long it has been
 silent; when a worker comes back on the same address, ZeroMQ reconnects by itself and the restart is
 recognised by the message sequence starting again.
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from myosight.data.activities import short_name
-from myosight.realtime.messages import HealthMessage, PredictionMessage, Result, ResultSubscriber
+from myosight.realtime.messages import HealthMessage, PredictionMessage, Result, ResultSubscriber, StreamStatus
 
 
 class HeadlessViewer:
@@ -84,6 +87,7 @@ class HeadlessViewer:
             scored = f"{100 * accuracy:.1f} % of {self.scored}" if accuracy is not None else "-"
             table.add_row("running accuracy", scored)
             table.add_row("mode", p.mode)
+            table.add_row("sEMG coverage", coverage_text(p))
             table.add_row("latency", f"{p.latency_ms:.1f} ms (compute {p.compute_ms:.1f})")
         if self.last_health is not None:
             self._health_rows(table, self.last_health)
@@ -105,8 +109,7 @@ class HeadlessViewer:
             if stream.missing:
                 table.add_row(name, "MISSING")
                 continue
-            gaps = f", gaps {stream.gaps}" if stream.gaps is not None else ""
-            table.add_row(name, f"{'LOST' if stream.lost else 'ok'}, {stream.rate_hz} Hz{gaps}")
+            table.add_row(name, stream_text(stream))
 
     def worker_status(self, silent_after_s: float = 3.0) -> str:
         """'ok', or how long the worker has been silent; and how often it restarted."""
@@ -134,3 +137,19 @@ class HeadlessViewer:
         self.subscriber.close()
         if self.log is not None:
             self.log.close()
+
+
+def coverage_text(prediction: PredictionMessage) -> str:
+    """Each arm of the model with the share of the window its sEMG covered: 'right 75 %' for a one-armband
+    model, 'left 100 % · right 50 %' for two (a low share says an armband stalled)."""
+    return " · ".join(f"{arm} {100 * float(share):.0f} %"
+                      for arm, share in zip(prediction.arms, prediction.emg_coverage, strict=True))
+
+
+def stream_text(stream: StreamStatus) -> str:
+    """A stream's state for its row, with its rate and gaps where measured; as in the desktop viewer, a stream
+    that has had no data yet is waited for, not lost."""
+    state = "waiting" if stream.samples == 0 else ("LOST" if stream.lost else "ok")
+    rate = f", {stream.rate_hz:.1f} Hz" if stream.rate_hz is not None else ""
+    gaps = f", gaps {stream.gaps}" if stream.gaps is not None else ""
+    return state + rate + gaps

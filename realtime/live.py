@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from myosight.constants import ARMS, CHANNELS_PER_ARM
+from myosight.constants import CHANNELS_PER_ARM
 from myosight.models.bundle import Bundle
 from myosight.models.clips import ClipGeometry, clip_frame_times, clip_segments, latest_not_after
 from myosight.models.emg_pipeline import EmgStreamProcessor, EnvelopeChunk, clip_spectrograms
@@ -49,14 +49,15 @@ def torch_threads(count: int):
 
 
 class EmgLiveBuffer:
-    """Both arms' envelopes on the shared grid, the last `keep_s` seconds only (memory stays flat)."""
+    """The model's arms' envelopes on the shared grid, the last `keep_s` seconds only (memory stays flat)."""
 
     def __init__(self, bundle: Bundle, keep_s: float = 30.0) -> None:
         self.config = bundle.emg_config
+        self.arms = bundle.arms
         self.processors = {arm: EmgStreamProcessor(self.config, bundle.normalisation.arm(i), name=f"emg-{arm}")
-                           for i, arm in enumerate(ARMS)}
+                           for i, arm in enumerate(self.arms)}
         capacity = int(keep_s * self.config.rate_hz)
-        self.rings = {arm: SampleRing(capacity, (CHANNELS_PER_ARM,), np.float64, np.int64) for arm in ARMS}
+        self.rings = {arm: SampleRing(capacity, (CHANNELS_PER_ARM,), np.float64, np.int64) for arm in self.arms}
 
     def push(self, arm: str, time_s: np.ndarray, samples: np.ndarray) -> None:
         chunk: EnvelopeChunk = self.processors[arm].push(time_s, samples)
@@ -73,14 +74,14 @@ class EmgLiveBuffer:
         return None if oldest is None else oldest / self.config.rate_hz
 
     def clip_spectrogram(self, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The (16, n_mels, frames) spectrogram of the clip [start, stop) and its per-arm coverage (2,).
+        """The (channels, n_mels, frames) spectrogram of the clip [start, stop) and its per-arm coverage (arms,).
 
         The same function as offline, on the rings' samples of the clip (an arm without samples there
         gives zeros and coverage 0, as a missing arm does offline)."""
         bounds = np.asarray(segment, np.float64).reshape(1, 2)
         first = round(bounds[0, 0] * self.config.rate_hz)
         stop = first + self.config.samples_in(bounds[0, 1] - bounds[0, 0])
-        tracks = [EnvelopeChunk(*self.rings[arm].between(first, stop)) for arm in ARMS]
+        tracks = [EnvelopeChunk(*self.rings[arm].between(first, stop)) for arm in self.arms]
         spectrograms, coverage = clip_spectrograms(tracks, bounds, self.config)
         return spectrograms[0], coverage[0]
 

@@ -3,7 +3,7 @@
 A message is a multipart ZeroMQ message:
 
     frame 0   topic, ASCII (the message kind: "prediction" or "health")
-    frame 1   header, UTF-8 JSON: {"v": 3, "kind": ..., "seq": ..., "time": ..., "fields": {...},
+    frame 1   header, UTF-8 JSON: {"v": 4, "kind": ..., "seq": ..., "time": ..., "fields": {...},
               "arrays": [{"name": ..., "dtype": ..., "shape": [...]}, ...]}
     frame 2+  one raw little-endian buffer per entry of "arrays", in order
 
@@ -28,11 +28,13 @@ from typing import ClassVar, Literal, TypeGuard, overload
 import numpy as np
 import zmq
 
-from myosight.constants import ARMS, CHANNELS_PER_ARM, EMG_CHANNELS
+from myosight.arms import arm_layout, emg_channels
+from myosight.constants import ARMS, CHANNELS_PER_ARM
 from myosight.errors import ConfigError, MyosightError
 
-#: Version 2: typed prediction and health fields (docs/messages.md); version 1 receivers refuse it.
-PROTOCOL_VERSION = 3
+#: Version 4: a prediction names the armbands its sEMG comes from (`arms`), and its coverage and spectrogram
+#: follow them; receivers of an earlier version refuse it (docs/messages.md).
+PROTOCOL_VERSION = 4
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 ALLOWED_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
 MAX_HEADER_BYTES = 1 << 20
@@ -45,7 +47,8 @@ ATTENTION_MODALITIES = ("rgb", "emg")
 STREAM_NAMES = (*(f"emg-{arm}" for arm in ARMS), "video")
 #: The keys of a prediction's JSONL record (`PredictionMessage.to_json`), in order.
 JSONL_KEYS = ("seq", "time", "label", "label_index", "true_label", "probs", "window_end", "clip_starts", "mode",
-              "latency_ms", "compute_ms", "rgb_reused", "windows_skipped", "emg_coverage", "attention", "kinetics")
+              "latency_ms", "compute_ms", "rgb_reused", "windows_skipped", "arms", "emg_coverage", "attention",
+              "kinetics")
 
 log = logging.getLogger(__name__)
 
@@ -401,11 +404,12 @@ class PredictionMessage(_Typed):
     compute_ms: float  # computing the prediction
     rgb_reused: int  # clips that reused a neighbour's I3D feature
     windows_skipped: int  # windows skipped so far (inference slower than the data)
-    emg_coverage: list[float]  # per arm (left, right): the share of the window with sEMG samples
+    arms: list[str]  # the armbands the model's sEMG comes from, in channel order ("left", "right" or both)
+    emg_coverage: list[float]  # per arm of `arms`: the share of the window with sEMG samples
     true_label: str | None = None  # the replayed activity at the window's middle
     attention: dict[str, np.ndarray] | None = None  # modality -> float32 (clips,) weights
     kinetics: KineticsTop | None = None
-    spectrogram: np.ndarray | None = None  # float32 (16, mels, frames) of the newest clip
+    spectrogram: np.ndarray | None = None  # float32 (8 per arm, mels, frames) of the newest clip
     seq: int | None = field(default=None, compare=False)  # the envelope's, once received
     time: float | None = field(default=None, compare=False)
 
@@ -420,7 +424,7 @@ class PredictionMessage(_Typed):
                   "window_end": float(self.window_end), "clip_starts": [float(t) for t in self.clip_starts],
                   "mode": self.mode, "latency_ms": float(self.latency_ms), "compute_ms": float(self.compute_ms),
                   "rgb_reused": int(self.rgb_reused), "windows_skipped": int(self.windows_skipped),
-                  "emg_coverage": [float(c) for c in self.emg_coverage]}
+                  "arms": list(self.arms), "emg_coverage": [float(c) for c in self.emg_coverage]}
         if self.true_label is not None:
             values["true_label"] = self.true_label
         arrays = {"probs": np.asarray(self.probs, np.float32)}
@@ -445,16 +449,23 @@ class PredictionMessage(_Typed):
         if label_index >= len(classes) or classes[label_index] != label:
             raise f.error("label_index", f"{label_index} is not the index of label {label[:40]!r} in classes")
         clip_starts = f.numbers("clip_starts")
+        arms = f.texts("arms")
+        try:
+            layout = arm_layout(arms)
+        except ConfigError as error:
+            raise f.error("arms", str(error)) from None
+        if list(layout) != arms:
+            raise f.error("arms", f"expected arms in the order {', '.join(ARMS)}, got {_show(arms)}")
         prediction = cls(
             label=label, label_index=label_index, classes=classes,
             probs=a.take("probs", "float32", 1, length=len(classes), per="one per class", probabilities=True),
             window_end=f.number("window_end"), clip_starts=clip_starts, mode=f.text("mode", choices=MODES),
             latency_ms=f.number("latency_ms", minimum=0.0), compute_ms=f.number("compute_ms", minimum=0.0),
             rgb_reused=f.integer("rgb_reused"), windows_skipped=f.integer("windows_skipped"),
-            emg_coverage=f.numbers("emg_coverage", length=len(ARMS), minimum=0.0, maximum=1.0),
+            arms=arms, emg_coverage=f.numbers("emg_coverage", length=len(arms), minimum=0.0, maximum=1.0),
             true_label=f.text("true_label", optional=True), attention=_attention(a, len(clip_starts)),
             kinetics=_kinetics(a), spectrogram=a.take("spectrogram", "float32", 3, optional=True,
-                                                      length=EMG_CHANNELS, per="one per sEMG channel"),
+                                                      length=emg_channels(arms), per="one per sEMG channel"),
             seq=message.seq, time=message.time,
         )
         f.done()
@@ -471,7 +482,8 @@ class PredictionMessage(_Typed):
                 "true_label": self.true_label, "probs": np.asarray(self.probs).tolist(),
                 "window_end": self.window_end, "clip_starts": list(self.clip_starts), "mode": self.mode,
                 "latency_ms": self.latency_ms, "compute_ms": self.compute_ms, "rgb_reused": self.rgb_reused,
-                "windows_skipped": self.windows_skipped, "emg_coverage": list(self.emg_coverage),
+                "windows_skipped": self.windows_skipped, "arms": list(self.arms),
+                "emg_coverage": list(self.emg_coverage),
                 "attention": attention, "kinetics": kinetics}
 
 
@@ -503,7 +515,7 @@ class StreamStatus(_Typed):
     (and lost) and has nothing else; the sEMG-only figures (`gaps` ...) are None for the video stream."""
 
     lost: bool  # no data for longer than the worker waits
-    missing: bool = False  # not found at start: a one-arm set-up (its channels are zero)
+    missing: bool = False  # an arm of the model the source does not stream, run without as the user allowed
     samples: int | None = None  # samples received (frames, for the video stream)
     rate_hz: float | None = None  # measured rate (sEMG: settled samples per recorded second; video: arrivals)
     clock_offset_ms: float | None = None  # LSL clock offset of the sender's host

@@ -7,8 +7,9 @@ loading then costs nothing on the way to the first prediction.
 
 The streams are resolved together: the child waits (up to `first_timeout_s`) for the source's first stream,
 since the source may be starting at the same moment, and gives its other streams `grace_s` more, since a
-source announces all of its streams at once. An absent arm is a one-arm set-up (its channels stay zero); an
-absent label stream is a live source (no true labels).
+source announces all of its streams at once. The model's arms decide which EMG streams are opened: an arm the
+model reads that the source does not stream is refused, unless the user allowed it (its channels then stay
+zero); an arm the model does not read is left alone. An absent label stream is a live source (no true labels).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pylsl
 
+from myosight.arms import BOTH_ARMS, describe_arms
 from myosight.capture.inlets import LiveInlet, refuse_shared_source
 from myosight.capture.streams import StreamNames, source_predicate
 from myosight.constants import ARMS, CHANNELS_PER_ARM
@@ -45,32 +47,45 @@ class SourceInlets:
     labels: LiveInlet | None = None
 
     @classmethod
-    def open(cls, source: str, *, video: bool, first_timeout_s: float = 10.0, lost_after_s: float = 1.0,
-             stop: threading.Event | None = None) -> SourceInlets:
-        """Find the source's streams and open their inlets; StreamError when no EMG stream (or, with `video`,
-        no video stream) appears, or when two sources publish under the same name."""
+    def open(cls, source: str, *, video: bool, arms: tuple[str, ...] = BOTH_ARMS, allow_missing_arm: bool = False,
+             first_timeout_s: float = 10.0, lost_after_s: float = 1.0, stop: threading.Event | None = None,
+             emg_buffer_s: int | None = None) -> SourceInlets:
+        """Find the source's streams and open the inlets of the model's `arms` (and video, labels); StreamError
+        when no EMG stream appears, when an arm of the model is not streamed (unless `allow_missing_arm`), with
+        `video` when no video stream appears, or when two sources publish under the same name."""
         names = StreamNames(source)
         found = _resolve_source(source, first_timeout_s, stop)
-        wanted = {f"emg-{arm}": {"channels": CHANNELS_PER_ARM, "lost_after_s": lost_after_s} for arm in ARMS}
+        emg = {"channels": CHANNELS_PER_ARM, "lost_after_s": lost_after_s}
+        if emg_buffer_s is not None:  # the inlet's own buffer: what arrives while the worker is busy elsewhere
+            emg["max_buffer_s"] = emg_buffer_s
+        wanted = {f"emg-{arm}": dict(emg) for arm in arms}
         if video:
             wanted["video"] = {"lost_after_s": max(lost_after_s, 1.0), "max_chunk": 64}
         wanted["labels"] = {"lost_after_s": 1e9}
         present = {kind: found[names.source_id(kind)] for kind in wanted if names.source_id(kind) in found}
         if not any(kind.startswith("emg-") for kind in present):
+            streamed = [arm for arm in ARMS if names.source_id(f"emg-{arm}") in found]
+            if streamed:
+                raise StreamError(f"source '{source}' streams {describe_arms(streamed)}, but the model reads "
+                                  f"{describe_arms(arms)}")
             raise StreamError(f"no EMG stream from source '{source}' within {first_timeout_s:g} s "
                               f"(looked for myosight-{source}-emg-*)")
+        absent = [arm for arm in arms if f"emg-{arm}" not in present]
+        if absent and not allow_missing_arm:
+            raise StreamError(f"the model reads {describe_arms(arms)} but source '{source}' does not stream the "
+                              f"{absent[0]} arm (--allow-missing-arm runs it with zeros there)")
         if video and "video" not in present:
             raise StreamError(f"no video stream from source '{source}' (looked for {names.source_id('video')}); "
                               "start the source with video, or the worker with --emg-only")
         opened, failure = _open_together(source, present, wanted)
-        inlets = cls(source, emg={arm: opened[f"emg-{arm}"] for arm in ARMS if f"emg-{arm}" in opened},
+        inlets = cls(source, emg={arm: opened[f"emg-{arm}"] for arm in arms if f"emg-{arm}" in opened},
                      video=opened.get("video"), labels=opened.get("labels"))
         if failure is not None:
             inlets.close()
             raise failure
-        inlets.missing_arms = [arm for arm in ARMS if arm not in inlets.emg]
+        inlets.missing_arms = [arm for arm in arms if arm not in inlets.emg]
         for arm in inlets.missing_arms:
-            log.warning("no %s-arm EMG stream from source '%s': its channels are zero", arm, source)
+            log.warning("no %s-arm EMG stream from source '%s': its channels are zero, as asked", arm, source)
         if inlets.labels is None:
             log.info("no label stream from source '%s': predictions carry no true label", source)
         return inlets

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from myosight.arms import describe_arms
 from myosight.capture.inlets import LiveInlet
 from myosight.capture.streams import parse_marker
 from myosight.errors import StreamError
@@ -36,6 +37,11 @@ from myosight.realtime.sources import SourceInlets
 
 log = logging.getLogger(__name__)
 
+#: Seconds of sEMG envelope the worker keeps: live, a window needs its last seconds only; deciding every window
+#: of a replay faster than real time, it may be that far behind (model loading at the start, a busy machine).
+LIVE_KEEP_S = 30.0
+EVERY_WINDOW_KEEP_S = 300.0
+
 
 @dataclass
 class WorkerConfig:
@@ -51,6 +57,8 @@ class WorkerConfig:
     device: str = "cpu"  # where I3D, the sEMG CNN and the head run (checked by models.device.check_device)
     precision: str = "float32"  # "int8": the quantised I3D (CPU only)
     adapt_hop: bool = True  # coarsen the hop when the models cannot keep up (see HopLadder), never queue
+    allow_missing_arm: bool = False  # run a model whose arm the source does not stream, with zeros there
+    every_window: bool = False  # decide every window in order, however far behind (replays faster than real time)
 
 
 class HopLadder:
@@ -139,10 +147,15 @@ class Worker:
         self.bundle, self.config, self.publisher = bundle, config, publisher
         wants_video = not config.emg_only and "rgb" in bundle.modalities
         if inlets is None:
-            inlets = SourceInlets.open(config.source, video=wants_video, first_timeout_s=config.resolve_timeout_s,
-                                       lost_after_s=config.lost_after_s)
+            inlets = SourceInlets.open(config.source, video=wants_video, arms=bundle.arms,
+                                       allow_missing_arm=config.allow_missing_arm,
+                                       first_timeout_s=config.resolve_timeout_s, lost_after_s=config.lost_after_s)
         elif not wants_video:
             inlets.drop_video()
+        if set(inlets.emg) - set(bundle.arms) or (inlets.missing_arms and not config.allow_missing_arm):
+            inlets.close()
+            raise StreamError(f"the inlets were opened for {describe_arms(inlets.emg)}, the model reads "
+                              f"{describe_arms(bundle.arms)}")
         self.inlets = inlets
         self.emg_inlets, self.missing_arms = inlets.emg, inlets.missing_arms
         self.video_inlet, self.label_inlet = inlets.video, inlets.labels
@@ -161,9 +174,11 @@ class Worker:
             self.close()
             raise
         self.labels = LabelTrack()
-        self.emg = EmgLiveBuffer(bundle)
+        # a worker that decides every window may fall behind a fast replay: it keeps more of the past
+        self.emg = EmgLiveBuffer(bundle, keep_s=EVERY_WINDOW_KEEP_S if config.every_window else LIVE_KEEP_S)
         self.predictor = LivePredictor(bundle, self.emg, self.frames, i3d, self.geometry, device=config.device)
-        self.hops = HopLadder(config.hop_s, self.geometry.clip_seconds, adapt=config.adapt_hop)
+        self.hops = HopLadder(config.hop_s, self.geometry.clip_seconds,
+                              adapt=config.adapt_hop and not config.every_window)
         self.last_window: float | None = None
         self._first_time: float | None = None
         self.windows_predicted = 0
@@ -176,12 +191,23 @@ class Worker:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_windows: int | None = None) -> None:
+        """Decide windows until `stop` (or `max_windows`); deciding every window, also once the source's streams
+        have ended and every window of their data is decided (a replay decided to its end)."""
         while not stop.is_set():
             produced = self.step()
             if max_windows is not None and self.windows_predicted >= max_windows:
                 return
             if not produced:
+                if self.config.every_window and self._source_ended():
+                    self.publisher.publish(self.health())
+                    log.info("the source's streams ended: every window decided (%d)", self.windows_predicted)
+                    return
                 stop.wait(0.005)
+
+    def _source_ended(self) -> bool:
+        """Every EMG stream lost after it sent data: nothing more will come (a replay ended)."""
+        return bool(self.emg_inlets) and all(inlet.health.lost and inlet.health.samples > 0
+                                             for inlet in self.emg_inlets.values())
 
     def step(self) -> list[Prediction]:
         """Pull every inlet once; predict the newest ready window if there is a new one."""
@@ -226,7 +252,8 @@ class Worker:
 
     def _newest_ready_window(self) -> float | None:
         covered = [end for arm, inlet in self.emg_inlets.items()
-                   if not inlet.health.lost and (end := self.emg.covered_until(arm)) is not None]
+                   if (self.config.every_window or not inlet.health.lost)
+                   and (end := self.emg.covered_until(arm)) is not None]
         if not covered:
             return None
         until = min(covered)
@@ -239,6 +266,10 @@ class Worker:
         first_possible = self._first_data_time() + self.bundle.geometry.sample_seconds
         if end < first_possible or (self.last_window is not None and end <= self.last_window + 1e-9):
             return None
+        if self.config.every_window:  # the oldest window not decided yet, not the newest
+            oldest = math.ceil(first_possible / hop - 1e-9) * hop if self.last_window is None \
+                else self.last_window + hop
+            return round(round(oldest / hop) * hop, 9)
         return end
 
     def _first_data_time(self) -> float:
@@ -272,7 +303,8 @@ class Worker:
             label=classes[p.label_index], label_index=int(p.label_index), classes=classes,
             probs=p.probs.astype(np.float32), window_end=float(p.window_end), clip_starts=p.clip_starts.tolist(),
             mode=p.mode, latency_ms=1e3 * latency, compute_ms=1e3 * p.compute_s, rgb_reused=int(p.rgb_reused),
-            windows_skipped=self.windows_skipped, emg_coverage=p.emg_coverage.mean(axis=0).tolist(),
+            windows_skipped=self.windows_skipped, arms=list(self.bundle.arms),
+            emg_coverage=p.emg_coverage.mean(axis=0).tolist(),
             true_label=self.labels.at(p.window_end - self.bundle.geometry.sample_seconds / 2) or None,
             attention={m: w.astype(np.float32) for m, w in p.attention.items()} or None,
             kinetics=kinetics, spectrogram=p.spectrogram,

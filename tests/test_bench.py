@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 
 def test_every_benchmark_of_the_issue_is_registered() -> None:
-    assert set(BENCHMARKS) == {"emg", "i3d", "realtime", "gui", "lsl", "train", "calibrate"}
+    assert set(BENCHMARKS) == {"emg", "i3d", "realtime", "gui", "lsl", "train", "calibrate", "people"}
 
 
 def test_calibration_figures_score_running_accuracy_against_the_base_model(tmp_path: Path) -> None:

@@ -12,16 +12,21 @@ pytest.importorskip("PySide6", reason="the gui extra (PySide6, pyqtgraph) is not
 
 from lsl_helpers import unique_source
 
+from myosight.calibration.adapt import AdaptOptions, adapt
 from myosight.calibration.plan import CalibrationPlan
 from myosight.calibration.run import recorded_sessions
+from myosight.calibration.top_up import TOP_UPS
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.layout import ACTIVITY_GROUP
+from myosight.data.synth import SynthConfig, write_sessions
 from myosight.gui.app import ViewerOptions, build_window
+from myosight.gui.calibration import is_calibrated
 from myosight.gui.controller import Controller, WorkerSettings, free_tcp_address
 from myosight.gui.main_window import MainWindow
 from myosight.gui.qt import QtCore, QtGui
 from myosight.gui.state import GuiState
 from myosight.models.bundle_header import read_bundle_metadata
+from myosight.paths import sha256_file
 from myosight.processes import SourceSpec
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -300,3 +305,101 @@ def test_calibrate_command_saves_a_screenshot_mid_prompt(synthetic_emg_model: di
     printed = capsys.readouterr().out
     assert f"screenshot saved to {shot}" in printed and "calibration aborted" in printed
     assert (out / "plan.json").is_file() and len(recorded_sessions(out)) == 1
+
+
+TOP_UP_CLASSES = ("Peel a cucumber", "Clean a plate with a towel")
+
+
+def _calibrated_yesterday(base: Path, folder: Path) -> Path:
+    """A small sEMG-only calibration of S09 made the way `myosight calibrate` makes one (two repetitions of two
+    activities, synthetic, without video), to be topped up."""
+    config = SynthConfig(subjects=("S09",), actions_per_class=2, seconds_per_action=(4.0, 5.0), rest_seconds=2.0,
+                         classes=TOP_UP_CLASSES, seed=11, write_video=False)
+    sessions = [s.hdf5_path for s in write_sessions(config, folder / "recordings", progress=False)]
+    options = AdaptOptions(base=base, out_dir=folder, classes=list(TOP_UP_CLASSES), emg_only=True, fine_tune="no",
+                           subject="S09")
+    return adapt(sessions, options).bundle
+
+
+def test_top_up_records_one_repetition_each_and_replaces_the_calibrated_model(qtbot, synthetic_emg_model: dict,
+                                                                              tmp_path: Path) -> None:
+    """Calibration > Top up a calibration: the setup page shows what the top-up does, the synthetic person
+    performs each activity once, the model is adapted again on yesterday's recording and today's into the
+    calibration's folder (the old model kept in history/), and the worker switches to it."""
+    base = synthetic_emg_model["bundle"]
+    folder = tmp_path / "S09"
+    calibrated = _calibrated_yesterday(base, folder)
+    earlier = read_bundle_metadata(calibrated)["provenance"]["sessions"]
+    before = sha256_file(calibrated)
+    window = _window(qtbot, base)
+    controller, panel = window.controller, window.calibration_panel
+    try:
+        controller.start_source(_synthetic("S09"))
+        qtbot.waitUntil(lambda: controller.source_ready, timeout=START_MS)
+        window.ask_top_up_bundle = lambda: str(calibrated)  # the file dialog's answer
+        window.top_up_action.trigger()
+        setup = _check_top_up_page(window, folder)
+        setup.seconds.setValue(4.0)
+        setup.rest.setValue(2.0)
+        setup.lead_in_s = 1.0
+        panel.speed = 2.0
+        qtbot.mouseClick(setup.start, LEFT)
+        calibration = window.calibration
+        assert calibration is not None and panel.page == "prompt" and setup.error.text() == ""
+        assert calibration.run.setup.top_up is not None and calibration.base == base
+        qtbot.waitUntil(lambda: calibration.status.stage == "done" or calibration.finished, timeout=ADAPT_MS)
+        assert calibration.status.stage == "done", calibration.status.message
+        assert calibration.status.bundle == calibrated
+        qtbot.waitUntil(lambda: controller.worker.bundle == str(calibrated) and panel.page == "result", timeout=5000)
+        qtbot.waitUntil(lambda: window.live_model.text().startswith("Live model: S09/bundle.safetensors · "
+                                                                    "calibrated for S09"), timeout=5000)
+        assert panel.result.title.text() == "Topped-up model ready"
+    finally:
+        window.close()
+    recordings = list((folder / TOP_UPS).iterdir())
+    assert len(recordings) == 1
+    good, bad, performed = _labels_read_back(recordings[0])
+    assert good == list(TOP_UP_CLASSES) and bad == [] and performed == list(TOP_UP_CLASSES)
+    new = [str(p.resolve()) for p in recorded_sessions(recordings[0])]
+    assert read_bundle_metadata(calibrated)["provenance"]["sessions"] == earlier + new
+    history = list((folder / "history").glob("*.safetensors"))
+    assert len(history) == 1 and sha256_file(history[0]) == before != sha256_file(calibrated)
+
+
+def _check_top_up_page(window: MainWindow, folder: Path):
+    """The setup page shows the top-up: the calibration's activities once each, its person and folder, and
+    the recording it adds to; only the seconds and the rest can be changed."""
+    setup = window.calibration_panel.setup
+    assert window.calibration_dock.isVisible() and window.calibration_panel.page == "setup"
+    assert setup.title.text() == "Top up a calibration" and setup.start.text() == "Start top-up"
+    assert setup.names() == list(TOP_UP_CLASSES) and setup.checked() == list(TOP_UP_CLASSES)
+    assert setup.repetitions.value() == 1 and not setup.repetitions.isEnabled()
+    assert not setup.subject.isEnabled() and setup.subject.text() == "S09"
+    assert not setup.out_dir.isEnabled() and setup.out_dir.text() == str(folder)
+    assert setup.seconds.isEnabled() and setup.rest.isEnabled() and setup.new_activity.isHidden()
+    note = setup.top_up_note.text()
+    assert "again on the 1 earlier recording (recordings/" in note and "history/" in note
+    assert setup.summary.text().startswith("2 activities × 1 = 2 prompts")
+    return setup
+
+
+def test_top_up_of_a_model_that_is_not_calibrated_says_why_and_starts_nothing(qtbot, synthetic_emg_model: dict
+                                                                              ) -> None:
+    """A base model cannot be topped up: the one-line reason shows on the wizard's page, nothing starts, and
+    the file dialog would not start at it."""
+    base = synthetic_emg_model["bundle"]
+    window = _window(qtbot, base)
+    try:
+        asked = []
+        window.ask_top_up_bundle = lambda: asked.append(True) or str(base)
+        window.top_up_action.trigger()
+        setup = window.calibration_panel.setup
+        assert asked and window.calibration is None and window.calibration_dock.isVisible()
+        assert window.calibration_panel.page == "setup" and setup.title.text() == "New calibration"
+        said = setup.error.text()
+        assert said.startswith(f"{base}: not a calibrated model") and "\n" not in said
+        assert window.calibration_panel.setup.top_up is None and not is_calibrated(base)
+        window.ask_top_up_bundle = lambda: None  # the dialog cancelled: nothing changes
+        assert window.open_top_up() is None and window.calibration is None
+    finally:
+        window.close()

@@ -11,7 +11,7 @@ from conftest import myo_timestamps
 
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.subactions import cut_subactions
-from myosight.errors import StreamError
+from myosight.errors import MissingStreamError, StreamError
 from myosight.models.clips import ClipGeometry, clip_segments
 from myosight.models.emg_pipeline import (
     EmgNormalisation,
@@ -95,16 +95,26 @@ def test_parity_with_faults_in_the_stream() -> None:
 
 
 # -- the stages --------------------------------------------------------------------------------------
-def test_log_mel_matches_librosa() -> None:
+@pytest.mark.parametrize("stored", [False, True], ids=["log with a floor", "log1p of an earlier bundle"])
+def test_log_mel_matches_librosa(stored: bool) -> None:
+    """The Mel power is librosa's; it is compressed by log(mel + floor), or, for a configuration stored before
+    the floor was a setting (a bundle without the key), by log1p as then."""
+    config = CONFIG
+    if stored:
+        saved = CONFIG.to_dict()
+        del saved["log_floor"]
+        config = EmgPipelineConfig.from_dict(saved)
+        assert config.log_floor is None
     rng = np.random.default_rng(0)
     window = rng.random((160, 3))
-    ours = log_mel_spectrogram(window, CONFIG)
+    ours = log_mel_spectrogram(window, config)
     for c in range(3):
         reference = librosa.feature.melspectrogram(
-            y=window[:, c], sr=CONFIG.rate_hz, n_fft=CONFIG.n_fft, hop_length=CONFIG.hop_length,
-            n_mels=CONFIG.n_mels, fmin=0.0, fmax=CONFIG.rate_hz / 2, center=False, power=2.0,
+            y=window[:, c], sr=config.rate_hz, n_fft=config.n_fft, hop_length=config.hop_length,
+            n_mels=config.n_mels, fmin=0.0, fmax=config.rate_hz / 2, center=False, power=2.0,
         )
-        np.testing.assert_allclose(ours[c], np.log1p(reference), rtol=1e-6, atol=1e-9)
+        expected = np.log1p(reference) if stored else np.log(reference + config.log_floor)
+        np.testing.assert_allclose(ours[c], expected, rtol=1e-6, atol=1e-9)
     assert ours.shape == (3, 10, 17)
 
 
@@ -251,12 +261,19 @@ def test_bad_chunk_shapes_are_refused() -> None:
 
 
 def test_one_arm_session_spectrograms(real_dir: Path) -> None:
-    """S06_1 (left arm only) is usable with the right arm marked missing: its channels are zero."""
+    """S06_1 (left arm only) is a one-arm layout of 8 channels; read as both arms, on request, the right arm's
+    channels are a silent armband's (the log's floor) and its coverage 0, and the left arm's are the same."""
     with ActionSenseSession(real_dir / "S06_1_myo.hdf5") as session:
-        normalisation = fit_session_normalisation([session], CONFIG)
-        tracks = session_tracks(session, CONFIG, normalisation, allow_missing_arm=True)
+        assert session.arms == ("left",)
         subactions = cut_subactions(session.activities(), "S06_1", "S06")
-    spectrograms, coverage = subaction_spectrograms(tracks, subactions, GEOMETRY, CONFIG)
-    assert tracks.tracks["right"] is None
-    assert np.all(spectrograms[:, :, 8:] == 0) and spectrograms[:, :, :8].std() > 0.1
+        one = session_tracks(session, CONFIG, fit_session_normalisation([session], CONFIG, ("left",)), arms=("left",))
+        with pytest.raises(MissingStreamError, match="the model reads both arms but the session has the left arm"):
+            session_tracks(session, CONFIG, fit_session_normalisation([session], CONFIG))
+        both = session_tracks(session, CONFIG, fit_session_normalisation([session], CONFIG), allow_missing_arm=True)
+    left, left_coverage = subaction_spectrograms(one, subactions, GEOMETRY, CONFIG)
+    spectrograms, coverage = subaction_spectrograms(both, subactions, GEOMETRY, CONFIG)
+    assert left.shape[2] == 8 and spectrograms.shape[2] == 16 and left_coverage.shape[-1] == 1
+    assert both.tracks["right"] is None
+    assert np.allclose(spectrograms[:, :, 8:], np.log(CONFIG.log_floor)) and spectrograms[:, :, :8].std() > 0.1
+    np.testing.assert_array_equal(spectrograms[:, :, :8], left)
     assert np.all(coverage[..., 1] == 0) and coverage[..., 0].mean() > 0.95

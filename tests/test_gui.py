@@ -24,8 +24,8 @@ from myosight.gui.controller import (
     free_tcp_address,
 )
 from myosight.gui.main_window import MainWindow
-from myosight.gui.qt import QtCore, QtGui
-from myosight.gui.state import GuiState
+from myosight.gui.qt import QtCore, QtGui, pg
+from myosight.gui.state import GuiState, StreamView
 from myosight.gui.widgets.attention import NO_ATTENTION, AttentionTiles
 from myosight.gui.widgets.emg_traces import peak_decimate
 from myosight.gui.widgets.health import BannerModel
@@ -262,7 +262,7 @@ def _prediction(label: str, true_label: str | None, classes: list[str], seq: int
     values = dict(
         label=label, label_index=classes.index(label), classes=classes, probs=probs, window_end=100.0 + seq,
         clip_starts=[95.0 + seq + k for k in range(5)], mode="fusion", true_label=true_label, latency_ms=12.5,
-        compute_ms=10.0, rgb_reused=0, windows_skipped=0, emg_coverage=[1.0, 1.0],
+        compute_ms=10.0, rgb_reused=0, windows_skipped=0, arms=["left", "right"], emg_coverage=[1.0, 1.0],
         attention={"rgb": np.array([0.1, 0.15, 0.2, 0.25, 0.3], np.float32),
                    "emg": np.array([0.3, 0.25, 0.2, 0.15, 0.1], np.float32)},
         kinetics=KineticsTop(np.array([3, 1, 399], np.int32), np.array([0.7, 0.2, 0.1], np.float32)),
@@ -329,6 +329,64 @@ def test_a_worker_elsewhere_attention_kinetics_accuracy_and_bad_messages(qtbot) 
     finally:
         window.close()
         publisher.close()
+
+
+def _plot_titles(widget: pg.GraphicsLayoutWidget) -> list[str]:
+    """The titles of the plots in a widget's scene (plots that were laid out again must be gone from it)."""
+    plots = [item for item in widget.scene().items() if isinstance(item, pg.PlotItem)]
+    return sorted(plot.titleLabel.text for plot in plots)
+
+
+def _one_arm(seq: int, classes: list[str]) -> PredictionMessage:
+    """A prediction of a model of the right armband alone: one coverage, eight spectrogram channels."""
+    spectrogram = np.random.default_rng(seq).random((8, 10, 17)).astype(np.float32)
+    return _prediction(classes[0], None, classes, seq, arms=["right"], emg_coverage=[1.0], spectrogram=spectrogram)
+
+
+def test_the_panels_show_just_the_arms_there_are(qtbot) -> None:
+    """One armband: one trace plot (the stream the viewer receives) and one spectrogram plot (the model's arm),
+    built by the frame timer's path; a model of both arms lays the spectrograms out again for two."""
+    state = GuiState()
+    window = MainWindow(state, None, free_tcp_address())
+    qtbot.addWidget(window)
+    window.show()
+    classes = ["Slice bread", "Peel a potato"]
+    try:
+        window._tick()  # before any stream: both arms, empty, so that the window does not look broken
+        assert window.traces.streams == ["emg-left", "emg-right"] and len(window.traces.plots) == 2
+        times = 100.0 + np.arange(800) / 160
+        state.push_emg("emg-right", times, np.random.default_rng(1).normal(0, 25, (800, 8)).astype(np.float32))
+        state.set_stream_view("emg-right", StreamView(lost=False, rate_hz=160.0, samples=800))
+        for seq in range(3):
+            state.set_prediction(_one_arm(seq, classes))
+        window._tick()
+        assert window.traces.streams == ["emg-right"] and list(window.traces.plots) == ["emg-right"]
+        assert _plot_titles(window.traces) == ["sEMG · right arm"]
+        assert window.traces.curve_points("emg-right") > 100
+        spectrograms = window.spectrograms
+        assert spectrograms.arms == ("right",) and list(spectrograms.images) == ["right"]
+        assert _plot_titles(spectrograms) == ["Mel spectrograms · right arm"]
+        image = spectrograms.images["right"].image
+        assert image.shape == (8 * 11 - 1, 10 * 17) and spectrograms.clips_shown == 3
+        assert np.isfinite(image).sum() == 3 * 8 * 10 * 17  # three clips of eight channels, nothing else
+        np.testing.assert_array_equal(image[7 * 11:7 * 11 + 10, -17:], _one_arm(2, classes).spectrogram[0])
+        # a lost stream stays drawn (the health panel says it is lost); a clip of another layout is not drawn
+        state.set_stream_view("emg-right", StreamView(lost=True, rate_hz=0.0, samples=800))
+        window._tick()
+        assert window.traces.streams == ["emg-right"]
+        spectrograms.update_clips([np.ones((16, 10, 17), np.float32)])
+        assert spectrograms.clips_shown == 0 and np.array_equal(spectrograms.images["right"].image, image,
+                                                                 equal_nan=True)
+        # a worker restarted with a model of both arms: two plots, the one-arm clips forgotten
+        state.set_prediction(_prediction(classes[1], None, classes, 7))
+        window._tick()
+        assert spectrograms.arms == ("left", "right") and list(spectrograms.images) == ["left", "right"]
+        assert _plot_titles(spectrograms) == ["Mel spectrograms · left arm", "Mel spectrograms · right arm"]
+        assert spectrograms.clips_shown == 1
+        for arm in ("left", "right"):
+            assert np.isfinite(spectrograms.images[arm].image).sum() == 8 * 10 * 17
+    finally:
+        window.close()
 
 
 def test_attention_panel_says_when_a_model_has_no_clip_attention(qtbot) -> None:

@@ -4,6 +4,7 @@ decoders (every way a field can be wrong is refused with an error that names the
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -53,7 +54,7 @@ def _frames() -> list[bytes]:
         (lambda f: f[:1], "at least 2 frames"),
         (lambda f: [f[0], b"\xff\xfe", *f[2:]], "not UTF-8 JSON"),
         (lambda f: [f[0], b"[1, 2]", *f[2:]], "JSON object"),
-        (lambda f: [f[0], f[1].replace(b'"v": 3', b'"v": 2'), *f[2:]], "unknown protocol version 2"),
+        (lambda f: [f[0], f[1].replace(b'"v": 4', b'"v": 3'), *f[2:]], "unknown protocol version 3"),
         (lambda f: [b"prediction", *f[1:]], "does not match topic"),
         (lambda f: [*f[:2], f[2][:-1]], "bytes for shape"),
         (lambda f: f[:2], "declares 1 arrays but 0"),
@@ -131,7 +132,8 @@ def prediction(**changes) -> PredictionMessage:
     values = dict(
         label="Peel a potato", label_index=1, classes=list(CLASSES), probs=np.array([0.2, 0.7, 0.1], np.float32),
         window_end=105.0, clip_starts=[100.0, 101.0, 102.0, 103.0, 104.0], mode="fusion", latency_ms=12.5,
-        compute_ms=10.0, rgb_reused=1, windows_skipped=3, emg_coverage=[1.0, 0.5], true_label="Slice bread",
+        compute_ms=10.0, rgb_reused=1, windows_skipped=3, arms=["left", "right"], emg_coverage=[1.0, 0.5],
+        true_label="Slice bread",
         attention={"rgb": np.array([0.1, 0.15, 0.2, 0.25, 0.3], np.float32),
                    "emg": np.array([0.3, 0.25, 0.2, 0.15, 0.1], np.float32)},
         kinetics=KineticsTop(np.array([3, 1, 399], np.int32), np.array([0.7, 0.2, 0.1], np.float32)),
@@ -200,7 +202,7 @@ def test_absent_parts_are_left_out_of_the_wire_not_faked() -> None:
 
 def test_the_envelope_carries_the_protocol_version() -> None:
     header = json.loads(prediction().encode(1)[1])
-    assert header["v"] == PROTOCOL_VERSION == 3 and header["kind"] == "prediction"
+    assert header["v"] == PROTOCOL_VERSION == 4 and header["kind"] == "prediction"
 
 
 def _drop(name: str):
@@ -216,7 +218,7 @@ def _array(name: str, value: np.ndarray | None):
 
 
 REQUIRED_PREDICTION_FIELDS = ("label", "label_index", "classes", "window_end", "clip_starts", "mode", "latency_ms",
-                              "compute_ms", "rgb_reused", "windows_skipped", "emg_coverage")
+                              "compute_ms", "rgb_reused", "windows_skipped", "arms", "emg_coverage")
 BAD_PREDICTIONS = [
     *[(_drop(name), f"'{name}': missing") for name in REQUIRED_PREDICTION_FIELDS],
     (_array("probs", None), "'probs': missing"),
@@ -243,6 +245,12 @@ BAD_PREDICTIONS = [
     (_set("rgb_reused", 0.5), "'rgb_reused': expected an integer"),
     (_set("windows_skipped", -2), "'windows_skipped': expected an integer >= 0"),
     (_set("emg_coverage", [1.0]), "'emg_coverage': 1 items, expected 2"),
+    (_set("arms", ["right"]), "'emg_coverage': 2 items, expected 1"),
+    (_set("arms", ["right", "left"]), "'arms': expected arms in the order left, right"),
+    (_set("arms", ["right", "right"]), "'arms': names repeat"),
+    (_set("arms", ["up"]), "'arms': .*'up' is not an arm"),
+    (_set("arms", []), "'arms': expected a non-empty list"),
+    (_set("arms", "right"), "'arms': expected a non-empty list"),
     (_set("emg_coverage", [1.0, 1.5]), r"'emg_coverage\[1\]': 1.5 is outside"),
     (_set("true_label", None), "'true_label': expected non-empty text, got null"),  # absent, never null
     (_set("true_label", 7), "'true_label': expected non-empty text"),
@@ -346,9 +354,20 @@ def test_decoders_refuse_the_other_kind_and_unknown_kinds() -> None:
         decode_result(Message("spectrogram", 1, 0.0))
 
 
+def test_a_one_arm_prediction_carries_its_arm_and_eight_channels() -> None:
+    """A model of one armband: its coverage and spectrogram follow the one arm, and a two-arm array is refused."""
+    one_arm = prediction(arms=["right"], emg_coverage=[0.75],
+                         spectrogram=np.arange(8 * 10 * 17, dtype=np.float32).reshape(8, 10, 17) / 1000)
+    decoded = decode_result(envelope(one_arm))
+    assert decoded.arms == ["right"] and decoded.emg_coverage == [0.75]
+    assert decoded.spectrogram is not None and decoded.spectrogram.shape == (8, 10, 17)
+    with pytest.raises(MessageError, match="'spectrogram': 16 values, expected 8"):
+        decode_result(envelope(prediction(arms=["right"], emg_coverage=[1.0])))
+
+
 def test_jsonl_record_has_exactly_the_documented_keys(tmp_path) -> None:
     documented = ["seq", "time", "label", "label_index", "true_label", "probs", "window_end", "clip_starts", "mode",
-                  "latency_ms", "compute_ms", "rgb_reused", "windows_skipped", "emg_coverage", "attention",
+                  "latency_ms", "compute_ms", "rgb_reused", "windows_skipped", "arms", "emg_coverage", "attention",
                   "kinetics"]
     assert list(JSONL_KEYS) == documented
     docs = (Path(__file__).resolve().parents[1] / "docs" / "messages.md").read_text()
@@ -369,6 +388,40 @@ def test_jsonl_record_has_exactly_the_documented_keys(tmp_path) -> None:
     assert full["kinetics"]["indices"] == [3, 1, 399] and full["kinetics"]["probs"] == pytest.approx([0.7, 0.2, 0.1])
     assert bare["attention"] is None and bare["kinetics"] is None and bare["true_label"] is None
     assert viewer.scored == 1 and viewer.correct == 0 and viewer.predictions == 2
+
+
+def _table_text(viewer: HeadlessViewer) -> dict[str, str]:
+    """The terminal table as its rows read on screen: first cell -> second cell."""
+    from rich.console import Console
+
+    console = Console(width=160, record=True, file=io.StringIO(), color_system=None)
+    console.print(viewer.render())
+    rows = [line.strip("│ ").split("│") for line in console.export_text().splitlines() if line.count("│") == 3]
+    return {cells[0].strip(): cells[1].strip() for cells in rows}
+
+
+def test_the_terminal_table_shows_just_the_model_arms() -> None:
+    """A model of the right armband: its coverage and its stream, no row for a left arm it does not read."""
+    viewer = HeadlessViewer("tcp://127.0.0.1:1")  # only `handle` and `render` are used: nothing needs to listen
+    one_arm = prediction(arms=["right"], emg_coverage=[0.75],
+                         spectrogram=np.zeros((8, 10, 17), np.float32))
+    video = health().streams["video"]
+    try:
+        viewer.handle(decode_result(envelope(one_arm)))
+        viewer.handle(decode_result(envelope(health(streams={"emg-right": emg_stream(), "video": video}))))
+        rows = _table_text(viewer)
+        assert rows["sEMG coverage"] == "right 75 %"
+        assert rows["emg-right"] == "ok, 160.2 Hz, gaps 2" and rows["video"] == "ok, 25.0 Hz"
+        assert "emg-left" not in rows and not any("left" in text for text in rows.values())
+        waiting = emg_stream(lost=True, samples=0, rate_hz=0.0)  # the model's arm before its first sample
+        viewer.handle(decode_result(envelope(health(streams={"emg-right": waiting}))))
+        assert _table_text(viewer)["emg-right"] == "waiting, 0.0 Hz, gaps 2"
+        viewer.handle(decode_result(envelope(health(streams={"emg-right": StreamStatus(lost=True, missing=True)}))))
+        assert _table_text(viewer)["emg-right"] == "MISSING"
+        viewer.handle(decode_result(envelope(prediction())))
+        assert _table_text(viewer)["sEMG coverage"] == "left 100 % · right 50 %"
+    finally:
+        viewer.close()
 
 
 def test_typed_messages_over_sockets_and_bad_ones_are_counted_not_raised() -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from myosight import options
+from myosight.arms import arms_option
 
 if TYPE_CHECKING:
+    from myosight.models.clips import ClipGeometry
     from myosight.training.trainer import TrainConfig
 
 # The sEMG presets (models.emg_pipeline.PRESETS, described in models.emg_presets), named here without importing
@@ -40,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="min-max statistics: fitted on this session's RMS envelopes (an offline inspection) or the "
         "Myo's full int8 scale (no data needed). Models use the statistics stored in their bundle.",
     )
-    spec.add_argument("--allow-missing-arm", action="store_true", help="use a one-arm session (other arm zeros)")
+    spec.add_argument("--arms", type=arms_option, metavar="left|right|both",
+                      help="the armbands to show (default: the ones the session recorded)")
+    spec.add_argument("--allow-missing-arm", action="store_true",
+                      help="show both arms of a one-arm session (the other arm zeros)")
     spec.add_argument("--save", type=Path, help="also save all spectrograms and labels to this .npz")
     spec.set_defaults(handler=run_spectrograms)
     emg.set_defaults(handler=lambda args: emg.print_help() or 2)
@@ -51,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_spectrograms(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from myosight.arms import BOTH_ARMS, emg_channels
     from myosight.data.actionsense import ActionSenseSession
     from myosight.data.subactions import cut_subactions
     from myosight.errors import ConfigError
@@ -65,11 +71,12 @@ def run_spectrograms(args: argparse.Namespace) -> int:
 
     config, geometry = EmgPipelineConfig(), ClipGeometry()
     with ActionSenseSession(args.session) as session:
+        arms = args.arms or (BOTH_ARMS if args.allow_missing_arm or not session.arms else session.arms)
         if args.normalisation == "session":
-            normalisation = fit_session_normalisation([session], config)
+            normalisation = fit_session_normalisation([session], config, arms)
         else:
-            normalisation = EmgNormalisation.full_scale()
-        tracks = session_tracks(session, config, normalisation, allow_missing_arm=args.allow_missing_arm)
+            normalisation = EmgNormalisation.full_scale(emg_channels(arms))
+        tracks = session_tracks(session, config, normalisation, arms=arms, allow_missing_arm=args.allow_missing_arm)
         subactions = cut_subactions(session.activities(), args.session.stem, session.subject,
                                     geometry.sample_seconds)
     for arm, health in tracks.health.items():
@@ -118,7 +125,11 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--train-fraction", type=options.fraction, default=0.7,
                          help="share of the samples for training, between 0 and 1 (default 0.7)")
     dataset.add_argument("--subjects", nargs="*", help="keep only these subjects (paper: S04 S07 S08)")
-    dataset.add_argument("--allow-missing-arm", action="store_true", help="accept one-arm sessions (zeros)")
+    dataset.add_argument("--arms", type=arms_option, metavar="left|right|both",
+                         help="the armbands the models read (default: every arm the sessions recorded)")
+    dataset.add_argument("--allow-missing-arm", action="store_true",
+                         help="accept sessions without one of the arms (its channels are zeros)")
+    add_window_options(dataset)
     dataset.add_argument("--preset", choices=tuple(PRESET_HELP), default=LIVE_PRESET,
                          help="sEMG pipeline; " + "; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()))
     dataset.set_defaults(handler=run_dataset)
@@ -233,15 +244,42 @@ def _parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """`--window` and `--clips`: the sample (the live decision window) and the clips it is cut into."""
+    parser.add_argument("--window", type=options.float_range(0, 60), metavar="SECONDS",
+                        help="seconds of one sample, the window each live decision reads (default 5, the paper's "
+                        "5-s sub-actions; shorter for short actions such as hand gestures)")
+    parser.add_argument("--clips", type=options.int_range(1, 100), metavar="N",
+                        help="clips per sample (default 5); each clip is window / clips seconds")
+
+
+def window_geometry(args: argparse.Namespace) -> ClipGeometry:
+    """The clip geometry of `--window` and `--clips` (the defaults where either is not given)."""
+    from dataclasses import replace
+
+    from myosight.models.clips import ClipGeometry
+
+    geometry = ClipGeometry()
+    if args.window is not None:
+        geometry = replace(geometry, sample_seconds=args.window)
+    if args.clips is not None:
+        geometry = replace(geometry, clips_per_sample=args.clips)
+    return geometry
+
+
 def run_dataset(args: argparse.Namespace) -> int:
+    from myosight.arms import describe_arms
     from myosight.training.dataset import build_emg_dataset
 
+    geometry = window_geometry(args)
     manifest = build_emg_dataset(args.sessions, args.out, split_by=args.by, seed=args.seed,
                                  train_fraction=args.train_fraction, subjects=args.subjects,
-                                 allow_missing_arm=args.allow_missing_arm, preset=args.preset)
+                                 allow_missing_arm=args.allow_missing_arm, preset=args.preset, arms=args.arms,
+                                 geometry=geometry)
     split = manifest["split"]
     kind = " (offline: its models cannot run live)" if args.preset != LIVE_PRESET else ""
     print(f"{args.out}: {split['train']} train / {split['test']} test samples, {len(manifest['classes'])} classes; "
+          f"{describe_arms(manifest['arms'])}; {geometry.clips_per_sample} clips of {geometry.clip_seconds:g} s; "
           f"sEMG preset {args.preset}{kind}")
     return 0
 

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from myosight.arms import arm_layout, describe_arms, emg_channels
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.activities import ACTIVITIES
 from myosight.data.subactions import SubAction, cut_subactions, split_subactions
 from myosight.errors import ConfigError
 from myosight.models.clips import ClipGeometry
 from myosight.models.emg_pipeline import LIVE_PRESET, EmgNormalisation, EmgPipelineConfig
-from myosight.models.emg_presets import preset_config
+from myosight.models.emg_presets import check_clip_length, preset_config
 from myosight.progress import track
 from myosight.training.emg_spectrograms import (
     fit_normalisation_on_windows,
@@ -52,39 +53,43 @@ def build_emg_dataset(
     preset: str = LIVE_PRESET,
     config: EmgPipelineConfig | None = None,
     geometry: ClipGeometry | None = None,
+    arms: Sequence[str] | None = None,
     progress: bool = True,
 ) -> dict:
     """Build a dataset directory (see training.feature_store) and return its manifest.
 
     `config`, when given, overrides the preset's parameters (its own `preset` field says which pipeline runs).
+    `arms` is the armband layout of the dataset (default: every arm the sessions recorded); a session without
+    one of its arms is refused unless `allow_missing_arm` (that arm's channels are then zero). `geometry`
+    sets the sample's length and clips (default: the paper's 5 clips of a 5-s sample).
     """
     config, geometry = config or preset_config(preset), geometry or ClipGeometry()
+    check_clip_length(config, geometry.clip_seconds)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     sessions: list[ActionSenseSession] = []
     subactions: list[SubAction] = []
     try:
         for path in session_paths:
             session = ActionSenseSession(path)
             sessions.append(session)
-            if not allow_missing_arm:
-                session.emg_pair()  # refuses a one-arm session with a clear message
             subactions += cut_subactions(session.activities(), str(Path(path).resolve()), session.subject,
                                          geometry.sample_seconds)
+        layout = dataset_arms(sessions, arms, allow_missing_arm)
         if not subactions:
             raise ConfigError("the sessions hold no labelled actions")
         split = split_subactions(subactions, train_fraction=train_fraction, seed=seed, by=split_by, subjects=subjects)
         by_session = {str(Path(s.path).resolve()): s for s in sessions}
-        normalisation = (EmgNormalisation.full_scale() if config.offline
-                         else _fit_live_normalisation(by_session, split.train, config, geometry, progress))
+        normalisation = (EmgNormalisation.full_scale(emg_channels(layout)) if config.offline
+                         else _fit_live_normalisation(by_session, split.train, config, geometry, layout, progress))
         classes = class_list([s.label for s in split.train + split.test])
         parts = {"train": split.train, "test": split.test}
-        computed = {name: _split_arrays(part, by_session, classes, normalisation, config, geometry, progress, name)
-                    for name, part in parts.items()}
+        computed = {name: _split_arrays(part, by_session, classes, normalisation, config, geometry, layout, progress,
+                                        name) for name, part in parts.items()}
     finally:
         for session in sessions:
             session.close()
     counts = {name: len(part) for name, part in parts.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, data in computed.items():  # written only once everything is computed; each file replaced whole
         write_split(out_dir / f"{name}.h5", data)
     manifest = {
@@ -93,6 +98,7 @@ def build_emg_dataset(
         "sessions": [str(Path(p).resolve()) for p in session_paths],
         "split": {"by": split_by, "seed": seed, "train_fraction": train_fraction,
                   "subjects": list(subjects) if subjects else None, **counts},
+        "arms": list(layout),
         "emg_preset": config.preset,
         "emg_pipeline": config.to_dict(),
         "clip_geometry": geometry.to_dict(),
@@ -102,10 +108,30 @@ def build_emg_dataset(
     return manifest
 
 
+def dataset_arms(sessions: Sequence[ActionSenseSession], arms: Sequence[str] | None,
+                 allow_missing_arm: bool) -> tuple[str, ...]:
+    """The arm layout of a dataset: the one asked for, else every arm the sessions recorded; each session must
+    have every arm of it unless `allow_missing_arm` (a ConfigError names the first that lacks one)."""
+    recorded = {arm for session in sessions for arm in session.arms}
+    if arms is None and not recorded:
+        raise ConfigError(f"{sessions[0].path if sessions else 'the sessions'}: no Myo EMG stream in any session")
+    layout = arm_layout(arms if arms is not None else recorded, what="--arms")
+    if not allow_missing_arm:
+        for session in sessions:
+            lacking = [arm for arm in layout if arm not in session.arms]
+            if lacking:
+                raise ConfigError(
+                    f"{session.path}: the dataset reads {describe_arms(layout)} but this session has "
+                    f"{describe_arms(session.arms)} (choose its arms with --arms {','.join(session.arms) or 'ARM'}, "
+                    f"or --allow-missing-arm for zeros in place of the {lacking[0]} arm)")
+    return layout
+
+
 def _fit_live_normalisation(by_session: dict[str, ActionSenseSession], train: Sequence[SubAction],
-                            config: EmgPipelineConfig, geometry: ClipGeometry, progress: bool) -> EmgNormalisation:
+                            config: EmgPipelineConfig, geometry: ClipGeometry, arms: tuple[str, ...],
+                            progress: bool) -> EmgNormalisation:
     """The live preset's min-max statistics: the RMS envelopes inside the training samples only."""
-    rms = {key: session_tracks(s, config, None, allow_missing_arm=True, stage="rms") for key, s in
+    rms = {key: session_tracks(s, config, None, arms=arms, allow_missing_arm=True, stage="rms") for key, s in
            track(by_session.items(), "RMS envelopes", enabled=progress)}
     keys = list(rms)
     train_windows = [[(s.start_s, s.start_s + geometry.sample_seconds) for s in train if s.session == key]
@@ -113,7 +139,7 @@ def _fit_live_normalisation(by_session: dict[str, ActionSenseSession], train: Se
     return fit_normalisation_on_windows([rms[k] for k in keys], train_windows, config)
 
 
-def _split_arrays(part, by_session, classes, normalisation, config, geometry, progress, name) -> SplitData:
+def _split_arrays(part, by_session, classes, normalisation, config, geometry, arms, progress, name) -> SplitData:
     index = {label: i for i, label in enumerate(classes)}
     spectrograms, raw = [], []
     order = []
@@ -121,12 +147,12 @@ def _split_arrays(part, by_session, classes, normalisation, config, geometry, pr
         members = [s for s in part if s.session == key]
         if not members:
             continue
-        resampled = session_tracks(session, config, None, allow_missing_arm=True, stage="resampled")
+        resampled = session_tracks(session, config, None, arms=arms, allow_missing_arm=True, stage="resampled")
         if config.offline:  # whole actions: each sub-action's action from the session's labels
             actions = {action.index: action for action in session.activities()}
             spectrograms.append(offline_subaction_spectrograms(resampled, actions, members, geometry, config))
         else:
-            envelope = session_tracks(session, config, normalisation, allow_missing_arm=True)
+            envelope = session_tracks(session, config, normalisation, arms=arms, allow_missing_arm=True)
             spectrograms.append(subaction_spectrograms(envelope, members, geometry, config)[0])
         raw.append(subaction_raw_windows(resampled, members, geometry, config))
         order += [(s, session.video_path) for s in members]

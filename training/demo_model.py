@@ -19,7 +19,8 @@ from myosight.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-RECIPE = "v3"  # v2: a same-look (vision-confusable) dish group; v3: the 112-px input read from 224-px frames
+RECIPE = "v4"  # v2: a same-look (vision-confusable) dish group; v3: the 112-px input read from 224-px frames;
+#                v4: sEMG spectrograms compressed by a log with a floor (models/emg_pipeline.py LOG_FLOOR)
 SUBJECTS = ("S04", "S07", "S08")
 HOLDOUT_SUBJECT = "S07"  # a new session of a training subject, never trained on, replayed by `myosight demo`
 HEAD = "late_fusion_par_const"

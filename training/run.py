@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from myosight.arms import BOTH_ARMS
 from myosight.models.bundle import save_bundle
 from myosight.models.clips import ClipGeometry
 from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
@@ -147,6 +148,7 @@ def _write_run(run_dir, data_dir, manifest, head_name, head, config, metrics, hi
         normalisation=EmgNormalisation.from_dict(manifest["emg_normalisation"]), emg_cnn=emg_cnn,
         emg_cnn_kwargs=cnn_kwargs, i3d_sha256=manifest.get("i3d_sha256") if "rgb" in head.modalities else None,
         metrics={k: metrics[k] for k in ("top1", "top5", "samples", "selection", "selection_label")},
+        arms=manifest.get("arms", BOTH_ARMS),  # a dataset written before arms were recorded had both
     )
 
 

@@ -3,6 +3,9 @@
 It sits in a dock of the main window, so the live traces and the camera stay in view while the person
 records. Like the other panels it only emits what the user asked for; the window runs the calibration
 (gui/calibration.py) and shows each `CalibrationStatus` with `show_status`.
+
+The setup page also sets up a top-up of a calibrated model: its activities once each, for its person, into its
+folder, so only the seconds and the rest are asked; the prompts and the result are the calibration's.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from myosight.calibration.plan import CalibrationPlan, PromptState
-from myosight.calibration.run import CalibrationStatus
+from myosight.calibration.run import PLAN_NAME, CalibrationStatus
+from myosight.calibration.top_up import TOP_UPS, TopUp
 from myosight.errors import ConfigError
-from myosight.gui.calibration import CalibrationRequest
+from myosight.gui.calibration import CalibrationRequest, top_up_request
 from myosight.gui.qt import QtCore, QtGui, QtWidgets
 
 PAGES = ("setup", "prompt", "result")
+CALIBRATION_INTRO = ("Each checked activity is asked for in turn; the person performs it while the prompt says NOW. "
+                     "Then the model is adapted to them.")
+TOP_UP_INTRO = ("The armband sits a little elsewhere each time it is put on. A top-up asks for each activity of the "
+                "calibration once and adapts the model again on the earlier recordings and this one together, so "
+                "that it knows both placements.")
 STYLE = """
 QLabel#wizardTitle { font-size: 15pt; font-weight: bold; color: #ffffff; }
 QLabel#promptCaption { font-size: 16pt; font-weight: bold; letter-spacing: 2px; }
@@ -59,6 +68,24 @@ def default_out_dir(subject: str) -> Path:
     return Path("calibrations") / f"{subject}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _within(path: Path, folder: Path) -> str:
+    """`path` as seen from `folder` when it lies inside it (a calibration's recordings), else whole."""
+    try:
+        return str(path.resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def top_up_note(top_up: TopUp) -> str:
+    """What a top-up will do, for the setup page: what it adapts on, where it records, what it replaces."""
+    earlier = ", ".join(_within(path, top_up.folder) for path in top_up.earlier)
+    count = len(top_up.earlier)
+    base = f"{top_up.base.parent.name}/{top_up.base.name}"
+    return (f"Adapts the base model ({base}) again on the {count} earlier recording{'s' if count != 1 else ''} "
+            f"({earlier}) and this one, recorded into {TOP_UPS}/ of the folder below. The new model replaces "
+            f"{top_up.bundle.name} there; the one before is kept in history/.")
+
+
 class SetupPage(QtWidgets.QWidget):
     """The activities (checkable; new names can be added), repetitions, seconds, rest, folder and person."""
 
@@ -70,10 +97,17 @@ class SetupPage(QtWidgets.QWidget):
         self.lead_in_s, self.margin_s = 3.0, 0.5  # not asked: a plan from the command line keeps its own
         self._order: list[str] | None = None  # a prefilled plan's order of activities
         self._default_dir: str | None = None  # the folder proposed (it follows the subject until edited)
+        self.top_up: TopUp | None = None  # set: the page sets up a top-up of this calibrated model
+        self._calibration_only: list[QtWidgets.QWidget] = []  # hidden for a top-up: its activities are set
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(_label("New calibration", "wizardTitle"))
-        layout.addWidget(_label("Each checked activity is asked for in turn; the person performs it while the "
-                                "prompt says NOW. Then the model is adapted to them.", "small"))
+        self.title = _label("New calibration", "wizardTitle")
+        self.intro = _label(CALIBRATION_INTRO, "small")
+        self.top_up_note = _label("", "small")
+        self.top_up_note.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.top_up_note.hide()
+        layout.addWidget(self.title)
+        layout.addWidget(self.intro)
+        layout.addWidget(self.top_up_note)
         self.activities = QtWidgets.QListWidget()
         self.activities.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.activities.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
@@ -89,6 +123,7 @@ class SetupPage(QtWidgets.QWidget):
         add_row.addWidget(self.new_activity, 1)
         add_row.addWidget(add)
         layout.addLayout(add_row)
+        self._calibration_only.extend([self.new_activity, add])
         layout.addLayout(self._form())
         self.summary = _label("", "small")
         self.error = _label("", "wizardError")
@@ -105,6 +140,7 @@ class SetupPage(QtWidgets.QWidget):
             button = QtWidgets.QPushButton(title)
             button.clicked.connect(lambda _=False, on=checked: self.set_checked(self.names() if on else []))
             row.addWidget(button)
+            self._calibration_only.append(button)
         row.addStretch(1)
         return row
 
@@ -133,6 +169,7 @@ class SetupPage(QtWidgets.QWidget):
         form.addRow("rest between (s)", self.rest)
         form.addRow("folder", folder)
         form.addRow("person (subject id)", self.subject)
+        self._set_by_top_up: list[QtWidgets.QWidget] = [self.repetitions, self.out_dir, browse, self.subject]
         return form
 
     @staticmethod
@@ -149,12 +186,14 @@ class SetupPage(QtWidgets.QWidget):
     def fill(self, known: Sequence[str], plan: CalibrationPlan | None, out_dir: Path | None, subject: str) -> None:
         """The base model's activities (all checked, or those of `plan`) and the plan's numbers."""
         self.known = set(known)
+        self.top_up = None
         chosen = list(plan.classes) if plan is not None else list(known)
         self.activities.blockSignals(True)
         self.activities.clear()
         for name in list(known) + [c for c in chosen if c not in self.known]:
             self._add_item(name, checked=name in chosen)
         self.activities.blockSignals(False)
+        self._show_mode()
         if plan is not None:
             self.repetitions.setValue(plan.repetitions)
             self.seconds.setValue(plan.seconds)
@@ -166,6 +205,53 @@ class SetupPage(QtWidgets.QWidget):
         self.out_dir.setText(str(out_dir) if out_dir is not None else self._default_dir)
         self.error.setText("")
         self._update_summary()
+
+    def fill_top_up(self, top_up: TopUp) -> None:
+        """A top-up of a calibrated model: its activities once each, for its person, into its folder. Only the
+        seconds and the rest are the person's to set; they start at the calibration's own where its plan says."""
+        self.top_up, self.known = top_up, set(top_up.classes)
+        self.activities.blockSignals(True)
+        self.activities.clear()
+        for name in top_up.classes:
+            item = QtWidgets.QListWidgetItem(name)
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(name)
+            item.setFlags(QtCore.Qt.ItemFlag.ItemIsEnabled)  # shown, not chosen: the calibration's activities
+            self.activities.addItem(item)
+        self.activities.blockSignals(False)
+        self._order = list(top_up.classes)
+        self.repetitions.setValue(1)
+        self._take_calibration_timing(top_up.folder / PLAN_NAME)
+        self.subject.setText(top_up.subject or "S00")
+        self._default_dir = None
+        self.out_dir.setText(str(top_up.folder))  # the calibration's: the top-up records into its top-ups/
+        self.top_up_note.setText(top_up_note(top_up))
+        self.error.setText("")
+        self._show_mode()
+        self._update_summary()
+
+    def _take_calibration_timing(self, path: Path) -> None:
+        """The seconds, rest and lead-in of the calibration's plan, when its folder holds one (a calibration of
+        recordings made before has none: the page's own numbers stay)."""
+        try:
+            plan = CalibrationPlan.load(path)
+        except ConfigError:
+            return
+        self.seconds.setValue(plan.seconds)
+        self.rest.setValue(plan.rest_s)
+        self.lead_in_s = plan.lead_in_s
+
+    def _show_mode(self) -> None:
+        """A new calibration's page, or a top-up's: what the top-up takes from its calibration is shown, not asked."""
+        top_up = self.top_up is not None
+        self.title.setText("Top up a calibration" if top_up else "New calibration")
+        self.intro.setText(TOP_UP_INTRO if top_up else CALIBRATION_INTRO)
+        self.top_up_note.setVisible(top_up)
+        for widget in self._calibration_only:
+            widget.setVisible(not top_up)
+        for widget in self._set_by_top_up:
+            widget.setEnabled(not top_up)
+        self.start.setText("Start top-up" if top_up else "Start calibration")
 
     def _follow_subject(self, subject: str) -> None:
         """Keep the default folder named after the person (a folder the user chose stays)."""
@@ -210,7 +296,10 @@ class SetupPage(QtWidgets.QWidget):
         return [self.activities.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.activities.count())]
 
     def checked(self) -> list[str]:
-        """The checked activities, in the list's order (or in the prefilled plan's, to resume it)."""
+        """The checked activities, in the list's order (or in the prefilled plan's, to resume it); a top-up's:
+        all of its calibration's."""
+        if self.top_up is not None:
+            return list(self.top_up.classes)
         checked = [self.activities.item(i).data(QtCore.Qt.ItemDataRole.UserRole)
                    for i in range(self.activities.count())
                    if self.activities.item(i).checkState() == QtCore.Qt.CheckState.Checked]
@@ -226,6 +315,8 @@ class SetupPage(QtWidgets.QWidget):
 
     def plan(self) -> CalibrationPlan:
         """The plan on the page (raises ConfigError when it is not one)."""
+        if self.top_up is not None:
+            return self.top_up.plan(self.seconds.value(), self.rest.value(), self.lead_in_s)
         return CalibrationPlan(tuple(self.checked()), repetitions=self.repetitions.value(),
                                seconds=self.seconds.value(), rest_s=self.rest.value(), lead_in_s=self.lead_in_s,
                                margin_s=self.margin_s)
@@ -371,11 +462,14 @@ class ResultPage(QtWidgets.QWidget):
             row.addWidget(button)
         layout.addLayout(row)
 
-    def show_result(self, status: CalibrationStatus, out_dir: Path) -> None:
+    def show_result(self, status: CalibrationStatus, out_dir: Path, top_up: bool = False) -> None:
+        """The stage's outcome; the report and the confusion matrix are read beside the bundle (a top-up
+        records into a folder of its own and adapts into its calibration's)."""
         stage = status.stage
+        what = "Top-up" if top_up else "Calibration"
         self.title.setText({"finishing": "Finishing the recording", "adapting": "Adapting the model",
-                            "done": "Calibrated model ready", "aborted": "Calibration aborted",
-                            "failed": "Calibration failed"}.get(stage, stage))
+                            "done": "Topped-up model ready" if top_up else "Calibrated model ready",
+                            "aborted": f"{what} aborted", "failed": f"{what} failed"}.get(stage, stage))
         self.busy.setVisible(stage in ("finishing", "adapting"))
         report = status.report or {}
         self.message.setText(_held_out_note(report) if stage == "done" else status.message)
@@ -387,9 +481,12 @@ class ResultPage(QtWidgets.QWidget):
             self.accuracy.setText("")
         per_class = report.get("per_class") or {}
         self.per_class.setText("\n".join(f"{100 * value:5.1f} %  {name}" for name, value in per_class.items()))
-        self._show_confusion(out_dir / "confusion.png" if stage == "done" else None)
+        folder = status.bundle.parent if status.bundle is not None else out_dir
+        self._show_confusion(folder / "confusion.png" if stage == "done" else None)
         if status.bundle is not None:
-            self.files.setText(f"model: {status.bundle}\nreport: {out_dir / 'report.json'} (confusion.png beside it)")
+            kept = " (the model before is kept in history/ beside it)" if top_up else ""
+            self.files.setText(f"model: {status.bundle}{kept}\nreport: {folder / 'report.json'} (confusion.png "
+                               "beside it)")
         else:
             self.files.setText(f"recordings: {out_dir / 'recordings'}")
         self.new.setEnabled(stage in ("done", "aborted", "failed"))
@@ -429,6 +526,7 @@ class CalibrationPanel(QtWidgets.QWidget):
     abortRequested = QtCore.Signal()  # noqa: N815
     useRequested = QtCore.Signal()  # noqa: N815 (the calibrated model)
     baseRequested = QtCore.Signal()  # noqa: N815
+    newRequested = QtCore.Signal()  # noqa: N815 (a setup page filled afresh for a new calibration)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -443,13 +541,14 @@ class CalibrationPanel(QtWidgets.QWidget):
         layout.addWidget(self.pages)
         self.status: CalibrationStatus | None = None
         self.out_dir, self.heading = Path("."), ""
+        self.top_up = False  # the calibration under way is a top-up
         self.setup.startRequested.connect(self._request_start)
         self.prompt.pauseRequested.connect(self.pauseRequested.emit)
         self.prompt.redoRequested.connect(self.redoRequested.emit)
         self.prompt.abortRequested.connect(self.abortRequested.emit)
         self.result.useRequested.connect(self.useRequested.emit)
         self.result.baseRequested.connect(self.baseRequested.emit)
-        self.result.newRequested.connect(lambda: self.show_page("setup"))
+        self.result.newRequested.connect(self.newRequested.emit)
         self.setMinimumWidth(440)
 
     @property
@@ -464,8 +563,16 @@ class CalibrationPanel(QtWidgets.QWidget):
         self.setup.fill(known, plan, out_dir, subject)
         self.show_page("setup")
 
+    def fill_top_up(self, top_up: TopUp) -> None:
+        self.setup.fill_top_up(top_up)
+        self.show_page("setup")
+
     def request(self) -> CalibrationRequest:
         """The calibration on the setup page (raises ConfigError when the plan is not one)."""
+        top_up = self.setup.top_up
+        if top_up is not None:
+            return top_up_request(top_up, self.setup.seconds.value(), self.setup.rest.value(), self.setup.lead_in_s,
+                                  self.speed)
         subject = self.setup.subject.text().strip() or "S00"
         out = self.setup.out_dir.text().strip()
         return CalibrationRequest(self.setup.plan(), Path(out) if out else default_out_dir(subject), subject,
@@ -486,8 +593,12 @@ class CalibrationPanel(QtWidgets.QWidget):
         self.setup.error.setText(text)
 
     def started(self, request: CalibrationRequest) -> None:
-        self.out_dir = Path(request.out_dir)
-        self.heading = f"Calibrating {request.subject} · {len(request.plan.classes)} activities · {request.out_dir}"
+        self.out_dir, self.top_up = Path(request.out_dir), request.top_up is not None
+        count = len(request.plan.classes)
+        if request.top_up is not None:
+            self.heading = f"Topping up {request.subject} · {count} activities × 1 · {request.top_up.folder}"
+        else:
+            self.heading = f"Calibrating {request.subject} · {count} activities · {request.out_dir}"
         self.status = None
         self.show_page("prompt")
 
@@ -498,4 +609,4 @@ class CalibrationPanel(QtWidgets.QWidget):
             self.prompt.show_prompt(status, self.heading)
         else:
             self.show_page("result")
-            self.result.show_result(status, self.out_dir)
+            self.result.show_result(status, self.out_dir, self.top_up)

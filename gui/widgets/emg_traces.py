@@ -6,11 +6,14 @@ concatenated with a NaN between them (pyqtgraph then breaks the line there) and 
 row, and each channel is first reduced to at most two points (min and max) per horizontal pixel, so the
 work per frame depends on the plot's width rather than on the sampling rate. Ranges are fixed: nothing
 autoscales per frame.
+
+The viewer shows the sEMG streams its source has (one armband or two): `present_streams` says which, and
+`EmgTraces.show_streams` lays the plots out again only when that set changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -18,6 +21,19 @@ from myosight.gui.qt import QtWidgets, pg
 
 STREAM_COLOURS = ("#4fc3c9", "#f0a050", "#a0d060", "#d080e0")
 FULL_SCALE = 128.0  # Myo units: int8 samples
+#: The sEMG streams of a source, in the order they are drawn (left above right).
+EMG_STREAMS = ("emg-left", "emg-right")
+
+
+def present_streams(names: Iterable[str]) -> tuple[str, ...]:
+    """The sEMG streams to draw, from the names of the streams the viewer has (inlets and sample rings).
+
+    Left above right, any other sEMG stream after them. Before any stream is there both arms are drawn
+    (empty), so the window does not look broken while a source starts."""
+    found = {name for name in names if name.startswith("emg-")}
+    if not found:
+        return EMG_STREAMS
+    return (*(name for name in EMG_STREAMS if name in found), *sorted(found - set(EMG_STREAMS)))
 
 
 def peak_decimate(times: np.ndarray, values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,22 +71,38 @@ def stacked_curve(times: np.ndarray, values: np.ndarray, scale: float) -> tuple[
 class EmgTraces(pg.GraphicsLayoutWidget):
     """Traces of several streams of `channels` channels each, the last `seconds` seconds, newest at 0."""
 
-    def __init__(self, streams: Sequence[str] = ("emg-left", "emg-right"), channels: int = 8, seconds: float = 10.0,
+    def __init__(self, streams: Sequence[str] = EMG_STREAMS, channels: int = 8, seconds: float = 10.0,
                  titles: Sequence[str] | None = None, naive: bool = False, parent: QtWidgets.QWidget | None = None,
                  ) -> None:
         super().__init__(parent=parent)
-        self.streams, self.channels, self.seconds, self.naive = list(streams), channels, seconds, naive
+        self.channels, self.seconds, self.naive = channels, seconds, naive
         self.scale = FULL_SCALE
+        self.streams: list[str] = []
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, list[pg.PlotCurveItem]] = {}
         self.points_drawn = 0
+        self._build(streams, titles)
+
+    def show_streams(self, streams: Sequence[str]) -> bool:
+        """Draw these streams (one plot each, in this order); True when that changed the plots.
+
+        Called from every frame: the plots and curves are built again only when the streams differ from
+        those drawn (a source with one armband, or another source), never per frame."""
+        if list(streams) == self.streams:
+            return False
+        self.clear()
+        self._build(streams, None)
+        return True
+
+    def _build(self, streams: Sequence[str], titles: Sequence[str] | None) -> None:
+        self.streams, self.plots, self.curves = list(streams), {}, {}
         titles = list(titles or [_title(s) for s in self.streams])
         for index, (stream, title) in enumerate(zip(self.streams, titles, strict=True)):
             plot = self.addPlot(row=index, col=0, title=title)
             self._configure(plot, stream, index == len(self.streams) - 1)
-            colour = STREAM_COLOURS[index % len(STREAM_COLOURS)]
-            count = channels if naive else 1
-            self.curves[stream] = [pg.PlotCurveItem(pen=pg.mkPen(colour, width=1), skipFiniteCheck=not naive)
+            colour = _colour(stream, index)
+            count = self.channels if self.naive else 1
+            self.curves[stream] = [pg.PlotCurveItem(pen=pg.mkPen(colour, width=1), skipFiniteCheck=not self.naive)
                                    for _ in range(count)]
             for curve in self.curves[stream]:
                 plot.addItem(curve)
@@ -120,6 +152,12 @@ class EmgTraces(pg.GraphicsLayoutWidget):
     def curve_points(self, stream: str) -> int:
         """How many finite points the stream's curve holds now (for tests and the benchmark)."""
         return sum(int(np.isfinite(c.getData()[1]).sum()) for c in self.curves[stream] if c.getData()[1] is not None)
+
+
+def _colour(stream: str, index: int) -> str:
+    """An arm keeps its colour whether or not the other arm is drawn; other streams take theirs by position."""
+    position = EMG_STREAMS.index(stream) if stream in EMG_STREAMS else index
+    return STREAM_COLOURS[position % len(STREAM_COLOURS)]
 
 
 def _title(stream: str) -> str:

@@ -1,0 +1,103 @@
+"""`myosight bench people`: real people (the MyoArmbandDataset in ../shared/realemg) through the live path, beside
+LibEMG; and the scoring it rests on, checked on logs made by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from myosight.bench.people import Activity, label_at, read_decisions
+from myosight.data.layout import SessionWriter, session_filename
+from myosight.errors import ConfigError
+
+RATE = 200.0
+GESTURES = ("Neutral", "Hand close", "Hand open")
+
+
+@pytest.fixture
+def held_gestures(tmp_path: Path) -> Path:
+    """A one-arm session of three 5-s gestures laid end to end (as the MyoArmbandDataset's rounds are)."""
+    start = 1_546_336_800.0
+    path = tmp_path / session_filename(start, "hand")
+    times = start + np.arange(int(15 * RATE)) / RATE
+    with SessionWriter(path) as writer:
+        writer.add_emg_stream("right")
+        writer.add_activity_stream(list(GESTURES))
+        writer.append("myo-right/emg", np.zeros((len(times), 8), np.int32), times)
+        for index, gesture in enumerate(GESTURES):
+            first, last = times[int(index * 5 * RATE)], times[int((index + 1) * 5 * RATE) - 1]
+            writer.append_activity(gesture, "Start", first)
+            writer.append_activity(gesture, "Stop", last)
+    return path
+
+
+def _log(path: Path, ends: np.ndarray, truth: list[str | None], predicted: list[str]) -> Path:
+    with path.open("w") as handle:
+        for end, label, true_label in zip(ends, predicted, truth, strict=True):
+            handle.write(json.dumps({"window_end": float(end), "label": label, "true_label": true_label}) + "\n")
+    return path
+
+
+def test_decisions_are_moved_onto_the_recording_clock_and_scored(held_gestures: Path, tmp_path: Path) -> None:
+    """The replay's clock is the recording's plus a whole number of seconds: the shift is the one under which
+    the recording's labels give the logged ones; a 1-s window is inside a repetition except across a change."""
+    start = 1_546_336_800.0
+    activities = [Activity(g, start + 5 * i, start + 5 * (i + 1) - 1 / RATE) for i, g in enumerate(GESTURES)]
+    recorded_ends = start + np.arange(1.0, 15.0 + 1e-9, 0.5)
+    truth = label_at(activities, recorded_ends - 0.5)
+    predicted = [t or "Neutral" for t in truth]
+    predicted[3] = "Hand open"  # one wrong decision (window ending at 2.5 s: inside the first repetition)
+    shift = 4321.0
+    log = _log(tmp_path / "log.jsonl", recorded_ends + shift, truth, predicted)
+    decisions = read_decisions(log, held_gestures, window_s=1.0)
+    assert np.allclose(decisions.ends, recorded_ends)
+    scores = decisions.scores()
+    # a window [end - 1, end] is inside a repetition [5 k, 5 k + 5 - 1/RATE] unless it reaches over a change
+    relative = recorded_ends - start
+    inside = [any(5 * k <= end - 1 and end <= 5 * k + 5 - 1 / RATE for k in range(3)) for end in relative]
+    assert sum(inside) == 24  # of 29 windows: those ending at 5, 5.5, 10, 10.5 and 15 s reach over a change
+    assert scores["inside_decisions"] == sum(inside)
+    assert scores["inside"] == pytest.approx((sum(inside) - 1) / sum(inside))
+    labelled = [t is not None for t in truth]
+    assert scores["decisions"] == sum(labelled)
+    assert scores["every"] == pytest.approx((sum(labelled) - 1) / sum(labelled))
+
+
+def test_a_log_that_matches_the_recording_under_no_shift_is_refused(held_gestures: Path, tmp_path: Path) -> None:
+    ends = 1_546_336_800.0 + np.arange(1.0, 15.0, 0.5) + 17.0
+    wrong = ["Hand open"] * len(ends)  # no shift gives these labels
+    with pytest.raises(ConfigError, match="match the recording's under no whole-second shift"):
+        read_decisions(_log(tmp_path / "bad.jsonl", ends, wrong, wrong), held_gestures, window_s=1.0)
+
+
+@pytest.mark.slow
+def test_bench_people_on_two_people(shared_dir: Path, tmp_path: Path) -> None:
+    """The whole benchmark on two evaluation people and a base of three others, LibEMG included: every model is
+    scored on both test rounds through the live worker, every decision of each replay, and the peer answers the
+    same decisions."""
+    from myosight.bench.people import MODELS, PeopleBenchConfig, benchmark_people, people_figures
+
+    config = PeopleBenchConfig(data=shared_dir / "realemg" / "myoarmband.npz", people=("Male0", "Female1"),
+                               base_people=("Female0", "Male0", "Male1"), peer_classifiers=("LDA", "QDA"),
+                               work_dir=tmp_path / "work", base_epochs=10)
+    result = benchmark_people(config, say=lambda step: None)
+    assert [p["person"] for p in result["people"]] == ["Male0", "Female1"]
+    for person in result["people"]:
+        for model in MODELS:
+            for round_name in ("Test0", "Test1"):
+                scores = person["rounds"][f"{model}/{round_name}"]
+                # a 140-s round at a 0.2-s hop: every window decided (the first needs 1 s of data)
+                assert scores["decisions"] > 500 and scores["inside_decisions"] > 400
+            assert 0.0 <= person["models"][model]["inside"] <= 1.0
+        assert person["models"]["calibrated"]["inside"] > person["models"]["base"]["inside"]
+        assert person["models"]["calibrated"]["inside"] > 0.8
+        assert {(row["classifier"], round(row["window_s"], 1)) for row in person["peer"]} == \
+            {("LDA", 0.2), ("LDA", 1.0), ("QDA", 0.2), ("QDA", 1.0)}
+        assert all(0.5 < row["inside"] <= 1.0 for row in person["peer"])  # LibEMG learns these people too
+        assert person["adapt_s"]["calibrated"] > 0
+    names = {figure["name"] for figure in people_figures(result)}
+    assert {"people.calibrated.inside", "people.libemg_best.inside", "people.libemg_default.every"} <= names
+    assert (Path(result["work_dir"]) / "bench-people.json").is_file()
