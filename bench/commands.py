@@ -160,7 +160,8 @@ def _people(args: argparse.Namespace) -> list[dict]:
                                work_dir=args.work_dir)
     if args.speed is not None:
         config.replay_speed = args.speed
-    result = benchmark_people(config, say=lambda step: print(f"bench people: {step}", file=sys.stderr))
+    result = benchmark_people(config, say=lambda step: print(f"bench people: {step}", file=sys.stderr),
+                              command=command_line(args))
     return people_figures(result)
 
 
@@ -297,6 +298,15 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["myosight", "bench", *args.names]
     if getattr(args, "input_size", None):
         parts += ["--input-size", *map(str, args.input_size)]
+    if getattr(args, "data", None) is not None:
+        parts += ["--data", str(args.data)]
+    for option in ("people", "base_people"):
+        if getattr(args, option, None):
+            parts += [f"--{option.replace('_', '-')}", *getattr(args, option)]
+    if getattr(args, "no_peer", False):
+        parts.append("--no-peer")
+    if getattr(args, "speed", None) is not None:
+        parts += ["--speed", f"{args.speed:g}"]
     if args.repeat:
         parts += ["--repeat", str(args.repeat)]
     if args.seconds:

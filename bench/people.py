@@ -169,23 +169,32 @@ class PersonResult:
     top_up: dict[str, dict] = field(default_factory=dict)  # model -> {"Test0 rest": scores, "Test1": scores}
 
 
-def benchmark_people(config: PeopleBenchConfig, say: Callable[[str], None] = print) -> dict:
-    """Run the steps of the module docstring; return every measurement (see `people_figures`)."""
+def benchmark_people(config: PeopleBenchConfig, say: Callable[[str], None] = print,
+                     command: str = "myosight bench people") -> dict:
+    """Run the steps of the module docstring; return every measurement (see `people_figures`), also written as
+    WORK/bench-people.json and, as the tables of docs/real-people.md, WORK/bench-people.md."""
+    from datetime import date
+
+    from myosight.bench.commands import machine_description
+
     work = Path(config.work_dir or tempfile.mkdtemp(prefix="myosight-bench-people-"))
     work.mkdir(parents=True, exist_ok=True)
     steps = CommandSteps(work, say, "bench people")
+    machine = machine_description()  # before the run: the load average says how busy the machine was
     started = time.monotonic()
     sessions = import_people(steps, config, work / "sessions")
     base = base_model(steps, config, sessions, work / "base")
     environment = _peer_environment(config, say)
     people = [score_person(steps, config, base, sessions, person, work / person, environment)
               for person in config.people]
-    result = {"work_dir": str(work), "config": {**asdict(config), "data": str(config.data), "work_dir": str(work)},
+    result = {"date": date.today().isoformat(), "command": command, "machine": machine, "work_dir": str(work),
+              "config": {**asdict(config), "data": str(config.data), "work_dir": str(work)},
               "people": [asdict(p) for p in people], "summary": summarise(people),
               "seconds": time.monotonic() - started, "timings": steps.timings}
     if environment is not None:
         result["peer_version"] = environment.stamp_contents()
     (work / "bench-people.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (work / "bench-people.md").write_text(people_markdown(result), encoding="utf-8")
     return result
 
 
@@ -469,3 +478,66 @@ def people_figures(result: dict) -> list[dict]:
 
 def _index(figures: list[dict], name: str) -> int:
     return next(i for i, figure in enumerate(figures) if figure["name"] == name)
+
+
+# -- the documentation's tables -----------------------------------------------------------------------------
+
+
+def _percent(scores: dict | None, spread: bool = True) -> str:
+    if not scores or scores.get("mean") is None:
+        return "-"
+    text = f"{100 * scores['mean']:.1f}"
+    if spread and scores.get("n", 0) > 1:
+        text += f" ± {100 * scores['std']:.1f} ({100 * scores['min']:.1f}-{100 * scores['max']:.1f})"
+    return text
+
+
+def _one(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def people_markdown(result: dict) -> str:
+    """The tables of docs/real-people.md from one run: the date, the machine and the command first."""
+    from myosight.bench.commands import machine_line
+
+    summary = result["summary"]
+    peer = result.get("peer_version") or {}
+    lines = [f"Measured {result['date']} with `{result['command']}` on {machine_line(result['machine'])}; "
+             f"{len(result['people'])} people; LibEMG {peer.get('libemg', '-')} (scikit-learn "
+             f"{peer.get('scikit-learn', peer.get('sklearn', '-'))}) in its own environment. Accuracy in %, mean ± std "
+             "over the people (range).", "",
+             "| model | inside one repetition | every decision |", "| --- | ---: | ---: |"]
+    for model in MODELS:
+        scores = summary["models"][model]
+        inside, every = _percent(scores["inside"]), _percent(scores["every"])
+        lines.append(f"| myosight: {MODEL_TITLES[model]} | {inside} | {every} |")
+    for key, label in (("peer_default", "LibEMG default (HTD, LDA), {}"), ("peer_best", "LibEMG best, {}")):
+        pipeline = summary.get(key)
+        if pipeline:
+            scores = summary["peer"][pipeline]
+            lines.append(f"| {label.format(pipeline)} | {_percent(scores['inside'])} | {_percent(scores['every'])} |")
+    lines += ["", "Every LibEMG pipeline of the run (classifier @ window), decisions inside one repetition:", "",
+              "| pipeline | inside | every |", "| --- | ---: | ---: |"]
+    for pipeline, scores in sorted(summary["peer"].items(), key=lambda item: -(item[1]["inside"]["mean"] or 0)):
+        lines.append(f"| {pipeline} | {_percent(scores['inside'], False)} | {_percent(scores['every'], False)} |")
+    lines += ["", "Per person, decisions inside one repetition:", "",
+              "| person | base | calibrated | no base | LibEMG default | LibEMG best |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for person in result["people"]:
+        peer_rows = {f"{row['classifier']} @ {row['window_s']:g} s": row for row in person["peer"]}
+        default, best = peer_rows.get(summary.get("peer_default") or ""), peer_rows.get(summary.get("peer_best") or "")
+        ours = " | ".join(_one(person["models"].get(m, {}).get("inside")) for m in MODELS)
+        theirs = " | ".join(_one(row["inside"] if row else None) for row in (default, best))
+        lines.append(f"| {person['person']} | {ours} | {theirs} |")
+    times = summary["adapt_s"]
+    spent = "; ".join(f"{model.replace('_', ' ')} {t['mean']:.0f} (max {t['max']:.0f})" for model, t in times.items())
+    lines += ["", "From the end of the recording to the bundle written (`myosight calibrate --from`, seconds): "
+              f"{spent}."]
+    top_up = summary.get("top_up")
+    if top_up:
+        lines += ["", "<!-- next-session -->", "",
+                  "| model | rest of Test0 (after the top-up's cycle) | Test1 |", "| --- | ---: | ---: |"]
+        for model, title in TOP_UP_MODELS.items():
+            parts = top_up.get(model, {})
+            lines.append(f"| {title} | {_percent(parts.get('Test0 rest'))} | {_percent(parts.get('Test1'))} |")
+    return "\n".join(lines) + "\n"

@@ -44,7 +44,7 @@ from myosight.errors import ConfigError
 from myosight.models.bundle import Bundle, load_bundle, save_bundle
 from myosight.models.clips import ClipGeometry, clip_segments
 from myosight.models.emg_cnn import EmgSpectrogramCNN
-from myosight.models.emg_pipeline import EmgNormalisation
+from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
 from myosight.models.heads import Head, build_head
 from myosight.paths import sha256_file
 from myosight.realtime.live import torch_threads
@@ -60,9 +60,17 @@ CONFUSION_NAME = "confusion.png"
 #: Sub-actions whose start lies this close to a live feature's start are the same sample (seconds).
 MATCH_TOLERANCE_S = 2e-3
 HEAD_TRAINING = TrainConfig(epochs=25, batch_size=64, val_fraction=0.0, patience=25)
-CNN_TUNING = TrainConfig(lr=0.003, epochs=15, val_fraction=0.0, patience=15)
-#: A CNN trained on the person alone starts from random weights: the dataset's optimiser, more epochs.
-CNN_SCRATCH = TrainConfig(lr=0.01, epochs=30, val_fraction=0.0, patience=30)
+CNN_TUNING = TrainConfig(lr=0.003, epochs=10, val_fraction=0.0, patience=10)
+#: A CNN trained on the person alone starts from random weights: the dataset's optimiser, more epochs (each epoch
+#: sees every clip `LEVEL_COPIES` + 1 times, see below).
+CNN_SCRATCH = TrainConfig(lr=0.01, epochs=15, val_fraction=0.0, patience=15)
+#: Between two sessions the armband's contact and the person's effort change each channel's level. Training sees
+#: `LEVEL_COPIES` copies of every sample with its channels' levels changed (a gain g on a channel's envelope adds
+#: 2 log g to its log-Mel power; log g drawn per channel, plus one drawn for all channels), so that the model does
+#: not hang on levels the next session will not repeat.
+LEVEL_COPIES = 2
+CHANNEL_LEVEL_SD = 0.15
+COMMON_LEVEL_SD = 0.2
 #: The ways of training the sEMG CNN that `fine_tune` names (the first of each is scored first).
 CNN_WAYS = {"auto": ("frozen", "fine-tuned"), "yes": ("fine-tuned",), "no": ("frozen",), "scratch": ("scratch",)}
 #: The RGB weights a Late-Fusion PAR head is scored with (besides the base model's own).
@@ -152,8 +160,8 @@ def _train(samples: Samples, base: Bundle, head_name: str, head_kwargs: dict, op
     say(f"training the head ({chosen.name}) on every repetition")
     everything = np.arange(len(samples.labels))
     cnn = _cnn(base, samples, everything, chosen.way, options.seed)
-    head = _train_head(samples, _inputs(samples, cnn, everything, ("emg", "rgb")), everything, head_name,
-                       chosen.kwargs, options.seed)
+    inputs, labels = _training_inputs(samples, cnn, everything, base.emg_config, options.seed)
+    head = _train_head(samples, inputs, labels, head_name, chosen.kwargs, options.seed)
     return chosen, scores, cnn, head
 
 
@@ -412,7 +420,7 @@ def _cnn(base: Bundle, samples: Samples, rows: np.ndarray, way: str, seed: int) 
     kwargs = dict(kwargs, num_classes=len(samples.classes))
     torch.manual_seed(seed)
     cnn = EmgSpectrogramCNN(**kwargs)
-    clips, labels = _own_clips(samples, rows)
+    clips, labels = level_copies(*_own_clips(samples, rows), base.emg_config, seed)
     if way == "scratch":
         cnn.set_input_statistics(torch.as_tensor(clips))
         config = CNN_SCRATCH
@@ -433,6 +441,25 @@ def _own_clips(samples: Samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return samples.spectrograms[rows][window, clip], samples.labels[rows][window]
 
 
+def level_copies(spectrograms: np.ndarray, labels: np.ndarray, config: EmgPipelineConfig,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The samples (N, ..., channels, mels, frames) and `LEVEL_COPIES` copies of them with their channels' levels
+    changed (see `LEVEL_COPIES`), and the labels repeated. A pipeline without a floor to its log (log1p, bundles
+    made before) gets none: a gain is no offset there."""
+    if config.log_floor is None or not LEVEL_COPIES:
+        return spectrograms, labels
+    rng = np.random.default_rng(seed)
+    channel_axis = spectrograms.ndim - 3
+    shape = [len(spectrograms)] + [1] * (spectrograms.ndim - 1)
+    copies = [spectrograms]
+    for _ in range(LEVEL_COPIES):
+        per_channel = list(shape)
+        per_channel[channel_axis] = spectrograms.shape[channel_axis]
+        log_gain = rng.normal(0.0, CHANNEL_LEVEL_SD, per_channel) + rng.normal(0.0, COMMON_LEVEL_SD, shape)
+        copies.append((spectrograms + 2.0 * log_gain).astype(spectrograms.dtype))
+    return np.concatenate(copies), np.tile(labels, LEVEL_COPIES + 1)
+
+
 def _inputs(samples: Samples, cnn: EmgSpectrogramCNN, rows: np.ndarray, modalities: Sequence[str]) -> dict:
     inputs = {}
     if "emg" in modalities:
@@ -442,12 +469,24 @@ def _inputs(samples: Samples, cnn: EmgSpectrogramCNN, rows: np.ndarray, modaliti
     return inputs
 
 
-def _train_head(samples: Samples, inputs: dict, rows: np.ndarray, name: str, kwargs: dict,
+def _training_inputs(samples: Samples, cnn: EmgSpectrogramCNN, rows: np.ndarray, config: EmgPipelineConfig,
+                     seed: int) -> tuple[dict, np.ndarray]:
+    """The features a head trains on, with the level-changed copies of the rows' sEMG (their RGB repeated: the
+    video does not change with the armband), and their labels."""
+    spectrograms, labels = level_copies(samples.spectrograms[rows], samples.labels[rows], config, seed)
+    copies = len(labels) // len(rows)
+    inputs = {"emg": extract_emg_features(cnn, spectrograms)}
+    if samples.rgb is not None:
+        inputs["rgb"] = np.tile(samples.rgb[rows], (copies, 1, 1))
+    return inputs, labels
+
+
+def _train_head(samples: Samples, inputs: dict, labels: np.ndarray, name: str, kwargs: dict,
                 seed: int) -> Head:
-    """A head trained on `inputs` (the features of `rows`, in order)."""
+    """A head trained on `inputs` (features, in the order of `labels`)."""
     torch.manual_seed(seed)
     head = build_head(name, num_classes=len(samples.classes), **kwargs)
-    fit(head, {m: inputs[m] for m in head.modalities}, samples.labels[rows],
+    fit(head, {m: inputs[m] for m in head.modalities}, labels,
         TrainConfig(**{**HEAD_TRAINING.to_dict(), "seed": seed}), progress=False, description=name)
     return head.eval()
 
@@ -461,10 +500,10 @@ def held_out_scores(samples: Samples, base: Bundle, head_name: str, tried: Seque
         train, test = np.flatnonzero(samples.rounds != held_out), np.flatnonzero(samples.rounds == held_out)
         for way in dict.fromkeys(c.way for c in tried):
             cnn = _cnn(base, samples, train, way, seed)
-            train_inputs = _inputs(samples, cnn, train, ("emg", "rgb"))
+            train_inputs, train_labels = _training_inputs(samples, cnn, train, base.emg_config, seed)
             test_inputs = to_tensors(_inputs(samples, cnn, test, ("emg", "rgb")))
             for candidate in (c for c in tried if c.way == way):
-                head = _train_head(samples, train_inputs, train, head_name, candidate.kwargs, seed)
+                head = _train_head(samples, train_inputs, train_labels, head_name, candidate.kwargs, seed)
                 logits[candidate][test] = predict_logits(head, {m: test_inputs[m] for m in head.modalities}).numpy()
     return {c: classification_metrics(logits[c], samples.labels, samples.classes) for c in tried}
 

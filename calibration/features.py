@@ -159,6 +159,16 @@ class _Feed:
             self.gathered |= self.work.compute_ready(self.frames.latest_time)
 
 
+def feature_precision(geometry: ClipGeometry) -> str:
+    """int8 where this CPU runs it and its network is built (2-7x faster I3D: the child keeps up with a
+    recording where float32 falls behind), float32 otherwise (a build takes minutes: never made here)."""
+    from myosight.models.i3d_int8 import int8_ready
+
+    precision = "int8" if int8_ready(geometry.input_side, geometry.frames_per_clip) else "float32"
+    log.info("calibration features: I3D in %s at %d px", precision, geometry.input_side)
+    return precision
+
+
 def feature_process(fields: dict, stop: threading.Event, ready: Any) -> None:
     """Child target: the features of every finished repetition until `stop`, then the last ones."""
     spec = FeatureSpec(**fields)
@@ -170,7 +180,7 @@ def feature_process(fields: dict, stop: threading.Event, ready: Any) -> None:
     fps = video.nominal_rate or 30.0
     height, width, channels = video.sample_shape  # a video stream's: (height, width, 3)
     frames = FrameRing((height, width, channels), capacity=int(np.ceil(spec.ring_seconds * fps * 1.5)))
-    i3d = load_live_i3d(bundle, geometry)
+    i3d = load_live_i3d(bundle, geometry, precision=feature_precision(geometry))
     predictor = LivePredictor(bundle, EmgLiveBuffer(bundle, keep_s=1.0), frames, i3d, geometry)
     work = RepetitionFeatures(predictor, geometry)
     feed = _Feed(frames, work)

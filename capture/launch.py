@@ -192,7 +192,7 @@ def require_model_arms(model_arms: tuple[str, ...], spec: SourceSpec, *, allow_m
     """Refuse, in one line and before anything starts, a model whose arm the source will not stream (unless the
     user allowed it: zeros there). A source streaming an arm the model does not read is fine (it is not used)."""
     streamed = source_arms(spec)
-    if streamed is None:
+    if not streamed:  # unknown until the streams appear, or none at all: the source itself says what is wrong
         return
     absent = [arm for arm in model_arms if arm not in streamed]
     if absent and not allow_missing_arm:

@@ -498,6 +498,23 @@ def _say_to_stderr(progress: bool) -> Callable[[str], None]:
     return say
 
 
+def int8_ready(input_size: int, frames_per_clip: int = 16, *, cache_dir: str | Path | None = None) -> bool:
+    """Whether the int8 I3D for this setting runs here and is built already (so loading it takes a second, not the
+    minutes of a build): what a process that must not wait, such as a calibration's feature child, asks first."""
+    if int8_available() is not None or frames_per_clip < MIN_FRAMES:
+        return False
+    from myosight.models.i3d_weights import WeightsError, verify_weights
+
+    try:
+        weights_sha256 = verify_weights(cache_dir)["weights_sha256"]
+    except WeightsError:
+        return False
+    videos = list(default_calibration_videos())
+    sources = [f"{Path(v).name}:{Path(v).stat().st_size}" for v in videos] + [f"synthetic:{','.join(SYNTH_SUBJECTS)}"]
+    key = _key(weights_sha256, input_size, frames_per_clip, sources)
+    return _cached(_paths(artefact_dir(cache_dir), key), key, lambda _text: None)
+
+
 def load_int8_i3d(
     input_size: int,
     frames_per_clip: int = 16,

@@ -71,15 +71,15 @@ class SourceInlets:
             raise StreamError(f"no EMG stream from source '{source}' within {first_timeout_s:g} s "
                               f"(looked for myosight-{source}-emg-*)")
         absent = [arm for arm in arms if f"emg-{arm}" not in present]
-        if absent and not allow_missing_arm:
-            raise StreamError(f"the model reads {describe_arms(arms)} but source '{source}' does not stream the "
-                              f"{absent[0]} arm (--allow-missing-arm runs it with zeros there)")
         if video and "video" not in present:
             raise StreamError(f"no video stream from source '{source}' (looked for {names.source_id('video')}); "
                               "start the source with video, or the worker with --emg-only")
         opened, failure = _open_together(source, present, wanted)
         inlets = cls(source, emg={arm: opened[f"emg-{arm}"] for arm in arms if f"emg-{arm}" in opened},
                      video=opened.get("video"), labels=opened.get("labels"))
+        if failure is None and absent and not allow_missing_arm:
+            failure = StreamError(f"the model reads {describe_arms(arms)} but source '{source}' does not stream the "
+                                  f"{absent[0]} arm (--allow-missing-arm runs it with zeros there)")
         if failure is not None:
             inlets.close()
             raise failure

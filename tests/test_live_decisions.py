@@ -132,17 +132,29 @@ def test_the_worker_waits_for_a_source_that_starts_after_it() -> None:
         feeder.join(5)
 
 
-def test_a_one_arm_source_opens_with_the_other_arm_missing() -> None:
+def test_a_one_arm_source_opens_for_a_model_of_its_arm_and_not_for_two_unless_asked() -> None:
+    """A one-arm model opens its arm; a two-arm model is refused (naming the arm that is not streamed) unless the
+    user allowed zeros there, and then the other arm is marked missing."""
     source, stop = unique_source(), threading.Event()
     feeder = _publish_later(source, ("left",), 0.0, stop)
     try:
-        inlets = SourceInlets.open(source, video=False, first_timeout_s=20)
+        inlets = SourceInlets.open(source, video=False, arms=("left",), first_timeout_s=20)
+        try:
+            assert set(inlets.emg) == {"left"} and inlets.missing_arms == []
+        finally:
+            inlets.close()
+        with pytest.raises(StreamError, match=r"does not stream the right arm.*--allow-missing-arm"):
+            SourceInlets.open(source, video=False, first_timeout_s=20)
+        with pytest.raises(StreamError, match=f"source '{source}' streams the left arm, but the model reads the "
+                                              "right arm"):
+            SourceInlets.open(source, video=False, arms=("right",), first_timeout_s=20)
+        inlets = SourceInlets.open(source, video=False, allow_missing_arm=True, first_timeout_s=20)
         try:
             assert set(inlets.emg) == {"left"} and inlets.missing_arms == ["right"]
         finally:
             inlets.close()
         with pytest.raises(StreamError, match=f"no video stream from source '{source}'.*--emg-only"):
-            SourceInlets.open(source, video=True, first_timeout_s=20)
+            SourceInlets.open(source, video=True, arms=("left",), first_timeout_s=20)
     finally:
         stop.set()
         feeder.join(5)

@@ -118,7 +118,7 @@ class _Collect:
 def _bare_worker() -> Worker:
     """A worker without streams: only what publishing and the health report read."""
     worker = Worker.__new__(Worker)
-    worker.bundle = SimpleNamespace(classes=CLASSES, geometry=ClipGeometry())
+    worker.bundle = SimpleNamespace(classes=CLASSES, geometry=ClipGeometry(), arms=("left", "right"))
     worker.config = SimpleNamespace(hop_s=1.0)
     worker.hops = HopLadder(1.0, clip_s=1.0)
     worker.publisher = _Collect()

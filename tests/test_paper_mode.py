@@ -118,7 +118,8 @@ def live_tracks(path: Path, train_starts: np.ndarray) -> dict[str, tuple[np.ndar
 
 
 def live_reference(tracks: dict, start_s: float) -> np.ndarray:
-    """(5, 16, 10, 17): each 1-s clip's envelope samples (zeros where none), log1p of the Mel power spectrogram."""
+    """(5, 16, 10, 17): each 1-s clip's envelope samples (zeros where none), the log of the Mel power spectrogram
+    above the live preset's floor (1e-6, models/emg_pipeline.py)."""
     from librosa.feature import melspectrogram
 
     clips = []
@@ -131,7 +132,7 @@ def live_reference(tracks: dict, start_s: float) -> np.ndarray:
             window[grid[hit] - first, 8 * a:8 * (a + 1)] = values[hit]
         mel = melspectrogram(y=window.T, sr=RATE, n_fft=32, hop_length=8, center=False, power=2.0, n_mels=10,
                              fmin=0.0, fmax=80.0, window="hann")
-        clips.append(np.log1p(mel))
+        clips.append(np.log(mel + 1e-6))
     return np.stack(clips)
 
 

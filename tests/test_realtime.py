@@ -97,10 +97,11 @@ def test_replay_end_to_end_matches_offline(synthetic_emg_model: dict) -> None:
 
 
 def test_real_one_arm_session_with_gaps(real_dir: Path, synthetic_emg_model: dict) -> None:
-    """Real Myo EMG (left arm only, ~160 Hz, gaps between actions) runs through the worker."""
+    """Real Myo EMG (left arm only, ~160 Hz, gaps between actions) runs through the worker of a two-arm model when
+    the user allows the missing arm: it is reported missing, its channels zero."""
     _replay, worker, predictions, _, received = run_replay_through_worker(
         real_dir / "S06_1_myo.hdf5", synthetic_emg_model["bundle"], speed=25.0, max_seconds=150,
-        resolve_timeout_s=1.0)
+        resolve_timeout_s=1.0, allow_missing_arm=True)
     health = worker.health()
     assert worker.missing_arms == ["right"]
     assert health.streams["emg-right"].missing is True and health.streams["emg-right"].samples is None
