@@ -6,8 +6,9 @@ each (`training0`, then `Test0` and `Test1`, recorded on one day). Every step is
 would type it:
 
 1. `myosight import myoarmband` writes the rounds as sessions;
-2. the **base** model: `myosight dataset` (the pre-training people, the right arm, 1-s windows of one clip),
-   `features emg`, `train linear_emg`: a model of other people, for a new person without calibration;
+2. the **base** model: `myosight dataset` (the pre-training people, the right arm, a 1-s window of one clip every
+   0.1 s, each person scaled by their own statistics as a calibration will scale the new one), `features emg`,
+   `train linear_emg`: a model of other people, for a new person without calibration;
 3. per evaluation person, `myosight calibrate --from` their `training0` round, starting from the base
    (**calibrated**) and with the sEMG CNN trained on the person alone (**calibrated, no base**: whether other
    people's model helps);
@@ -48,6 +49,10 @@ TEST_ROUNDS = ("Test0", "Test1")
 MODELS = ("base", "calibrated", "calibrated_no_base")
 MODEL_TITLES = {"base": "base (other people only)", "calibrated": "calibrated from the base",
                 "calibrated_no_base": "calibrated, no base (sEMG CNN on the person alone)"}
+#: The base model's samples: a 1-s window every 0.1 s of each repetition (about 25,000 of the 22 people's), and
+#: the epochs of its CNN over them.
+BASE_STEP_S = 0.1
+BASE_EPOCHS = 15
 #: LibEMG's usual window (seconds), tried beside myosight's decision window.
 PEER_WINDOW_S = 0.2
 PEER_INCREMENT_S = 0.05
@@ -65,7 +70,7 @@ class PeopleBenchConfig:
     peer: bool = True
     peer_classifiers: Sequence[str] | None = None  # default: every classifier LibEMG ships
     work_dir: Path | None = None
-    base_epochs: int | None = None  # the base CNN's epochs (default: `features emg`'s)
+    base_epochs: int | None = BASE_EPOCHS  # the base CNN's epochs
     top_up: bool = True  # also the next session: a top-up with one cycle of Test0, against none and a new one
 
 
@@ -223,7 +228,8 @@ def base_model(steps: CommandSteps, config: PeopleBenchConfig, sessions: dict[tu
         return bundle
     paths = [str(sessions[(f"P/{person}", "training0")]) for person in config.base_people]
     steps.myosight("base-dataset", "dataset", *paths, "--out", str(out / "data"), "--arms", "right", "--window",
-                   f"{config.window_s:g}", "--clips", "1", "--by", "action", "--train-fraction", "0.9")
+                   f"{config.window_s:g}", "--clips", "1", "--by", "action", "--train-fraction", "0.9",
+                   "--normalise", "subject", "--step", f"{BASE_STEP_S:g}")
     epochs = ["--epochs", str(config.base_epochs)] if config.base_epochs else []
     steps.myosight("base-features", "features", "emg", str(out / "data"), "--cross-fit", "1", "--quiet", *epochs)
     steps.myosight("base-train", "train", "--model", "linear_emg", "--data", str(out / "data"), "--out",

@@ -52,18 +52,24 @@ class Split:
 
 
 def cut_subactions(
-    actions: Iterable[Action], session: str, subject: str | None, length_s: float = 5.0
+    actions: Iterable[Action], session: str, subject: str | None, length_s: float = 5.0,
+    step_s: float | None = None,
 ) -> list[SubAction]:
-    """Cut each action into `length_s`-second sub-actions (see the module docstring for remainders)."""
+    """Cut each action into `length_s`-second sub-actions (see the module docstring for remainders), one every
+    `step_s` seconds (default `length_s`: consecutive; shorter: overlapping, more samples of a short recording)."""
     if length_s <= 0:
         raise ConfigError(f"sub-action length must be positive, got {length_s}")
+    step_s = length_s if step_s is None else step_s
+    if not 0 < step_s <= length_s:
+        raise ConfigError(f"the step between sub-actions must be above 0 and at most their length, got {step_s}")
     out: list[SubAction] = []
     for action in actions:
-        count = int(np.floor(action.duration_s / length_s + 1e-9))
+        count = int(np.floor((action.duration_s - length_s) / step_s + 1e-9)) + 1 \
+            if action.duration_s >= length_s - 1e-9 else 0
         if count == 0 and action.duration_s > 0:
             starts = [action.start_s]
         else:
-            starts = [action.start_s + i * length_s for i in range(count)]
+            starts = [action.start_s + i * step_s for i in range(count)]
         for sub_index, start in enumerate(starts):
             out.append(
                 SubAction(

@@ -130,6 +130,13 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--allow-missing-arm", action="store_true",
                          help="accept sessions without one of the arms (its channels are zeros)")
     add_window_options(dataset)
+    dataset.add_argument("--step", type=options.float_range(0, 60), metavar="SECONDS",
+                         help="a sample every SECONDS within each action (default: one window, consecutive samples); "
+                         "shorter overlaps them, for more samples of short recordings (split --by action then)")
+    dataset.add_argument("--normalise", choices=("pooled", "subject"), default="pooled",
+                         help="whose min-max statistics scale each session's sEMG: everyone's training samples "
+                         "together (default), or each subject's own, as a calibration scales its person (for a base "
+                         "model meant to be calibrated)")
     dataset.add_argument("--preset", choices=tuple(PRESET_HELP), default=LIVE_PRESET,
                          help="sEMG pipeline; " + "; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()))
     dataset.set_defaults(handler=run_dataset)
@@ -275,7 +282,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     manifest = build_emg_dataset(args.sessions, args.out, split_by=args.by, seed=args.seed,
                                  train_fraction=args.train_fraction, subjects=args.subjects,
                                  allow_missing_arm=args.allow_missing_arm, preset=args.preset, arms=args.arms,
-                                 geometry=geometry)
+                                 geometry=geometry, normalise=args.normalise, step_s=args.step)
     split = manifest["split"]
     kind = " (offline: its models cannot run live)" if args.preset != LIVE_PRESET else ""
     print(f"{args.out}: {split['train']} train / {split['test']} test samples, {len(manifest['classes'])} classes; "

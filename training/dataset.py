@@ -33,6 +33,9 @@ from myosight.training.emg_spectrograms import (
 )
 from myosight.training.feature_store import SplitData, write_manifest, write_split
 
+#: Whose statistics scale a session's sEMG in a dataset (see `build_emg_dataset`).
+NORMALISE = ("pooled", "subject")
+
 
 def class_list(labels: Sequence[str]) -> list[str]:
     """The classes present, in the canonical ActionSense order (unknown labels after, sorted)."""
@@ -54,6 +57,8 @@ def build_emg_dataset(
     config: EmgPipelineConfig | None = None,
     geometry: ClipGeometry | None = None,
     arms: Sequence[str] | None = None,
+    normalise: str = "pooled",
+    step_s: float | None = None,
     progress: bool = True,
 ) -> dict:
     """Build a dataset directory (see training.feature_store) and return its manifest.
@@ -61,8 +66,16 @@ def build_emg_dataset(
     `config`, when given, overrides the preset's parameters (its own `preset` field says which pipeline runs).
     `arms` is the armband layout of the dataset (default: every arm the sessions recorded); a session without
     one of its arms is refused unless `allow_missing_arm` (that arm's channels are then zero). `geometry`
-    sets the sample's length and clips (default: the paper's 5 clips of a 5-s sample).
+    sets the sample's length and clips (default: the paper's 5 clips of a 5-s sample). `normalise` says whose
+    min-max statistics scale a session's sEMG (the live preset): "pooled", everyone's training samples together
+    (what the bundle holds, and what a model used without calibration meets), or "subject", each subject's own
+    training samples, as a calibration scales the person it adapts to (a base model meant to be calibrated then
+    learns the inputs it will see; its bundle still holds the pooled statistics). `step_s` cuts a sample every
+    so many seconds (default: one sample length, consecutive; shorter: overlapping samples, more of a short
+    recording; split by action then, or neighbours overlap across the split).
     """
+    if normalise not in NORMALISE:
+        raise ConfigError(f"normalise {normalise!r}: choose from {', '.join(NORMALISE)}")
     config, geometry = config or preset_config(preset), geometry or ClipGeometry()
     check_clip_length(config, geometry.clip_seconds)
     out_dir = Path(out_dir)
@@ -73,7 +86,7 @@ def build_emg_dataset(
             session = ActionSenseSession(path)
             sessions.append(session)
             subactions += cut_subactions(session.activities(), str(Path(path).resolve()), session.subject,
-                                         geometry.sample_seconds)
+                                         geometry.sample_seconds, step_s)
         layout = dataset_arms(sessions, arms, allow_missing_arm)
         if not subactions:
             raise ConfigError("the sessions hold no labelled actions")
@@ -81,9 +94,12 @@ def build_emg_dataset(
         by_session = {str(Path(s.path).resolve()): s for s in sessions}
         normalisation = (EmgNormalisation.full_scale(emg_channels(layout)) if config.offline
                          else _fit_live_normalisation(by_session, split.train, config, geometry, layout, progress))
+        scaling = {key: normalisation for key in by_session}
+        if normalise == "subject" and not config.offline:
+            scaling = _subject_normalisation(by_session, split.train, config, geometry, layout, progress)
         classes = class_list([s.label for s in split.train + split.test])
         parts = {"train": split.train, "test": split.test}
-        computed = {name: _split_arrays(part, by_session, classes, normalisation, config, geometry, layout, progress,
+        computed = {name: _split_arrays(part, by_session, classes, scaling, config, geometry, layout, progress,
                                         name) for name, part in parts.items()}
     finally:
         for session in sessions:
@@ -103,6 +119,8 @@ def build_emg_dataset(
         "emg_pipeline": config.to_dict(),
         "clip_geometry": geometry.to_dict(),
         "emg_normalisation": normalisation.to_dict(),
+        "normalise": normalise,
+        "step_s": step_s,
     }
     write_manifest(out_dir, manifest)
     return manifest
@@ -139,7 +157,23 @@ def _fit_live_normalisation(by_session: dict[str, ActionSenseSession], train: Se
     return fit_normalisation_on_windows([rms[k] for k in keys], train_windows, config)
 
 
-def _split_arrays(part, by_session, classes, normalisation, config, geometry, arms, progress, name) -> SplitData:
+def _subject_normalisation(by_session: dict[str, ActionSenseSession], train: Sequence[SubAction],
+                           config: EmgPipelineConfig, geometry: ClipGeometry, arms: tuple[str, ...],
+                           progress: bool) -> dict[str, EmgNormalisation]:
+    """Each session's scaling: its subject's statistics, from that subject's training samples (a session without a
+    subject is its own)."""
+    groups: dict[str, list[str]] = {}
+    for key, session in by_session.items():
+        groups.setdefault(session.subject or key, []).append(key)
+    scaling = {}
+    for keys in groups.values():
+        members = [s for s in train if s.session in keys]
+        fitted = _fit_live_normalisation({k: by_session[k] for k in keys}, members, config, geometry, arms, False)
+        scaling.update({key: fitted for key in keys})
+    return scaling
+
+
+def _split_arrays(part, by_session, classes, scaling, config, geometry, arms, progress, name) -> SplitData:
     index = {label: i for i, label in enumerate(classes)}
     spectrograms, raw = [], []
     order = []
@@ -152,7 +186,7 @@ def _split_arrays(part, by_session, classes, normalisation, config, geometry, ar
             actions = {action.index: action for action in session.activities()}
             spectrograms.append(offline_subaction_spectrograms(resampled, actions, members, geometry, config))
         else:
-            envelope = session_tracks(session, config, normalisation, arms=arms, allow_missing_arm=True)
+            envelope = session_tracks(session, config, scaling[key], arms=arms, allow_missing_arm=True)
             spectrograms.append(subaction_spectrograms(envelope, members, geometry, config)[0])
         raw.append(subaction_raw_windows(resampled, members, geometry, config))
         order += [(s, session.video_path) for s in members]
