@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from myosight.bench.steps import CommandSteps, running_accuracy
+from myosight.bench.steps import CommandSteps, free_address, running_accuracy
 
 __all__ = ["CalibrateBenchConfig", "benchmark_calibrate", "calibrate_figures", "running_accuracy"]
 
@@ -104,7 +104,8 @@ def _score(steps: CommandSteps, name: str, bundle: Path, session: Path, config: 
     replay_log = steps.work / f"{name}-replay.jsonl"
     started = time.time()
     steps.myosight(f"{name}-replay", "run", "--model", str(bundle), "--source", "replay", str(session), "--speed",
-                   f"{config.replay_speed:g}", "--headless", "--jsonl", str(replay_log), *flags)
+                   f"{config.replay_speed:g}", "--headless", "--jsonl", str(replay_log), "--address", free_address(),
+                   *flags)
     scores = {"replay": running_accuracy(replay_log)}
     first = scores["replay"].pop("first_time")
     if first is not None:  # the first window needs a whole sample of data before it can be predicted
@@ -113,7 +114,7 @@ def _score(steps: CommandSteps, name: str, bundle: Path, session: Path, config: 
         live_log = steps.work / f"{name}-live.jsonl"
         steps.myosight(f"{name}-live", "run", "--model", str(bundle), "--source", "synthetic", "--subject",
                        config.subject, "--headless", "--duration", f"{config.live_seconds:g}", "--jsonl",
-                       str(live_log), *flags)
+                       str(live_log), "--address", free_address(), *flags)
         scores["live"] = running_accuracy(live_log)
         scores["live"].pop("first_time")
     return scores

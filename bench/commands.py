@@ -162,6 +162,11 @@ def _people(args: argparse.Namespace) -> list[dict]:
         config.replay_speed = args.speed
     result = benchmark_people(config, say=lambda step: print(f"bench people: {step}", file=sys.stderr),
                               command=command_line(args))
+    if args.page is not None:
+        from myosight.bench.people import update_page
+
+        print(f"bench people: tables written into {args.page}, results into {update_page(args.page, result)}",
+              file=sys.stderr)
     return people_figures(result)
 
 
@@ -211,6 +216,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--base-people", nargs="+", metavar="NAME",
                         help="people: the pre-training people of the base model (default all 22)")
     parser.add_argument("--no-peer", action="store_true", help="people: leave LibEMG out")
+    parser.add_argument("--page", type=Path, metavar="FILE.md",
+                        help="people: write the tables into this page (between its bench-people markers, as in "
+                        "docs/real-people.md) and the results beside it (results/bench-people.json)")
     parser.add_argument("--speed", type=options.speed, help="people: replay speed of the test rounds (default 16)")
     parser.add_argument("--device", type=options.device, default="cpu",
                         help="i3d, realtime: where the models run (cpu, cuda, cuda:N, mps; default cpu)")

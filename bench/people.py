@@ -17,7 +17,10 @@ would type it:
 5. the peer, LibEMG, installed from the package index in an environment of its own (`bench/peer.py`), is
    trained on the same `training0` round and asked for the same decisions: the window ending at each decision
    time, with its default pipeline (HTD features, LDA) and every classifier it ships, at its usual 200-ms
-   window and at myosight's decision window.
+   window and at myosight's decision window;
+6. the next session: the first cycle of `Test0` (one repetition of each gesture) tops the calibrated model up
+   (`myosight calibrate --update BUNDLE --from CYCLE`), and a new calibration is made on that cycle alone; both are
+   scored on the rest of `Test0` and on `Test1`, beside the model without a top-up.
 
 Two scores per model and person, over both test rounds: **every decision** (the true label at the window's middle,
 as the running accuracy counts it; decisions whose middle falls between two repetitions have none) and the
@@ -38,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from myosight.bench.steps import CommandSteps
+from myosight.bench.steps import CommandSteps, free_address
 from myosight.errors import ConfigError
 
 #: The MyoArmbandDataset's people (its folder names).
@@ -260,7 +263,8 @@ def score_person(steps: CommandSteps, config: PeopleBenchConfig, base: Path, ses
             log.unlink(missing_ok=True)
             steps.myosight(f"{person}-{model}-{round_name}", "run", "--model", str(bundle), "--source", "replay",
                            str(session), "--speed", f"{config.replay_speed:g}", "--hop", f"{config.hop_s:g}",
-                           "--emg-only", "--every-window", "--headless", "--jsonl", str(log))
+                           "--emg-only", "--every-window", "--headless", "--jsonl", str(log), "--address",
+                           free_address())
             decisions[model][round_name] = read_decisions(log, session, config.window_s)
             result.rounds[f"{model}/{round_name}"] = decisions[model][round_name].scores()
         result.models[model] = _pooled(list(decisions[model].values()))
@@ -308,7 +312,8 @@ def score_top_up(steps: CommandSteps, config: PeopleBenchConfig, base: Path, ses
             log.unlink(missing_ok=True)
             steps.myosight(f"{person}-{model}-{round_name}", "run", "--model", str(out / model / "bundle.safetensors"),
                            "--source", "replay", str(session), "--speed", f"{config.replay_speed:g}", "--hop",
-                           f"{config.hop_s:g}", "--emg-only", "--every-window", "--headless", "--jsonl", str(log))
+                           f"{config.hop_s:g}", "--emg-only", "--every-window", "--headless", "--jsonl", str(log),
+                           "--address", free_address())
             rounds[round_name] = read_decisions(log, session, config.window_s)
         scored[model] = {"Test0 rest": rounds["Test0"].after(rest_from).scores(), "Test1": rounds["Test1"].scores()}
     return scored
@@ -547,3 +552,30 @@ def people_markdown(result: dict) -> str:
             parts = top_up.get(model, {})
             lines.append(f"| {title} | {_percent(parts.get('Test0 rest'))} | {_percent(parts.get('Test1'))} |")
     return "\n".join(lines) + "\n"
+
+
+PAGE_START = "<!-- bench-people:start"
+PAGE_END = "<!-- bench-people:end -->"
+RESULTS_NAME = "bench-people.json"
+
+
+def page_section(page: str) -> str:
+    """The generated part of a documentation page: what lies between its bench-people markers."""
+    if PAGE_START not in page or PAGE_END not in page:
+        raise ConfigError(f"the page has no {PAGE_START} ... {PAGE_END} markers for the people tables")
+    return page.split(PAGE_START, 1)[1].split("-->", 1)[1].split(PAGE_END, 1)[0]
+
+
+def update_page(page: Path, result: dict) -> Path:
+    """Write a run's tables into `page` (between its markers) and its results beside it, as
+    `results/bench-people.json`: the figures the page shows then always come from the file next to it."""
+    from myosight.paths import write_text_replacing
+
+    text = page.read_text(encoding="utf-8")
+    section = page_section(text)
+    head, tail = text.split(section, 1)
+    write_text_replacing(page, head + "\n" + people_markdown(result) + tail)
+    results = page.parent / "results" / RESULTS_NAME
+    results.parent.mkdir(parents=True, exist_ok=True)
+    write_text_replacing(results, json.dumps(result, indent=1) + "\n")
+    return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,14 @@ class CommandSteps:
         """Run a command given `--json` and return the JSON object it printed last."""
         out = self.myosight(name, *args, timeout_s=timeout_s).stdout
         return json.loads(out[out.index("{"):])
+
+
+def free_address() -> str:
+    """A loopback ZeroMQ address whose port was free a moment ago: each `myosight run` of a benchmark publishes on
+    its own, so that a benchmark beside another myosight (or another benchmark) does not collide on the default."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def running_accuracy(jsonl: Path) -> dict:

@@ -30,7 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 DESCRIPTION = """\
-myosight recognises kitchen actions live from a head-mounted camera and two Myo sEMG armbands,
+myosight recognises kitchen actions live from a head-mounted camera and one or two Myo sEMG armbands,
 fusing frozen I3D video features with sEMG spectrogram-CNN features.
 
 Typical first steps:
@@ -41,6 +41,8 @@ Typical first steps:
   myosight report --data data/            train and evaluate the paper's heads (on the live sEMG pipeline
                                           unless the dataset was built with --preset paper)
   myosight run --model BUNDLE --source replay <file>.hdf5
+  myosight calibrate --source synthetic --out me/ --headless   a model adapted to a new person (--update: next day)
+  myosight import myoarmband PATH --out people/   other people's recordings as sessions
   myosight record --source live --out sessions/   record a live source (with labels from the viewer)
 """
 

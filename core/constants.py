@@ -1,13 +1,13 @@
 """The constants every layer of myosight shares, defined once.
 
-The set-up (two armbands of 8 sEMG channels) and the clip geometry defaults (the paper's 5 clips of a
+The armbands (8 sEMG channels each, one or two of them: `myosight.arms`) and the clip geometry defaults (the paper's 5 clips of a
 5-s sample; I3D's 16 frames at 25 fps, short side 256, centre crop 224) are decided here; everything
 else reads them from here or from a `ClipGeometry` that was built from them.
 """
 
 from __future__ import annotations
 
-#: The two armbands, in channel order: channels 0-7 are the left arm's, 8-15 the right arm's.
+#: The armbands, in channel order: with both, channels 0-7 are the left arm's, 8-15 the right arm's.
 ARMS: tuple[str, str] = ("left", "right")
 #: sEMG channels of one Myo armband.
 CHANNELS_PER_ARM = 8

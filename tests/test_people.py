@@ -101,3 +101,16 @@ def test_bench_people_on_two_people(shared_dir: Path, tmp_path: Path) -> None:
     names = {figure["name"] for figure in people_figures(result)}
     assert {"people.calibrated.inside", "people.libemg_best.inside", "people.libemg_default.every"} <= names
     assert (Path(result["work_dir"]) / "bench-people.json").is_file()
+
+
+def test_the_real_people_page_shows_the_figures_of_its_results_file() -> None:
+    """docs/real-people.md's tables are generated from docs/results/bench-people.json (`bench people --page`):
+    the same figures cannot be quoted two ways."""
+    from conftest import REPO_ROOT
+
+    from myosight.bench.people import RESULTS_NAME, page_section, people_markdown
+
+    page = (REPO_ROOT / "docs" / "real-people.md").read_text(encoding="utf-8")
+    result = json.loads((REPO_ROOT / "docs" / "results" / RESULTS_NAME).read_text(encoding="utf-8"))
+    assert page_section(page).strip() == people_markdown(result).strip()
+    assert result["date"] in page and result["machine"]["cpu"] in page
