@@ -138,6 +138,8 @@ def _calibrate(args: argparse.Namespace) -> list[dict]:
 
     config = CalibrateBenchConfig(live_seconds=args.seconds or 90.0, input_sizes=tuple(args.input_size or (112,)),
                                   work_dir=args.work_dir)
+    if args.subject is not None:
+        config.subject = args.subject
     result = benchmark_calibrate(config, say=lambda step: print(f"bench calibrate: {step}", file=sys.stderr))
     if args.work_dir is not None:
         (Path(args.work_dir) / "bench-calibrate.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -209,6 +211,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="calibrate: the I3D input sizes to calibrate at (default 112)")
     parser.add_argument("--work-dir", type=Path, help="calibrate, people: keep the sessions, bundles and logs here "
                         "(people: a second run into the same folder reuses the imported sessions and the base model)")
+    parser.add_argument("--subject", metavar="ID",
+                        help="calibrate: the unseen synthetic person to calibrate (default S09; never S04, S07, S08, "
+                        "the demo model's)")
     parser.add_argument("--data", type=Path, metavar="PATH",
                         help="people: the MyoArmbandDataset (its .npz, or the folder with EvaluationDataset/ and "
                         "PreTrainingDataset/)")
@@ -306,6 +311,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["myosight", "bench", *args.names]
     if getattr(args, "input_size", None):
         parts += ["--input-size", *map(str, args.input_size)]
+    if getattr(args, "subject", None) is not None:
+        parts += ["--subject", args.subject]
     if getattr(args, "data", None) is not None:
         parts += ["--data", str(args.data)]
     for option in ("people", "base_people"):

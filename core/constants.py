@@ -1,8 +1,8 @@
 """The constants every layer of myosight shares, defined once.
 
-The armbands (8 sEMG channels each, one or two of them: `myosight.arms`) and the clip geometry defaults (the paper's 5 clips of a
-5-s sample; I3D's 16 frames at 25 fps, short side 256, centre crop 224) are decided here; everything
-else reads them from here or from a `ClipGeometry` that was built from them.
+The armbands (8 sEMG channels each, one or two of them: `myosight.arms`) and the clip geometry defaults
+(the paper's 5 clips of a 5-s sample; I3D's 16 frames at 25 fps, short side 256, centre crop 224) are
+decided here; everything else reads them from here or from a `ClipGeometry` that was built from them.
 """
 
 from __future__ import annotations
