@@ -68,13 +68,14 @@ class WindowCalibration:
         spec = controller.source_spec
         if spec is None or not controller.source_ready:
             raise ConfigError("start a source first (Source, below): the calibration records it")
-        if request.top_up is None and not controller.worker.bundle:
+        bundle = controller.worker.bundle
+        if request.top_up is None and not bundle:
             raise ConfigError("choose the model to adapt first (Model, below)")
         self.prompted = spec.kind == "synthetic"
         if request.speed != 1.0 and not self.prompted:
             raise ConfigError("only a synthetic person can perform faster than real time")
         self.controller, self.request = controller, request
-        self.base = request.top_up.base if request.top_up is not None else Path(controller.worker.bundle)
+        self.base = request.top_up.base if request.top_up is not None else Path(str(bundle))
         labels = unique_source_name("cal")
         clock = SourceClock.starting_now(request.speed)
         self.source = self._prompted_source(spec, labels, clock) if self.prompted else spec

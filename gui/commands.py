@@ -79,7 +79,7 @@ def _options(args: argparse.Namespace):
         arms = bundle_arms(bundle) if bundle else None
         source = source_spec_from_args(args, f"gui{os.getpid()}", geometry.crop_size, model_arms=arms)
         source.video = True  # the window shows the camera even when the model reads sEMG only
-        if arms is not None:
+        if arms is not None and bundle is not None:
             require_model_arms(arms, source, allow_missing_arm=args.allow_missing_arm, model=bundle)
     return ViewerOptions(source=source, worker=worker, address=args.address, connect=args.connect,
                          streams=args.streams, duration_s=args.duration, screenshot=args.screenshot,

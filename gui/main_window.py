@@ -362,7 +362,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """The calibrated model to top up, from a file dialog that starts at the live model when it is a calibrated
         one (tests replace this method, as `ask_xdf_arms`)."""
         live = self.controller.worker.bundle if self.controller is not None else None
-        start = live if is_calibrated(live) else self.calibrated_bundle or ""
+        start = live if live is not None and is_calibrated(live) else self.calibrated_bundle or ""
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Calibrated model to top up", start,
                                                         "Bundles (*.safetensors)")
         return path or None
