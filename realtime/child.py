@@ -21,15 +21,12 @@ from myosight.processes import RunSpec
 
 log = logging.getLogger(__name__)
 
-#: Seconds of sEMG the worker's inlets hold when it decides every window of a replay faster than real time: the
-#: replay goes on while the worker loads its models (a few seconds: a minute of data at 16 times real time).
-EVERY_WINDOW_BUFFER_S = 600
-
 
 def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     """Child target (see `myosight.processes`): the live worker on the spec's source until `stop`."""
     from myosight.models.bundle_header import bundle_arms
     from myosight.realtime.sources import SourceInlets
+    from myosight.realtime.worker import EVERY_WINDOW_BUFFER_S
 
     started = time.monotonic()
     run = RunSpec.from_dict(spec)

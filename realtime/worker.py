@@ -25,7 +25,7 @@ from myosight.capture.streams import parse_marker
 from myosight.errors import StreamError
 from myosight.models.bundle import Bundle
 from myosight.models.clips import ClipGeometry, resolve_geometry
-from myosight.realtime.live import EmgLiveBuffer, FrameRing, LivePredictor, Prediction
+from myosight.realtime.live import FRAME_RING_CAPACITY, EmgLiveBuffer, FrameRing, LivePredictor, Prediction
 from myosight.realtime.messages import (
     HealthMessage,
     KineticsTop,
@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 #: of a replay faster than real time, it may be that far behind (model loading at the start, a busy machine).
 LIVE_KEEP_S = 30.0
 EVERY_WINDOW_KEEP_S = 300.0
+#: Seconds of sEMG the worker's inlets hold when it decides every window of a replay faster than real time: the
+#: replay goes on while the worker loads its models (a few seconds: a minute of data at 16 times real time).
+EVERY_WINDOW_BUFFER_S = 600
+#: Seconds of video frames kept when deciding every window (frames are large: 30 s of 224-px frames at 30 fps
+#: take 135 MB); a worker further behind than this decides its windows without their video.
+EVERY_WINDOW_VIDEO_KEEP_S = 30.0
 
 
 @dataclass
@@ -149,7 +155,8 @@ class Worker:
         if inlets is None:
             inlets = SourceInlets.open(config.source, video=wants_video, arms=bundle.arms,
                                        allow_missing_arm=config.allow_missing_arm,
-                                       first_timeout_s=config.resolve_timeout_s, lost_after_s=config.lost_after_s)
+                                       first_timeout_s=config.resolve_timeout_s, lost_after_s=config.lost_after_s,
+                                       emg_buffer_s=EVERY_WINDOW_BUFFER_S if config.every_window else None)
         elif not wants_video:
             inlets.drop_video()
         if set(inlets.emg) - set(bundle.arms) or (inlets.missing_arms and not config.allow_missing_arm):
@@ -167,7 +174,8 @@ class Worker:
             self.frames: FrameRing | None = None
             i3d = None
             if self.video_inlet is not None:
-                self.frames = FrameRing(_checked_frame_shape(self.video_inlet, self.geometry))
+                self.frames = FrameRing(_checked_frame_shape(self.video_inlet, self.geometry),
+                                        capacity=self._frame_capacity(self.video_inlet))
                 i3d = load_live_i3d(bundle, self.geometry, use_compile=config.use_compile, device=config.device,
                                     precision=config.precision)
         except BaseException:
@@ -188,6 +196,13 @@ class Worker:
         self._ready_since: dict[float, float] = {}
         self._next_health = 0.0
         self.nonfinite_predictions = 0  # windows withheld because their probabilities were not finite
+
+    def _frame_capacity(self, video: LiveInlet) -> int:
+        """Live, the ring holds the last seconds a window needs; deciding every window, as many as the video
+        stream sends in EVERY_WINDOW_VIDEO_KEEP_S (the worker may be that far behind)."""
+        if not self.config.every_window:
+            return FRAME_RING_CAPACITY
+        return max(FRAME_RING_CAPACITY, math.ceil(EVERY_WINDOW_VIDEO_KEEP_S * (video.nominal_rate or 30.0)))
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_windows: int | None = None) -> None:

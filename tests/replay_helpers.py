@@ -16,7 +16,7 @@ from myosight.realtime.worker import Worker, WorkerConfig
 
 def run_replay_through_worker(session: Path, bundle_path: Path, *, speed: float, emg_only: bool = True,
                               max_seconds: float | None = None, resolve_timeout_s: float = 5.0, hop_s: float = 1.0,
-                              allow_missing_arm: bool = False):
+                              allow_missing_arm: bool = False, every_window: bool = False):
     """Replay a session over LSL into a worker; collect what a ZeroMQ subscriber receives."""
     source = unique_source()
     replay = SessionReplay(session, speed=speed, source=source, include_video=not emg_only, max_seconds=max_seconds)
@@ -25,7 +25,8 @@ def run_replay_through_worker(session: Path, bundle_path: Path, *, speed: float,
     subscriber = ResultSubscriber(publisher.address)
     worker = Worker(load_bundle(bundle_path), WorkerConfig(source=source, emg_only=emg_only, hop_s=hop_s,
                                                           resolve_timeout_s=resolve_timeout_s,
-                                                          allow_missing_arm=allow_missing_arm), publisher)
+                                                          allow_missing_arm=allow_missing_arm,
+                                                          every_window=every_window), publisher)
     # the subscription is live once a health message gets through
     assert wait_for(lambda: (publisher.send("health", {}), subscriber.receive(timeout_ms=20))[1] is not None, 10)
     stop = threading.Event()
