@@ -514,9 +514,9 @@ def people_markdown(result: dict) -> str:
     summary = result["summary"]
     peer = result.get("peer_version") or {}
     lines = [f"Measured {result['date']} with `{result['command']}` on {machine_line(result['machine'])}; "
-             f"{len(result['people'])} people; LibEMG {peer.get('libemg', '-')} (scikit-learn "
-             f"{peer.get('scikit-learn', peer.get('sklearn', '-'))}) in its own environment. Accuracy in %, mean ± std "
-             "over the people (range).", "",
+             f"{len(result['people'])} people; LibEMG {peer.get('libemg_version', '-')} "
+             f"(`{peer.get('requirement', '-')}`) in its own environment. Accuracy in %, mean ± std over the people "
+             "(range).", "",
              "| model | inside one repetition | every decision |", "| --- | ---: | ---: |"]
     for model in MODELS:
         scores = summary["models"][model]
@@ -572,8 +572,9 @@ def update_page(page: Path, result: dict) -> Path:
     from myosight.paths import write_text_replacing
 
     text = page.read_text(encoding="utf-8")
-    section = page_section(text)
-    head, tail = text.split(section, 1)
+    page_section(text)  # the markers are there
+    opening_end = text.index("-->", text.index(PAGE_START)) + len("-->")
+    head, tail = text[:opening_end], text[text.index(PAGE_END, opening_end):]
     write_text_replacing(page, head + "\n" + people_markdown(result) + tail)
     results = page.parent / "results" / RESULTS_NAME
     results.parent.mkdir(parents=True, exist_ok=True)

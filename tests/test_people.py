@@ -114,3 +114,21 @@ def test_the_real_people_page_shows_the_figures_of_its_results_file() -> None:
     result = json.loads((REPO_ROOT / "docs" / "results" / RESULTS_NAME).read_text(encoding="utf-8"))
     assert page_section(page).strip() == people_markdown(result).strip()
     assert result["date"] in page and result["machine"]["cpu"] in page
+
+
+def test_the_tables_go_between_the_markers_and_nowhere_else(tmp_path: Path) -> None:
+    """update_page replaces only what lies between the markers (an empty section included), run after run."""
+    from conftest import REPO_ROOT
+
+    from myosight.bench.people import PAGE_END, RESULTS_NAME, page_section, people_markdown, update_page
+
+    result = json.loads((REPO_ROOT / "docs" / "results" / RESULTS_NAME).read_text(encoding="utf-8"))
+    page = tmp_path / "people.md"
+    before, after = "# Title\n\nText before.\n\n", "\nText after.\n"
+    page.write_text(f"{before}<!-- bench-people:start (generated) -->\n{PAGE_END}{after}", encoding="utf-8")
+    for _ in range(2):
+        results = update_page(page, result)
+        text = page.read_text(encoding="utf-8")
+        assert text.startswith(before + "<!-- bench-people:start (generated) -->") and text.endswith(PAGE_END + after)
+        assert page_section(text).strip() == people_markdown(result).strip()
+    assert json.loads(results.read_text(encoding="utf-8")) == result
