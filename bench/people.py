@@ -540,6 +540,7 @@ def people_markdown(result: dict) -> str:
         ours = " | ".join(_one(person["models"].get(m, {}).get("inside")) for m in MODELS)
         theirs = " | ".join(_one(row["inside"] if row else None) for row in (default, best))
         lines.append(f"| {person['person']} | {ours} | {theirs} |")
+    lines += ["", _head_to_head(result)]
     times = summary["adapt_s"]
     spent = "; ".join(f"{model.replace('_', ' ')} {t['mean']:.0f} (max {t['max']:.0f})" for model, t in times.items())
     lines += ["", "From the end of the recording to the bundle written (`myosight calibrate --from`, seconds): "
@@ -552,6 +553,24 @@ def people_markdown(result: dict) -> str:
             parts = top_up.get(model, {})
             lines.append(f"| {title} | {_percent(parts.get('Test0 rest'))} | {_percent(parts.get('Test1'))} |")
     return "\n".join(lines) + "\n"
+
+
+def _head_to_head(result: dict) -> str:
+    """Calibrated against LibEMG's best pipeline, person by person, on the decisions inside one repetition."""
+    best = result["summary"].get("peer_best")
+    pairs = []
+    for person in result["people"]:
+        ours = person["models"].get("calibrated", {}).get("inside")
+        theirs = next((row["inside"] for row in person["peer"]
+                       if f"{row['classifier']} @ {row['window_s']:g} s" == best), None)
+        if ours is not None and theirs is not None:
+            pairs.append(100 * (ours - theirs))
+    if not pairs:
+        return "No person has both a calibrated model's and LibEMG's best score."
+    ahead, level = sum(d >= 0.05 for d in pairs), sum(abs(d) < 0.05 for d in pairs)
+    return (f"Calibrated against LibEMG's best ({best}), inside one repetition: ahead on {ahead} of {len(pairs)} "
+            f"people, level on {level}, behind on {len(pairs) - ahead - level}; difference {np.mean(pairs):+.1f} "
+            f"points on average (from {min(pairs):+.1f} to {max(pairs):+.1f}).")
 
 
 PAGE_START = "<!-- bench-people:start"
