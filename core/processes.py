@@ -265,6 +265,20 @@ class Child:
         return f"{what} stopped with exit code {self.exitcode}"
 
 
+def _finish_path_changing_imports() -> None:
+    """Import OpenCV before any child is spawned, and before the threads that read video start. OpenCV's loader
+    puts its own folder on `sys.path` while it imports, and a spawned child starts from the parent's `sys.path`
+    of that moment: a child spawned while another thread (a replay's video, a camera) imports OpenCV for the
+    first time finds OpenCV's `typing` before the standard library's and dies on its first import. Done when
+    this module is imported (by whatever will spawn, in its main thread, before its threads), and again, a
+    no-op then, before each spawn."""
+    with contextlib.suppress(ImportError):  # an install without OpenCV spawns nothing that reads video
+        import cv2  # noqa: F401
+
+
+_finish_path_changing_imports()
+
+
 class ProcessGroup:
     """The children of one command or window, by role ("source", "worker", "recorder")."""
 
@@ -278,6 +292,7 @@ class ProcessGroup:
             raise RuntimeError(f"a {role} process is already running")
         stop, ready = self.context.Event(), self.context.Event()
         errors, error_writer = self.context.Pipe(duplex=False)
+        _finish_path_changing_imports()
         process = self.context.Process(target=child_main, args=(target, spec, stop, ready, error_writer),
                                        name=f"myosight-{role}")
         with _ctrl_c_ignored():

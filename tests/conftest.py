@@ -12,6 +12,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MYOSIGHT_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def child_environment(*first: Path) -> dict[str, str]:
+    """The environment of a Python child whose path starts with `first` (a folder with a sitecustomize): only
+    those on PYTHONPATH, never the parent's sys.path, which a package such as OpenCV extends with its own folder
+    (whose `typing` then shadows the standard library's in the child). myosight itself is installed."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return {**env, "PYTHONPATH": os.pathsep.join(str(folder) for folder in first), "PYTHONUNBUFFERED": "1"}
 REAL = SHARED / "actionsense" / "real"
 
 

@@ -11,7 +11,6 @@ command there says in one line which extra it needs.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyxdf
+from conftest import child_environment
 from lsl_helpers import unique_source
 
 from myosight.capture.xdf_format import check_xdf
@@ -42,7 +42,7 @@ def lean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("lean")
     (folder / "sitecustomize.py").write_text(
         f"import sys\nfor name in {NOT_IN_CAPTURE!r}:\n    sys.modules[name] = None  # as if not installed\n")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), *sys.path]), "PYTHONUNBUFFERED": "1"}
+    return child_environment(folder)
 
 
 def _myosight(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyxdf
+from conftest import child_environment
 from lsl_helpers import unique_source
 
 from myosight import paths, processes
@@ -69,7 +70,7 @@ def windows_like(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of a simulated run."""
     folder = tmp_path_factory.mktemp("windows-like")
     (folder / "sitecustomize.py").write_text(WINDOWS_LIKE)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), *sys.path]), "PYTHONUNBUFFERED": "1"}
+    return child_environment(folder)
 
 
 def _python(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
