@@ -159,7 +159,7 @@ def _people(args: argparse.Namespace) -> list[dict]:
         raise ConfigError("bench people needs the MyoArmbandDataset: --data PATH (its .npz or its original folder)")
     config = PeopleBenchConfig(data=args.data, people=tuple(args.people or EVALUATION_PEOPLE),
                                base_people=tuple(args.base_people or PRETRAINING_PEOPLE), peer=not args.no_peer,
-                               work_dir=args.work_dir)
+                               work_dir=args.work_dir, top_up=not args.no_top_up)
     if args.speed is not None:
         config.replay_speed = args.speed
     result = benchmark_people(config, say=lambda step: print(f"bench people: {step}", file=sys.stderr),
@@ -210,7 +210,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=options.pixels, nargs="+", metavar="PIXELS",
                         help="calibrate: the I3D input sizes to calibrate at (default 112)")
     parser.add_argument("--work-dir", type=Path, help="calibrate, people: keep the sessions, bundles and logs here "
-                        "(people: a second run into the same folder reuses the imported sessions and the base model)")
+                        "(people: a second run into the same folder reuses the imported sessions, the base model and "
+                        "the people an earlier run scored with the same settings)")
     parser.add_argument("--subject", metavar="ID",
                         help="calibrate: the unseen synthetic person to calibrate (default S09; never S04, S07, S08, "
                         "the demo model's)")
@@ -221,6 +222,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--base-people", nargs="+", metavar="NAME",
                         help="people: the pre-training people of the base model (default all 22)")
     parser.add_argument("--no-peer", action="store_true", help="people: leave LibEMG out")
+    parser.add_argument("--no-top-up", action="store_true",
+                        help="people: leave the next session (a top-up against none and a new calibration) out")
     parser.add_argument("--page", type=Path, metavar="FILE.md",
                         help="people: write the tables into this page (between its bench-people markers, as in "
                         "docs/real-people.md) and the results beside it (results/bench-people.json)")

@@ -43,6 +43,7 @@ import numpy as np
 
 from myosight.bench.steps import CommandSteps, free_address
 from myosight.errors import ConfigError
+from myosight.paths import write_text_replacing
 
 #: The MyoArmbandDataset's people (its folder names).
 EVALUATION_PEOPLE = ("Female0", "Female1", *(f"Male{i}" for i in range(16)))
@@ -193,17 +194,74 @@ def benchmark_people(config: PeopleBenchConfig, say: Callable[[str], None] = pri
     sessions = import_people(steps, config, work / "sessions")
     base = base_model(steps, config, sessions, work / "base")
     environment = _peer_environment(config, say)
-    people = [score_person(steps, config, base, sessions, person, work / person, environment)
-              for person in config.people]
-    result = {"date": date.today().isoformat(), "command": command, "machine": machine, "work_dir": str(work),
-              "config": {**asdict(config), "data": str(config.data), "work_dir": str(work)},
-              "people": [asdict(p) for p in people], "summary": summarise(people),
-              "seconds": time.monotonic() - started, "timings": steps.timings}
-    if environment is not None:
-        result["peer_version"] = environment.stamp_contents()
-    (work / "bench-people.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    earlier = earlier_people(work / RESULTS_NAME, config)
+    people: list[PersonResult] = []
+    result: dict = {}
+    for person in config.people:
+        if person in earlier:
+            say(f"{person}: scored by an earlier run into {work} with the same settings, kept")
+            people.append(earlier[person])
+            steps.timings.update(earlier.timings_of(person))
+        else:
+            people.append(score_person(steps, config, base, sessions, person, work / person, environment))
+        result = {"date": date.today().isoformat(), "command": command, "machine": machine, "work_dir": str(work),
+                  "config": _settings(config, work), "people": [asdict(p) for p in people],
+                  "summary": summarise(people), "seconds": time.monotonic() - started + earlier.seconds_of(people),
+                  "timings": steps.timings, "complete": len(people) == len(config.people),
+                  "kept_from_earlier_run": [p.person for p in people if p.person in earlier]}
+        if environment is not None:
+            result["peer_version"] = environment.stamp_contents()
+        # after every person: an interrupted run keeps what it measured, and the next run goes on from there
+        write_text_replacing(work / RESULTS_NAME, json.dumps(result, indent=2))
     (work / "bench-people.md").write_text(people_markdown(result), encoding="utf-8")
     return result
+
+
+#: The settings that must agree for an earlier run's person to be kept (the people themselves may differ).
+RESUMABLE_SETTINGS = ("data", "base_people", "window_s", "hop_s", "replay_speed", "peer", "peer_classifiers",
+                      "base_epochs")
+
+
+def _settings(config: PeopleBenchConfig, work: Path) -> dict:
+    settings = {**asdict(config), "data": str(config.data), "work_dir": str(work)}
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
+
+
+class EarlierPeople(dict):
+    """The people an earlier run into the same folder scored with the same settings, by name, with that run's
+    step timings (a two-hour run of 18 people need not start again after an interruption or to add people)."""
+
+    def __init__(self, people: dict[str, PersonResult], run: dict | None = None) -> None:
+        super().__init__(people)
+        self.run = run or {}
+
+    def timings_of(self, person: str) -> dict[str, float]:
+        return {step: seconds for step, seconds in self.run.get("timings", {}).items()
+                if step.startswith(f"{person}-")}
+
+    def seconds_of(self, people: Sequence[PersonResult]) -> float:
+        """The earlier run's time spent on the kept people (its step timings), so that the total stays the
+        time the people took."""
+        return sum(sum(self.timings_of(p.person).values()) for p in people if p.person in self)
+
+
+def earlier_people(path: Path, config: PeopleBenchConfig) -> EarlierPeople:
+    """The people of `path` (an earlier run's results) that this run can keep: same settings, and the next
+    session measured where this run measures it."""
+    if not path.is_file():
+        return EarlierPeople({})
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        settings, wanted = run["config"], _settings(config, path.parent)
+        settings["data"], wanted["data"] = (str(Path(s["data"]).resolve()) for s in (settings, wanted))
+        if any(settings.get(key) != wanted.get(key) for key in RESUMABLE_SETTINGS):
+            return EarlierPeople({})
+        people = {entry["person"]: PersonResult(**entry) for entry in run["people"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return EarlierPeople({})  # not a results file of this benchmark: measured again, never trusted
+    if config.top_up:
+        people = {name: person for name, person in people.items() if person.top_up}
+    return EarlierPeople({name: person for name, person in people.items() if name in config.people}, run)
 
 
 def import_people(steps: CommandSteps, config: PeopleBenchConfig, out: Path) -> dict[tuple[str, str], Path]:
@@ -588,8 +646,6 @@ def page_section(page: str) -> str:
 def update_page(page: Path, result: dict) -> Path:
     """Write a run's tables into `page` (between its markers) and its results beside it, as
     `results/bench-people.json`: the figures the page shows then always come from the file next to it."""
-    from myosight.paths import write_text_replacing
-
     text = page.read_text(encoding="utf-8")
     page_section(text)  # the markers are there
     opening_end = text.index("-->", text.index(PAGE_START)) + len("-->")

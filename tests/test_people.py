@@ -4,6 +4,7 @@ LibEMG; and the scoring it rests on, checked on logs made by hand."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,37 @@ def test_the_tables_go_between_the_markers_and_nowhere_else(tmp_path: Path) -> N
         assert text.startswith(before + "<!-- bench-people:start (generated) -->") and text.endswith(PAGE_END + after)
         assert page_section(text).strip() == people_markdown(result).strip()
     assert json.loads(results.read_text(encoding="utf-8")) == result
+
+
+def test_a_run_keeps_the_people_an_earlier_run_scored_with_the_same_settings(tmp_path: Path) -> None:
+    """A second run into the same folder goes on from the first (an interrupted 18-person run, or more people):
+    it keeps the people scored under the same settings, and only those."""
+    from dataclasses import replace
+
+    from conftest import REPO_ROOT
+
+    from myosight.bench.people import RESULTS_NAME, PeopleBenchConfig, earlier_people
+
+    earlier = json.loads((REPO_ROOT / "docs" / "results" / RESULTS_NAME).read_text(encoding="utf-8"))
+    path = tmp_path / RESULTS_NAME
+    path.write_text(json.dumps(earlier), encoding="utf-8")
+    scored = [p["person"] for p in earlier["people"]]
+    settings = earlier["config"]
+    config = PeopleBenchConfig(data=Path(settings["data"]), people=(*scored, "Male15"),
+                               base_people=tuple(settings["base_people"]), replay_speed=settings["replay_speed"])
+    kept = earlier_people(path, config)
+    assert sorted(kept) == sorted(scored) and "Male15" not in kept
+    assert kept[scored[0]].models == earlier["people"][0]["models"]
+    timings = kept.timings_of(scored[0])
+    assert timings and all(step.startswith(f"{scored[0]}-") for step in timings)
+    assert sorted(earlier_people(path, replace(config, people=scored[:1]))) == scored[:1]
+    relative = Path(os.path.relpath(settings["data"]))
+    assert sorted(earlier_people(path, replace(config, data=relative))) == sorted(scored)  # the same file
+    assert not earlier_people(path, replace(config, replay_speed=settings["replay_speed"] / 2))  # other settings
+    assert not earlier_people(path, replace(config, base_people=tuple(settings["base_people"][:3])))
+    earlier["people"][0]["top_up"] = {}
+    path.write_text(json.dumps(earlier), encoding="utf-8")
+    assert scored[0] not in earlier_people(path, config)  # the next session is wanted and was not measured
+    assert scored[0] in earlier_people(path, replace(config, top_up=False))
+    path.write_text("{not json", encoding="utf-8")
+    assert not earlier_people(path, config)  # never trusted: measured again
