@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from myosight import options
+from myosight.capture.choice import add_choice_options
 from myosight.capture.replay_control import DEFAULT_CONTROL_ADDRESS
 from myosight.constants import I3D_CROP
 from myosight.processes import ignore_file_size_signal, stop_on_signals
@@ -67,6 +68,8 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
                      help="EMG mode: raw (unfiltered) or the armband's filtered EMG, both 200 Hz (default raw)")
     myo.add_argument("--left-port", help="pyomyo: serial port of the left arm's dongle (default: auto-detect)")
     myo.add_argument("--right-port", help="pyomyo: serial port of the right arm's dongle")
+    myo.add_argument("--source", default="myo", help="LSL source name (stream source ids myosight-NAME-emg-left/right; "
+                     "default myo); a second armband program needs its own")
     myo.set_defaults(handler=run_myo)
 
     camera = subparsers.add_parser(
@@ -87,6 +90,17 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     camera.add_argument("--source", default="camera", help="LSL source name (stream source id myosight-NAME-video; "
                         "default camera); a second camera needs its own")
     camera.set_defaults(handler=run_camera)
+
+    streams = subparsers.add_parser(
+        "streams", help="list every LSL stream in reach: role, source, rate, channels, host",
+        description="List the LSL streams on the network (as LabRecorder does): for myosight's, the role (EMG of "
+        "each arm, video, labels) and the source that publishes it, the names a consumer takes with --source, "
+        "--emg, --video and --labels; other programs' streams too (`myosight lsl-emg` relays an EMG one).",
+    )
+    streams.add_argument("--wait", type=options.seconds, default=1.0, metavar="SECONDS",
+                         help="how long to listen for streams (default 1)")
+    streams.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    streams.set_defaults(handler=run_streams)
 
     bench = subparsers.add_parser(
         "camera-throughput",
@@ -117,19 +131,19 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     record = subparsers.add_parser(
         "record",
         help="record a source's LSL streams into a session file (HDF5 + world video) and/or an XDF file",
-        description="Record the LSL streams of a source (myosight-NAME-emg-left/right, -video, -labels) and the "
-        "label markers of --label-source into an ActionSense-layout session in --out: the HDF5 file plus the "
-        "world-camera mp4 beside it, read back by every myosight command. The file is flushed every "
-        "--flush-every seconds: a crash loses at most that, and `--recover` rebuilds the video after one "
-        "(unfinished sessions in --out are recovered when recording starts). With --format xdf the streams go, "
-        "as they came, into an XDF file as LabRecorder writes it (pyxdf, MNE, EEGLAB and `myosight replay` read "
-        "it) instead; with --format both into both files. --stream adds other LSL streams. Ctrl-C stops.",
+        description="Record the LSL streams of one source or several (EMG of each arm, video, labels; the "
+        "armbands from `myosight myo` and the camera from `myosight camera` are two sources) into an "
+        "ActionSense-layout session in --out: the HDF5 file plus the world-camera mp4 beside it, read back by every "
+        "myosight command. The markers of the labels role (--labels; --label-source is its old name) become the "
+        "activity rows. The file is flushed every --flush-every seconds: a crash loses at most that, and `--recover` "
+        "rebuilds the video after one (unfinished sessions in --out are recovered when recording starts). With "
+        "--format xdf the streams go, as they came, into an XDF file as LabRecorder writes it (pyxdf, MNE, EEGLAB "
+        "and `myosight replay` read it) instead; with --format both into both files. --stream adds other LSL "
+        "streams. Ctrl-C stops.",
     )
-    record.add_argument("--source", help="LSL source name to record (its streams are myosight-NAME-*)")
+    add_choice_options(record, what="record")
     record.add_argument("--out", type=Path, help="folder for the session (created if missing)")
-    record.add_argument("--label-source", default="gui",
-                        help="source whose label markers become the activity rows (default gui: the desktop "
-                        "viewer's; 'none': the recorded source's own labels)")
+    record.add_argument("--label-source", dest="labels", metavar="SOURCE", help=argparse.SUPPRESS)
     record.add_argument("--subject", default="S00", help="subject id written into the session (default S00)")
     record.add_argument("--duration", type=options.seconds, help="stop after this many seconds")
     record.add_argument("--flush-every", type=options.seconds, default=1.0, help="seconds between flushes (default 1)")
@@ -173,16 +187,40 @@ def _replay_for(args: argparse.Namespace):
 
 def run_myo(args: argparse.Namespace) -> int:
     from myosight.capture.myo import MyoSource
+    from myosight.capture.streams import warn_if_source_name_taken
     from myosight.errors import ConfigError
 
     arms = {arm: (None if value == "auto" else value) for arm, value in (("left", args.left), ("right", args.right))
             if value is not None}
     if not arms:
         raise ConfigError("name at least one armband: --left [ADDR] and/or --right [ADDR]")
+    warn_if_source_name_taken(args.source)
     source = MyoSource(arms, backend=args.backend, emg_mode=args.mode,
-                       ports={"left": args.left_port, "right": args.right_port})
+                       ports={"left": args.left_port, "right": args.right_port}, source=args.source)
     with stop_on_signals() as stop:
         source.run(stop)
+    return 0
+
+
+def run_streams(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from myosight.capture.discovery import streams_in_reach
+
+    rows = streams_in_reach(args.wait)
+    if args.json:
+        print(json.dumps([asdict(row) for row in rows], indent=1))
+        return 0
+    if not rows:
+        print(f"no LSL stream answered within {args.wait:g} s (across machines: see lsl_api.cfg in the docs)")
+        return 0
+    header = ("role", "source", "name", "type", "rate", "channels", "format", "host")
+    table = [header] + [(r.role, r.source, r.name, r.type, f"{r.rate_hz:g} Hz" if r.rate_hz else "irregular",
+                         str(r.channels), r.format, r.host) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -228,8 +266,9 @@ def run_record(args: argparse.Namespace) -> int:
             print(f"{args.recover}: no unfinished sessions; nothing to recover")
         _recover(sessions)
         return 0
-    if not args.source or args.out is None:
-        raise ConfigError("name the source and the folder: myosight record --source NAME --out DIR")
+    if args.out is None:
+        raise ConfigError("name the folder: myosight record --out DIR (the streams: --source NAME, or by role with "
+                          "--emg/--video/--labels; by default whichever myosight source streams each role)")
     if args.out.is_dir():
         _recover(unfinished_sessions(args.out) + unfinished_xdf(args.out), strict=False)
     return _record(args)
@@ -264,11 +303,15 @@ def _recover(sessions: list[Path], strict: bool = True) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
+    from myosight.capture.choice import choice_from_args
     from myosight.capture.recorder import RecorderSpec, SessionRecorder
     from myosight.progress import ProgressBar
 
-    label_source = None if args.label_source.lower() == "none" else args.label_source
-    recorder = SessionRecorder(RecorderSpec(out_dir=str(args.out), source=args.source, label_source=label_source,
+    if args.labels is not None and args.labels.lower() == "none":  # the old spelling of "the source's own labels"
+        args.labels = None
+    choice = choice_from_args(args)
+    recorder = SessionRecorder(RecorderSpec(out_dir=str(args.out), streams=choice.to_dict(),
+                                            resolve_timeout_s=args.wait,
                                             subject=args.subject, flush_every_s=args.flush_every,
                                             classes=args.classes, extra_streams=args.streams,
                                             formats=["hdf5", "xdf"] if args.formats == "both" else [args.formats]))

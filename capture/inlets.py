@@ -60,13 +60,14 @@ def resolve(source_id: str, timeout_s: float) -> pylsl.StreamInfo:
     return found[0]
 
 
-def refuse_shared_source(source: str, source_ids: list[str], timeout_s: float = 0.5) -> None:
+def refuse_shared_source(source_ids: list[str], timeout_s: float = 0.5) -> None:
     """Raise StreamError when more than one stream on the network has one of these source ids: two sources
-    publish under the name `source` (two replays started with the same --source, say), and a worker would take
-    one arm from each session. Waits `timeout_s` to hear from every stream."""
-    from myosight.capture.streams import source_predicate
-
-    found = pylsl.resolve_bypred(source_predicate(source), 0, timeout_s)
+    publish under one name (two replays started with the same --source, say), and a worker would take one arm
+    from each session. Waits `timeout_s` to hear from every stream."""
+    if not source_ids:
+        return
+    predicate = " or ".join(f"source_id='{source_id}'" for source_id in source_ids)
+    found = pylsl.resolve_bypred(predicate, 0, timeout_s)
     streams: dict[str, dict[str, str]] = {}  # source id -> uid -> host
     for info in found:
         if info.source_id() in source_ids:
@@ -75,8 +76,8 @@ def refuse_shared_source(source: str, source_ids: list[str], timeout_s: float = 
     if shared:
         described = "; ".join(f"{source_id} from {len(uids)} streams ({_where(uids)})"
                               for source_id, uids in sorted(shared.items()))
-        raise StreamError(f"more than one source publishes under the name '{source}': {described}; the worker would "
-                          "mix their sessions. Stop one, or give each source its own name (--source)")
+        raise StreamError(f"more than one source publishes under one name: {described}; the worker would mix their "
+                          "sessions. Stop one, or give each source its own name (--source)")
 
 
 def _where(uids: dict[str, str]) -> str:

@@ -42,13 +42,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pylsl
 
+from myosight.capture.choice import SOURCE_ID_PREFIX, StreamChoice, parse_source_id
+from myosight.capture.discovery import find_chosen_streams
 from myosight.capture.inlets import LiveInlet
 from myosight.capture.recorder_tracks import (
     METADATA_MARGIN,
@@ -61,7 +63,6 @@ from myosight.capture.recorder_tracks import (
 )
 from myosight.capture.recorder_xdf import XdfRecording, XdfWriteError, partial_xdf_path
 from myosight.capture.session_video import LiveVideo, finish_video, partial_video_path, world_video_path
-from myosight.capture.streams import StreamNames
 from myosight.constants import ARMS
 from myosight.data.activities import ACTIVITIES
 from myosight.data.layout import SessionWriter, session_filename
@@ -84,8 +85,8 @@ class RecordingError(MyosightError):
 @dataclass
 class RecorderSpec:
     out_dir: str
-    source: str
-    label_source: str | None = "gui"
+    source: str | None = None  # every stream of this source; None: as `streams` chooses
+    label_source: str | None = None  # the source of the activity labels, over `source`/`streams`
     subject: str = "S00"
     flush_every_s: float = 1.0
     classes: list[str] | None = None
@@ -94,6 +95,13 @@ class RecorderSpec:
     video: bool = True  # False: the source publishes no video (no waiting for one at the start)
     formats: list[str] = field(default_factory=lambda: ["hdf5"])  # "hdf5" and/or "xdf"
     extra_streams: list[str] = field(default_factory=list)  # further LSL streams: NAME / SOURCE_ID or FIELD=VALUE
+    streams: dict[str, str | None] | None = None  # a StreamChoice per role (its to_dict), over `source`
+
+    def choice(self) -> StreamChoice:
+        """The streams to record by role: `streams`, else every role of `source` (None: whichever myosight source
+        streams it), with the activity labels from `label_source` where it is given."""
+        choice = StreamChoice(**self.streams) if self.streams else StreamChoice.of(self.source)
+        return replace(choice, labels=self.label_source) if self.label_source is not None else choice
 
 
 @dataclass
@@ -157,12 +165,18 @@ class SessionRecorder:
     # -- start -----------------------------------------------------------------------------------------
     def open(self) -> Path:
         """Find the streams (StreamError when the source has none) and create the session file."""
+        choice = self.spec.choice()
+        if not choice.explicit:  # the roles left to the network: found now, then followed by source id
+            self._roles = _wanted_roles(self.spec, find_chosen_streams(
+                choice, _recorded_roles(self.spec), self.spec.resolve_timeout_s))
         infos = self._wanted(_resolve(self._predicate(), len(self._roles) + len(self._extra),
                                       self.spec.resolve_timeout_s))
-        source_ids = {sid for sid in self._roles if sid.startswith(f"myosight-{self.spec.source}-")}
+        source_ids = set(self._roles)
         if not any(info.source_id() in source_ids for info in infos):
-            raise StreamError(f"no LSL stream of source '{self.spec.source}' found within "
-                              f"{self.spec.resolve_timeout_s:g} s (looked for {', '.join(sorted(source_ids))})")
+            looked = ", ".join(sorted(source_ids)) or "any myosight stream"
+            raise StreamError(f"no LSL stream of {choice.describe()} found within {self.spec.resolve_timeout_s:g} s "
+                              f"(looked for {looked}; `myosight streams` lists what is on the network; --wait gives "
+                              "a source that is starting more time)")
         for query in self._extra:
             if not any(_matches(info, query) for info in infos):
                 log.warning("no LSL stream %s yet; it is recorded when it appears", _describe(query))
@@ -186,8 +200,8 @@ class SessionRecorder:
             if "xdf" in self.spec.formats:
                 xdf_path = path.with_suffix(".xdf")
                 self.xdf = XdfRecording(xdf_path, {
-                    "recorder": "myosight record", "subject": self.spec.subject, "lsl_source": self.spec.source,
-                    "activity_labels": StreamNames(self.spec.label_source or self.spec.source).source_id("labels"),
+                    "recorder": "myosight record", "subject": self.spec.subject,
+                    "lsl_source": self._recorded_source(), "activity_labels": self._activity_labels(),
                     "lsl_clock_to_epoch_offset_s": repr(self.stats.lsl_to_epoch_s)})
                 self.stats.xdf = str(xdf_path)
         except (OSError, XdfWriteError) as error:
@@ -204,10 +218,21 @@ class SessionRecorder:
             track.xdf = self.xdf.add_stream(track.inlet)
 
     def _file_attrs(self) -> dict[str, str]:
-        return {"Subject": self.spec.subject, "Recorder": "myosight record", "LSL source": self.spec.source,
-                "Label source": self.spec.label_source or self.spec.source,
+        return {"Subject": self.spec.subject, "Recorder": "myosight record",
+                "LSL source": self._recorded_source(), "Label source": self._activity_labels(),
                 "LSL clock to epoch offset (s)": repr(self.stats.lsl_to_epoch_s),
                 "Recording started": datetime.fromtimestamp(self.stats.started_epoch).isoformat()}
+
+    def _recorded_source(self) -> str:
+        """The source of the recorded video (else of the EMG): what a replay of the XDF file looks for."""
+        by_role = {role: sid for sid, role in self._roles.items()}
+        source_id = by_role.get("video") or by_role.get("emg-right") or by_role.get("emg-left")
+        parsed = parse_source_id(source_id) if source_id else None
+        return parsed[0] if parsed else "-"
+
+    def _activity_labels(self) -> str:
+        """The source id whose markers are the activity rows ('-' when none was chosen or found)."""
+        return next((sid for sid, role in self._roles.items() if role == "activities"), "-")
 
     def _make_tracks(self, infos: list[pylsl.StreamInfo]) -> list[Track]:
         """One track per stream, opened side by side (an inlet takes ~0.6 s to measure its clock offset)."""
@@ -442,16 +467,26 @@ class SessionRecorder:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def _wanted_roles(spec: RecorderSpec) -> dict[str, str]:
-    """Source id -> role ("emg-left", "emg-right", "video", "labels" kept as they came, "activities")."""
-    names = StreamNames(spec.source)
-    roles = {names.source_id(f"emg-{arm}"): f"emg-{arm}" for arm in ARMS}
-    if spec.video:
-        roles[names.source_id("video")] = "video"
-    separate = None if spec.label_source in (None, spec.source) else spec.label_source
-    roles[names.source_id("labels")] = "labels" if separate is not None else "activities"
-    if separate is not None:
-        roles[StreamNames(separate).source_id("labels")] = "activities"
+def _recorded_roles(spec: RecorderSpec) -> list[str]:
+    return [f"emg-{arm}" for arm in ARMS] + (["video"] if spec.video else []) + ["labels"]
+
+
+def _wanted_roles(spec: RecorderSpec, found: dict[str, pylsl.StreamInfo] | None = None) -> dict[str, str]:
+    """Source id -> role ("emg-left", "emg-right", "video", "activities": the labels that become the activity rows,
+    "labels": the EMG source's own labels kept as they came, when the activity labels come from elsewhere). The
+    roles the choice names by source are followed by source id; those it leaves to the network, by the stream
+    `found` for them."""
+    choice = spec.choice()
+    roles: dict[str, str] = {}
+    for role in _recorded_roles(spec):
+        source_id = choice.source_id(role) or (found[role].source_id() if found and role in found else None)
+        if source_id is not None:
+            roles[source_id] = "activities" if role == "labels" else role
+    emg_source = next((parse_source_id(sid)[0] for sid, role in roles.items()  # type: ignore[index]
+                       if role.startswith("emg-")), None)
+    own_labels = f"{SOURCE_ID_PREFIX}{emg_source}-labels" if emg_source else None
+    if own_labels is not None and own_labels not in roles:
+        roles[own_labels] = "labels"
     return roles
 
 

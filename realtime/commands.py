@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from myosight import options
+from myosight.capture.choice import add_choice_options, choice_from_args
 from myosight.models.device import PRECISIONS
 from myosight.realtime.messages import DEFAULT_ADDRESS
 
@@ -14,11 +15,12 @@ from myosight.realtime.messages import DEFAULT_ADDRESS
 def register(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser(
         "worker", help="run the live worker: LSL streams in, predictions out on ZeroMQ",
-        description="Subscribe to a source's LSL streams, predict every new window and publish results on "
-        f"a ZeroMQ PUB socket (default {DEFAULT_ADDRESS}; binds 127.0.0.1 unless --address says otherwise).",
+        description="Subscribe to the LSL streams of one source or several (the armbands from `myosight myo`, "
+        "the camera from `myosight camera`), predict every new window and publish results on a ZeroMQ PUB socket "
+        f"(default {DEFAULT_ADDRESS}; binds 127.0.0.1 unless --address says otherwise).",
     )
     worker.add_argument("--model", type=Path, required=True, help="model bundle (.safetensors)")
-    worker.add_argument("--source", default="live", help="LSL source name to subscribe to")
+    add_choice_options(worker, what="subscribe to")
     add_worker_options(worker)
     worker.set_defaults(handler=run_worker)
 
@@ -67,9 +69,10 @@ def run_worker(args: argparse.Namespace) -> int:
     check_device(args.device, precision=args.precision)
     bundle = load_bundle(args.model)
     publisher = ResultPublisher(args.address, option="worker --address")
-    config = WorkerConfig(source=args.source, hop_s=args.hop, emg_only=args.emg_only, input_size=args.input_size,
-                          use_compile=args.compile, device=args.device, precision=args.precision,
-                          allow_missing_arm=args.allow_missing_arm, every_window=args.every_window)
+    config = WorkerConfig(source=choice_from_args(args), resolve_timeout_s=args.wait, hop_s=args.hop,
+                          emg_only=args.emg_only, input_size=args.input_size, use_compile=args.compile,
+                          device=args.device, precision=args.precision, allow_missing_arm=args.allow_missing_arm,
+                          every_window=args.every_window)
     worker = Worker(bundle, config, publisher)
     print(f"worker: predictions on {publisher.address}; Ctrl-C stops")
     stop = threading.Event()

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from myosight.arms import describe_arms
+from myosight.capture.choice import StreamChoice
 from myosight.capture.inlets import LiveInlet
 from myosight.capture.streams import parse_marker
 from myosight.errors import StreamError
@@ -51,7 +52,9 @@ EVERY_WINDOW_VIDEO_KEEP_S = 30.0
 
 @dataclass
 class WorkerConfig:
-    source: str = "synthetic"  # the LSL source name: streams are found by `myosight-<source>-<kind>`
+    # the streams: a source name (`myosight-<source>-<role>`), a choice per role, or None: whichever myosight
+    # source streams each role (capture/discovery.py)
+    source: str | StreamChoice | None = "synthetic"
     hop_s: float = 1.0  # seconds between decisions; below one clip, each new clip's feature is still computed once
     emg_only: bool = False
     input_size: int | None = None  # I3D input size; None: the bundle's (112 is the reduced-resolution mode)
