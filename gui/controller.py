@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 _names = itertools.count(1)
 
 
+#: The source name of the viewer's label presses (`myosight record --labels gui`).
+VIEWER_LABEL_SOURCE = "gui"
+
+
 def unique_source_name(prefix: str = "gui") -> str:
     """An LSL source name no other viewer or test on this network uses at the same time."""
     return f"{prefix}{os.getpid()}x{next(_names)}"
@@ -87,7 +91,7 @@ class Controller:
     replay: ReplayLink | None = None
     notices: dict[str, tuple[str, str]] = field(default_factory=dict)
     worker_generation: int = 0
-    label_source: str = field(default_factory=lambda: unique_source_name("guilabels"))
+    label_source: str | None = None  # the viewer's label stream's source ("gui", or its own name when taken)
     label_outlet: pylsl.StreamOutlet | None = None
     open_label: str | None = None
     _pending_source: SourceSpec | None = None
@@ -136,10 +140,7 @@ class Controller:
     def start_recording(self, classes: list[str] | None = None) -> Path:
         if self.source_spec is None or not self._running("source", allow_external=True):
             raise ConfigError("start a source before recording")
-        from myosight.capture.streams import marker_stream_info, open_outlet
-
-        if self.label_outlet is None:
-            self.label_outlet = open_outlet(marker_stream_info(source=self.label_source))
+        self.open_label_stream()
         out_dir = Path(self.record_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         spec = RecorderSpec(out_dir=str(out_dir), source=self.source_spec.source, label_source=self.label_source,
@@ -154,14 +155,30 @@ class Controller:
         paused, seeked or runs faster than real time has stamps apart from the clock, and the label belongs
         to the data the user sees. Before any sEMG has arrived it is stamped with the clock.
         """
-        if self.label_outlet is None:
-            raise ConfigError("labels are recorded only while recording")
+        outlet = self.open_label_stream()
         if start and self.open_label is not None:
             self.mark_label(self.open_label, start=False)
         stamp = self.state.newest_emg_time()
         stamp = pylsl.local_clock() if stamp is None else stamp
-        self.label_outlet.push_sample([f"{activity}|{'Start' if start else 'Stop'}"], stamp)
+        outlet.push_sample([f"{activity}|{'Start' if start else 'Stop'}"], stamp)
         self.open_label = activity if start else None
+
+    def open_label_stream(self) -> pylsl.StreamOutlet:
+        """The viewer's label stream (opened at the first need): the presses of the label button, for the viewer's
+        own recording and for `myosight record --labels gui` run beside it. Published as source "gui", or under a
+        name of its own (said in a notice) when another viewer has that name already."""
+        if self.label_outlet is None:
+            from myosight.capture.streams import marker_stream_info, open_outlet, warn_if_source_name_taken
+
+            if self.label_source is None:
+                taken = warn_if_source_name_taken(VIEWER_LABEL_SOURCE, timeout_s=0.3)
+                self.label_source = unique_source_name(VIEWER_LABEL_SOURCE) if taken else VIEWER_LABEL_SOURCE
+                if taken:
+                    self.notices["labels"] = ("warning", f"another viewer publishes labels as '{VIEWER_LABEL_SOURCE}': "
+                                              f"this one's are '{self.label_source}' (record --labels "
+                                              f"{self.label_source})")
+            self.label_outlet = open_outlet(marker_stream_info(source=self.label_source))
+        return self.label_outlet
 
     def stop_recording(self) -> None:
         if self.open_label is not None:
@@ -298,11 +315,11 @@ class Controller:
         children = self.processes.take(roles)
         receiver = self.streams if streams else None
         replay = self.replay if streams else None
-        label_outlet = self.label_outlet if "recorder" in roles else None
+        label_outlet = None  # the viewer's label stream outlives its recordings (record --labels gui uses it)
         if streams:
             self.streams, self.replay = None, None
         if "recorder" in roles:
-            self.label_outlet, self.open_label = None, None
+            self.open_label = None
         previous = self._stopper
         parts = {"outlet": label_outlet}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -456,6 +457,51 @@ def test_record_a_labelled_session_from_the_window(qtbot, tmp_path: Path) -> Non
     assert [a.label for a in actions] == ["Peel a potato"]
     assert 1.5 < actions[0].duration_s < 4.0
     assert len(left) > 3 * 160 * 0.8
+
+
+def test_the_viewer_labels_a_recording_made_by_myosight_record(qtbot, tmp_path: Path) -> None:
+    """The viewer's label presses go out on its label stream whether or not it records itself, so
+    `myosight record --labels gui` in a terminal beside it records them as the session's activities."""
+    from myosight.data.actionsense import ActionSenseSession
+
+    source = PacedSource(unique_source("labelled"))
+    state = GuiState()
+    controller = Controller(state, free_tcp_address())
+    window = MainWindow(state, controller, controller.address)
+    qtbot.addWidget(window)
+    window.show()
+    window.set_classes(["Slice bread", "Peel a potato"])
+    controller.attach(source.source)
+    recorder = None
+    try:
+        qtbot.waitUntil(lambda: window.controls.label_button.isEnabled(), timeout=15000)  # not recording
+        assert not controller.recording
+        labels = controller.open_label_stream()
+        assert controller.label_source == "gui" or controller.label_source.startswith("gui")
+        out = tmp_path / "sessions"
+        recorder = subprocess.Popen([sys.executable, "-m", "myosight", "record", "--source", source.source, "--labels",
+                                     controller.label_source, "--out", str(out), "--wait", "30"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        qtbot.waitUntil(lambda: labels.have_consumers(), timeout=60000)  # the recorder listens
+        sent = source.sent
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_2)
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: source.sent - sent > 2 * 160, timeout=10000)
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: source.sent - sent > 3 * 160, timeout=10000)
+        recorder.send_signal(signal.SIGINT)
+        output = recorder.communicate(timeout=60)[0]
+        assert recorder.returncode == 0, output
+    finally:
+        if recorder is not None and recorder.poll() is None:
+            recorder.kill()
+        window.close()
+        source.stop()
+    sessions = sorted(out.rglob("*.hdf5"))
+    assert len(sessions) == 1, output
+    with ActionSenseSession(sessions[0]) as session:
+        actions = session.activities()
+    assert [a.label for a in actions] == ["Peel a potato"] and 1.5 < actions[0].duration_s < 4.0
 
 
 def test_labels_are_stamped_with_the_data_on_screen(qapp) -> None:

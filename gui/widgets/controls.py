@@ -229,8 +229,8 @@ class ControlsPanel(QtWidgets.QWidget):
             self.record.setChecked(on)
             self.record.blockSignals(False)
         self.record.setText("Stop recording" if on else "Record")
-        self.label_button.setEnabled(on)
-        if not on and self.label_button.isChecked():
+        self.label_button.setEnabled(available)  # presses go to the viewer's label stream, recorded or not
+        if not available and self.label_button.isChecked():
             self.label_button.blockSignals(True)
             self.label_button.setChecked(False)
             self.label_button.blockSignals(False)
