@@ -58,10 +58,15 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
         description="Connect to Myo armbands and publish their EMG (8 channels, 200 Hz nominal) as the "
         "LSL streams myosight-emg-left and myosight-emg-right. Backend bleak uses the computer's Bluetooth "
         "(no dongle); pyomyo uses the BLED112 USB dongle (one per armband). Both need "
-        "pip install -e '.[myo]' in the myosight checkout. Reconnects on its own until Ctrl-C.",
+        "pip install -e '.[myo]' in the myosight checkout (bleak alone comes with `make install`). Check the "
+        "armbands first: --scan lists them, --identify ADDR makes one vibrate. Reconnects on its own until Ctrl-C.",
     )
+    myo.add_argument("--scan", action="store_true",
+                     help="list the armbands in reach (address, name, signal, battery, firmware) and exit")
+    myo.add_argument("--identify", metavar="ADDR", help="make this armband vibrate (to tell which forearm it is on) "
+                     "and exit")
     myo.add_argument("--left", metavar="ADDR", nargs="?", const="auto", help="left armband address ('auto' or no "
-                     "value: the first Myo found)")
+                     "value: the first Myo found, said in a warning)")
     myo.add_argument("--right", metavar="ADDR", nargs="?", const="auto", help="right armband address (as --left)")
     myo.add_argument("--backend", choices=("bleak", "pyomyo"), default="bleak")
     myo.add_argument("--mode", choices=("raw", "filtered"), default="raw",
@@ -190,6 +195,8 @@ def run_myo(args: argparse.Namespace) -> int:
     from myosight.capture.streams import warn_if_source_name_taken
     from myosight.errors import ConfigError
 
+    if args.scan or args.identify:
+        return _check_armbands(args)
     arms = {arm: (None if value == "auto" else value) for arm, value in (("left", args.left), ("right", args.right))
             if value is not None}
     if not arms:
@@ -199,6 +206,29 @@ def run_myo(args: argparse.Namespace) -> int:
                        ports={"left": args.left_port, "right": args.right_port}, source=args.source)
     with stop_on_signals() as stop:
         source.run(stop)
+    return 0
+
+
+def _check_armbands(args: argparse.Namespace) -> int:
+    """`myo --scan` and `myo --identify ADDR` (bleak: the computer's Bluetooth)."""
+    from myosight.capture.myo import identify_armband, scan_armbands
+    from myosight.errors import ConfigError
+
+    if args.backend != "bleak":
+        raise ConfigError("--scan and --identify use the computer's Bluetooth (--backend bleak)")
+    if args.identify:
+        identify_armband(args.identify)
+        print(f"armband {args.identify} vibrated: it is the one on the forearm that felt it")
+        return 0
+    armbands = scan_armbands()
+    if not armbands:
+        print("no Myo armband in reach (charged, awake, not connected to another program? tap it to wake it)")
+        return 0
+    for armband in armbands:
+        signal = f"{armband.rssi_dbm} dBm" if armband.rssi_dbm is not None else "-"
+        battery = f"battery {armband.battery_percent} %" if armband.battery_percent is not None else "battery -"
+        print(f"{armband.address}  {armband.name}  signal {signal}  {battery}  firmware {armband.firmware or '-'}")
+    print("tell them apart: myosight myo --identify ADDR makes one vibrate")
     return 0
 
 

@@ -7,8 +7,8 @@ streams by role, not by program: the armbands may stream from `myosight myo` (so
 
 A `StreamChoice` says, per role, which source gives it: a name, or None for "whichever myosight source streams
 it". `pick_streams` applies a choice to the streams in reach: a role that several sources stream is refused with
-their list (never a silent guess); two programs under one source name are refused when the inlets open. `myosight streams`
-lists what is in reach, as `stream_rows` describes it.
+their list (never a silent guess); two programs under one source name are refused when the inlets open.
+`myosight streams` lists what is in reach, as `stream_rows` describes it.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def hardware_sources(spec: SourceSpec, stop: threading.Event, ready: Any) -> Non
         from myosight.capture.myo import MyoSource
 
         addresses = {"left": spec.myo_left, "right": spec.myo_right}
-        myo = MyoSource({arm: addresses[arm] for arm in spec.arms}, source=spec.source)
+        myo = MyoSource({arm: addresses[arm] for arm in spec.arms}, backend=spec.myo_backend, source=spec.source)
         emg_threads.append(_source_thread("myo", myo.run, stop, failures))
     else:
         from myosight.capture.lsl_emg import EmgRelay, find_emg_stream
@@ -129,6 +129,9 @@ def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True
     parser.add_argument("--camera", default="0", help="camera index or video file (camera sources)")
     parser.add_argument("--myo-left", help="left armband address (camera+myo)")
     parser.add_argument("--myo-right", help="right armband address (camera+myo)")
+    parser.add_argument("--backend", choices=("bleak", "pyomyo"), default="bleak",
+                        help="camera+myo: bleak, the computer's Bluetooth (default), or pyomyo, a BLED112 dongle per "
+                        "armband")
     parser.add_argument("--lsl-emg-left", metavar="NAME", help="LSL EMG stream of the left arm (camera+lsl-emg); "
                         "replay FILE.xdf: the file's stream of the left arm, when the file does not say")
     parser.add_argument("--lsl-emg-right", metavar="NAME", help="LSL EMG stream of the right arm (as --lsl-emg-left)")
@@ -161,7 +164,8 @@ def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size
         arms = named
     return SourceSpec(kind=kind, session=rest[0] if rest else None, speed=args.speed, loop=args.loop,
                       video=not getattr(args, "emg_only", False), frame_size=frame_size, camera=args.camera,
-                      myo_left=args.myo_left, myo_right=args.myo_right, lsl_emg_left=args.lsl_emg_left,
+                      myo_left=args.myo_left, myo_right=args.myo_right, myo_backend=getattr(args, "backend", "bleak"),
+                      lsl_emg_left=args.lsl_emg_left,
                       lsl_emg_right=args.lsl_emg_right, subject=args.subject, source=source_name, arms=tuple(arms))
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pylsl
 
 from myosight.capture.myo_protocol import (
+    BATTERY_LEVEL_UUID,
     CLASSIFIER_DISABLED,
     COMMAND_UUID,
     CONTROL_SERVICE_UUID,
@@ -44,13 +45,16 @@ from myosight.capture.myo_protocol import (
     EMG_MODE_FILTERED,
     EMG_MODE_NONE,
     EMG_MODE_RAW,
+    FIRMWARE_VERSION_UUID,
     IMU_MODE_NONE,
     SLEEP_NORMAL,
     AssemblerStats,
     EmgPacketAssembler,
+    decode_firmware_version,
     never_sleep_command,
     set_mode_command,
     sleep_mode_command,
+    vibrate_command,
 )
 from myosight.capture.streams import emg_stream_info, open_outlet
 from myosight.constants import ARMS
@@ -286,7 +290,11 @@ class MyoSource:
             if device.address.upper() not in claimed:
                 claimed.add(device.address.upper())
                 self._picked[arm] = device.address
-                log.info("Myo %s: using armband %s (%s)", arm, device.address, device.name)
+                # a warning, not a note: swapped arms give wrong predictions, and a guess must never be silent
+                log.warning("Myo %s arm: no address was given, so armband %s (%s), the first found, is the %s arm; "
+                            "check it is on the %s forearm (`myosight myo --identify %s` makes it vibrate), or name "
+                            "each arm's armband by its address (`myosight myo --scan` lists them)", arm,
+                            device.address, device.name, arm, arm, device.address)
                 return device
         raise _RetryError("no free Myo armband found in the scan")
 
@@ -418,3 +426,69 @@ def _pyomyo_goodbye(myo: Any) -> None:
 
 __all__ = ["BACKENDS", "EMG_MODES", "MyoSource", "bled112_address", "import_backend",
            "reconnect_delays"]
+
+
+# ---- checking the armbands: scan and identify (bleak) ----
+@dataclass(frozen=True)
+class ArmbandFound:
+    """An armband in reach, as `myosight myo --scan` lists it."""
+
+    address: str
+    name: str
+    rssi_dbm: int | None  # signal strength of its advertisement
+    battery_percent: int | None  # None: not read (it did not accept a connection)
+    firmware: str | None
+
+
+def scan_armbands(timeout_s: float = 5.0, *, details: bool = True) -> list[ArmbandFound]:
+    """The Myo armbands advertising in reach (strongest signal first); with `details`, each is connected to for a
+    moment to read its battery level and firmware version."""
+    bleak = import_backend("bleak")
+    return asyncio.run(_scan(bleak, timeout_s, details))
+
+
+async def _scan(bleak: ModuleType, timeout_s: float, details: bool) -> list[ArmbandFound]:
+    found = await bleak.BleakScanner.discover(timeout=timeout_s, service_uuids=[CONTROL_SERVICE_UUID], return_adv=True)
+    armbands = []
+    for device, advertisement in found.values():
+        battery = firmware = None
+        if details:
+            battery, firmware = await _read_details(bleak, device)
+        armbands.append(ArmbandFound(device.address, device.name or "Myo", getattr(advertisement, "rssi", None),
+                                     battery, firmware))
+    return sorted(armbands, key=lambda a: -(a.rssi_dbm if a.rssi_dbm is not None else -999))
+
+
+async def _read_details(bleak: ModuleType, device: Any) -> tuple[int | None, str | None]:
+    """Battery level and firmware version, or None for what could not be read (told in the debug log)."""
+    client = bleak.BleakClient(device)
+    try:
+        await client.connect()
+        battery = (await client.read_gatt_char(BATTERY_LEVEL_UUID))[0]
+        firmware = decode_firmware_version(await client.read_gatt_char(FIRMWARE_VERSION_UUID))
+        return int(battery), firmware
+    except Exception as error:  # one armband that does not answer must not end the scan
+        log.debug("Myo %s: details not read: %s", device.address, error)
+        return None, None
+    finally:
+        if client.is_connected:
+            await client.disconnect()
+
+
+def identify_armband(address: str, vibration: str = "long", timeout_s: float = 10.0) -> None:
+    """Make the armband at `address` vibrate, so that its wearer can tell which forearm it is on."""
+    bleak = import_backend("bleak")
+    asyncio.run(_identify(bleak, address, vibration, timeout_s))
+
+
+async def _identify(bleak: ModuleType, address: str, vibration: str, timeout_s: float) -> None:
+    device = await bleak.BleakScanner.find_device_by_address(address, timeout=timeout_s)
+    if device is None:
+        raise ConfigError(f"armband {address} not found within {timeout_s:g} s (is it charged, in range and not "
+                          "connected to another program?)")
+    client = bleak.BleakClient(device)
+    await client.connect()
+    try:
+        await client.write_gatt_char(COMMAND_UUID, vibrate_command(vibration), response=True)
+    finally:
+        await client.disconnect()

@@ -95,6 +95,29 @@ def sleep_mode_command(sleep_mode: int) -> bytes:
     return _command(COMMAND_SET_SLEEP_MODE, bytes((sleep_mode,)))
 
 
+COMMAND_VIBRATE = 0x03
+#: The vibrations the armband knows (myohw.h's vibration types), by name.
+VIBRATIONS = {"short": 0x01, "medium": 0x02, "long": 0x03}
+#: The Bluetooth SIG's Battery Level characteristic (one byte, percent), which the armband carries.
+BATTERY_LEVEL_UUID = "00002a19-0000-1000-8000-00805f9b34fb"
+FIRMWARE_VERSION_UUID = myo_uuid(FIRMWARE_VERSION_CHARACTERISTIC)
+
+
+def vibrate_command(vibration: str = "medium") -> bytes:
+    """The 3 bytes that make the armband vibrate (to tell which armband is which arm)."""
+    if vibration not in VIBRATIONS:
+        raise ValueError(f"vibration must be one of {tuple(VIBRATIONS)}, not {vibration!r}")
+    return _command(COMMAND_VIBRATE, bytes((VIBRATIONS[vibration],)))
+
+
+def decode_firmware_version(payload: bytes | bytearray) -> str:
+    """'major.minor.patch (hardware revision N)' from the firmware characteristic's four little-endian uint16."""
+    if len(payload) != 8:
+        raise ValueError(f"a Myo firmware version is 8 bytes, got {len(payload)}")
+    major, minor, patch, hardware = np.frombuffer(bytes(payload), dtype="<u2").tolist()
+    return f"{major}.{minor}.{patch} (hardware revision {hardware})"
+
+
 def never_sleep_command() -> bytes:
     """Keep the armband awake while it streams: a still arm would otherwise put it to sleep mid-session."""
     return sleep_mode_command(SLEEP_NEVER)

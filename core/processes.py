@@ -62,6 +62,7 @@ class SourceSpec:
     camera: str = "0"
     myo_left: str | None = None
     myo_right: str | None = None
+    myo_backend: str = "bleak"  # camera+myo: bleak (the computer's Bluetooth) or pyomyo (a BLED112 dongle per arm)
     lsl_emg_left: str | None = None
     lsl_emg_right: str | None = None
     classes: tuple[str, ...] | None = None

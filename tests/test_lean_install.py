@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_IN_CAPTURE = ("torch", "torchvision", "librosa", "safetensors", "matplotlib", "PySide6", "pyqtgraph", "pandas",
                   "pyomyo")
 CAPTURE_MODULES = ("commands", "recorder", "recorder_xdf", "recorder_tracks", "replay", "xdf_replay", "xdf_format",
-                   "camera", "myo", "lsl_emg", "launch", "playback", "inlets", "session_video", "synthetic")
+                   "camera", "myo", "lsl_emg", "launch", "playback", "inlets", "session_video", "synthetic", "choice",
+                   "discovery")
 
 
 @pytest.fixture(scope="module")
