@@ -114,3 +114,14 @@ def test_unchecked_index_and_bad_index() -> None:
     assert assembler.stats.lost == 0
     with pytest.raises(ValueError, match=r"0\.\.3"):
         assembler.feed(4, counting_packet(0), 9.0)
+
+
+def test_vibrate_and_firmware_follow_the_vendors_protocol() -> None:
+    """Vibrate is command 0x03 with one byte, the vibration (1 short, 2 medium, 3 long); the firmware version is
+    four little-endian uint16: major, minor, patch, hardware revision."""
+    assert mp.vibrate_command("short") == b"\x03\x01\x01" and mp.vibrate_command("long") == b"\x03\x01\x03"
+    with pytest.raises(ValueError, match="vibration"):
+        mp.vibrate_command("buzz")
+    assert mp.decode_firmware_version(bytes([1, 0, 5, 0, 0xB2, 0x07, 2, 0])) == "1.5.1970 (hardware revision 2)"
+    with pytest.raises(ValueError, match="8 bytes"):
+        mp.decode_firmware_version(b"\x01\x00")

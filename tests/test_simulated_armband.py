@@ -1,0 +1,133 @@
+"""The armband path as a user types it: `myosight myo` and the commands beside it, against a simulated Myo behind
+bleak's API (tests/devices/bleak) that plays real recordings of the MyoArmbandDataset (../shared/realemg).
+
+Everything above the BLE API is the code a user runs: the command line, the driver, the parsing of the 16-byte
+notifications, the LSL outlet, and `myosight record` on the other side of the network.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+from conftest import child_environment
+from lsl_helpers import pull_at_least, wait_for
+
+from myosight.data.actionsense import ActionSenseSession
+
+DEVICES = Path(__file__).resolve().parent / "devices"
+RECORDING = [f"EvaluationDataset/Female0/training0/classe_{n}" for n in range(3)]
+RIGHT, LEFT = "C0:FF:EE:00:00:0A", "C0:FF:EE:00:00:0B"
+
+
+@pytest.fixture
+def armbands(shared_dir: Path, tmp_path: Path) -> dict:
+    """Two simulated armbands playing real recordings, the environment that puts them behind `import bleak`, and
+    the log of the commands they received."""
+    npz = shared_dir / "realemg" / "myoarmband.npz"
+    log = tmp_path / "commands.jsonl"
+    described = [{"address": RIGHT, "name": "Myo right", "rssi": -48, "battery": 91, "npz": str(npz),
+                  "keys": RECORDING, "log": str(log)},
+                 {"address": LEFT, "name": "Myo left", "rssi": -70, "battery": 40, "npz": str(npz),
+                  "keys": RECORDING[::-1], "log": str(log)}]
+    env = {**child_environment(DEVICES), "MYOSIGHT_SIMULATED_ARMBANDS": json.dumps(described)}
+    with np.load(npz) as data:
+        recording = np.concatenate([data[key] for key in RECORDING]).astype(np.float32)
+    return {"env": env, "log": log, "recording": recording}
+
+
+def _myosight(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "myosight", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def _commands(log: Path, address: str) -> list[str]:
+    if not log.is_file():
+        return []
+    return [entry["command"] for line in log.read_text().splitlines() if (entry := json.loads(line))["address"] ==
+            address]
+
+
+def test_scan_lists_the_armbands_and_identify_makes_one_vibrate(armbands: dict) -> None:
+    scanned = _myosight(["myo", "--scan"], armbands["env"])
+    assert scanned.returncode == 0, scanned.stderr
+    lines = [line for line in scanned.stdout.splitlines() if line.startswith("C0:FF:EE")]
+    assert [line.split()[0] for line in lines] == [RIGHT, LEFT]  # strongest signal first
+    assert "signal -48 dBm" in lines[0] and "battery 91 %" in lines[0] and "firmware 1.5.1970" in lines[0]
+    assert "battery 40 %" in lines[1]
+    identified = _myosight(["myo", "--identify", LEFT], armbands["env"])
+    assert identified.returncode == 0, identified.stderr
+    assert _commands(armbands["log"], LEFT) == ["030103"]  # vibrate, long: the vendor's command 0x03
+    assert _commands(armbands["log"], RIGHT) == []
+    missing = _myosight(["myo", "--identify", "C0:FF:EE:00:00:FF"], armbands["env"])
+    assert missing.returncode != 0 and "armband C0:FF:EE:00:00:FF not found" in missing.stderr
+
+
+def _start_myo(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "myosight", "myo", *args], env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_myo_streams_the_armbands_bytes_and_says_which_armband_it_took(armbands: dict, tmp_path: Path) -> None:
+    """`myosight myo --right` with no address takes the first armband found and says so in a warning; the samples
+    on the LSL stream are the recording's, in order, at the armband's 200 Hz."""
+    source = f"band{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "myo.log"
+    myo = _start_myo(["--right", "--source", source], armbands["env"], log)
+    try:
+        found = pylsl.resolve_bypred(f"source_id='myosight-{source}-emg-right'", 1, 60)
+        assert found, log.read_text()
+        inlet = pylsl.StreamInlet(found[0], max_buflen=30)
+        samples, stamps = pull_at_least(inlet, 400, timeout=30)
+        assert len(samples) == 400, log.read_text()
+        recording = np.concatenate([armbands["recording"]] * 2)  # the armband plays it again and again
+        first = np.flatnonzero((recording == samples[0]).all(axis=1))
+        assert any(np.array_equal(recording[i:i + 400], samples) for i in first)  # the bytes, in order
+        rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        assert 150 < rate < 260  # the armband's pace, not a burst
+        assert wait_for(lambda: "no address was given, so armband C0:FF:EE:00:00:0A" in log.read_text(), 10)
+    finally:
+        _stop(myo)
+    sent = _commands(armbands["log"], RIGHT)
+    assert sent[:2] == ["090101", "0103030000"]  # never sleep, then raw EMG (the vendor's set-mode command)
+    assert sent[-2:] == ["0103000000", "090100"]  # EMG off, normal sleep again: the battery is spared
+
+
+def test_record_takes_the_armband_of_another_program(armbands: dict, tmp_path: Path) -> None:
+    """`myosight myo` in one terminal, `myosight record --emg NAME` in another: the session holds the armband's
+    samples as the recording has them."""
+    source = f"band{uuid.uuid4().hex[:8]}"
+    myo = _start_myo(["--right", RIGHT, "--source", source], armbands["env"], tmp_path / "myo.log")
+    try:
+        out = tmp_path / "sessions"
+        recorded = _myosight(["record", "--emg", source, "--video", source, "--labels", source, "--out", str(out),
+                              "--duration", "4", "--wait", "60"], armbands["env"], timeout_s=180)
+        assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    finally:
+        _stop(myo)
+    sessions = sorted(out.glob("*.hdf5"))
+    assert len(sessions) == 1
+    with ActionSenseSession(sessions[0]) as session:
+        assert session.arms == ("right",)
+        emg = session.emg("right")
+    assert len(emg) > 2 * 160
+    recording = np.concatenate([armbands["recording"]] * 2)  # the armband plays it again and again
+    first = np.flatnonzero((recording == emg.data[0]).all(axis=1))
+    assert any(np.array_equal(recording[i:i + len(emg)], emg.data) for i in first)
