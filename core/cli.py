@@ -43,7 +43,7 @@ Typical first steps:
   myosight run --model BUNDLE --source replay <file>.hdf5
   myosight calibrate --source synthetic --out me/ --headless   a model adapted to a new person (--update: next day)
   myosight import myoarmband PATH --out people/   other people's recordings as sessions
-  myosight record --source live --out sessions/   record a live source (with labels from the viewer)
+  myosight record --out sessions/ --labels gui    record the armbands and camera (labels from the viewer)
 """
 
 
