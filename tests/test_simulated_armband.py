@@ -131,3 +131,21 @@ def test_record_takes_the_armband_of_another_program(armbands: dict, tmp_path: P
     recording = np.concatenate([armbands["recording"]] * 2)  # the armband plays it again and again
     first = np.flatnonzero((recording == emg.data[0]).all(axis=1))
     assert any(np.array_equal(recording[i:i + len(emg)], emg.data) for i in first)
+
+
+@pytest.mark.slow
+def test_run_with_two_armbands_and_a_camera_as_typed(armbands: dict, synthetic_emg_model: dict, tmp_path: Path) -> None:
+    """`myosight run --source camera+myo --myo-left ADDR --myo-right ADDR --camera FILE`: the armbands behind the
+    BLE API, the camera a video file through the same OpenCV capture code, the worker and the terminal table as a
+    user starts them; predictions come, from the armbands' streams."""
+    video = synthetic_emg_model["sessions"][0].video_path
+    jsonl = tmp_path / "predictions.jsonl"
+    done = _myosight(["run", "--model", str(synthetic_emg_model["bundle"]), "--source", "camera+myo", "--myo-left",
+                      LEFT, "--myo-right", RIGHT, "--camera", str(video), "--emg-only", "--headless", "--duration",
+                      "20", "--jsonl", str(jsonl)], armbands["env"], timeout_s=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) >= 5 and all(record["mode"] == "emg" for record in records)
+    assert "the sources publish as the LSL source 'run" in done.stderr
+    for address in (LEFT, RIGHT):
+        assert "0103030000" in _commands(armbands["log"], address)  # raw EMG asked of each armband

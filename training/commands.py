@@ -166,7 +166,7 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
         "weight decay 1e-7 by default), evaluate it on the test split, and write RUN/ with config.json, "
         "metrics.json, confusion.png and bundle.safetensors (what `myosight run` loads).",
     )
-    train.add_argument("--model", required=True, help="head name (see `myosight train --list`)")
+    train.add_argument("--model", required=True, help="head name (`myosight heads` lists them)")
     train.add_argument("--data", type=Path, required=True, help="dataset directory")
     train.add_argument("--out", type=Path, help="run directory (default: runs/<model>-seed<seed>)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
