@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from myosight import options
@@ -138,11 +137,8 @@ def run_run(args: argparse.Namespace) -> int:
     from myosight.app.launch import run_live
     from myosight.realtime.messages import check_bindable
 
-    name = f"run{os.getpid()}"
-    spec = run_spec(args, args.model, name)
+    spec = run_spec(args, args.model, f"run{os.getpid()}")
     check_bindable(spec.address, "run --address")  # before any child starts for nothing
-    print(f"run: the sources publish as the LSL source '{name}' (`myosight streams` lists them; `myosight record "
-          f"--source {name}` records them)", file=sys.stderr)
     return run_live(spec, headless=args.headless, jsonl=args.jsonl)
 
 

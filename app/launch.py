@@ -39,8 +39,17 @@ def run_live(spec: RunSpec, *, headless: bool, jsonl: Path | None = None, live_t
     if not headless:
         from myosight.gui.app import ViewerOptions, run_viewer
 
+        announce_source(spec)
         return run_viewer(ViewerOptions.from_run(spec, jsonl))
     return run_headless(spec, jsonl=jsonl, live_table=live_table)
+
+
+def announce_source(spec: RunSpec) -> None:
+    """Say under which LSL source name the run's sources publish: a recorder or a second worker beside the run
+    takes them by that name."""
+    name = spec.sources.source
+    print(f"the sources publish as the LSL source '{name}' (`myosight streams` lists them; `myosight record "
+          f"--source {name}` records them)", flush=True)
 
 
 def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool = True) -> int:
@@ -55,6 +64,7 @@ def run_headless(spec: RunSpec, *, jsonl: Path | None = None, live_table: bool =
             group.start("worker", worker_process, asdict(spec))
             if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S, stop):
                 return exit_code(group, spec, stop) if stop.is_set() else _source_not_started(group, spec)
+            announce_source(spec)
             viewer = HeadlessViewer(spec.address, jsonl)
             watcher = threading.Thread(target=_stop_when_a_child_ends, args=(group, stop, spec.every_window),
                                        daemon=True)

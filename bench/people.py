@@ -155,16 +155,25 @@ def _replay_shift(ends: np.ndarray, logged: list[str | None], activities: Sequen
     """The whole number of seconds between the replay's clock and the recording's under which the recording's
     labels give the logged ones (every decision's window must lie within the recording)."""
     low, high = math.floor(ends.max() - last - 1), math.ceil(ends.min() - window_s - first + 1)
-    best, best_agreement = None, -1.0
+    agreements = []
     for shift in range(low, high + 1):
         expected = label_at(activities, ends - shift - window_s / 2)
-        agreement = float(np.mean([e == g for e, g in zip(expected, logged, strict=True)]))
-        if agreement > best_agreement:
-            best, best_agreement = shift, agreement
-    if best is None or best_agreement < 0.99:
+        agreements.append((float(np.mean([e == g for e, g in zip(expected, logged, strict=True)])), shift))
+    agreements.sort(reverse=True)
+    best_agreement, best = agreements[0] if agreements else (0.0, None)
+    runner_up = agreements[1][0] if len(agreements) > 1 else 0.0
+    # A window whose middle falls on a label change within a clock offset's rounding may be logged with the
+    # neighbouring label: a few per round. The right shift still stands out from every other by far.
+    if best is None or best_agreement < SHIFT_AGREEMENT or best_agreement - runner_up < SHIFT_MARGIN:
         raise ConfigError(f"{jsonl}: the logged true labels match the recording's under no whole-second shift "
-                          f"(best {best_agreement:.1%})")
+                          f"(best {best_agreement:.1%}, next {runner_up:.1%})")
     return float(best)
+
+
+#: How well the logged true labels must agree with the recording's under the shift found, and by how much
+#: better than under any other shift.
+SHIFT_AGREEMENT = 0.95
+SHIFT_MARGIN = 0.1
 
 
 @dataclass

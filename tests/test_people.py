@@ -67,6 +67,23 @@ def test_decisions_are_moved_onto_the_recording_clock_and_scored(held_gestures: 
     assert scores["every"] == pytest.approx((sum(labelled) - 1) / sum(labelled))
 
 
+def test_a_label_change_logged_a_rounding_late_still_finds_the_shift(held_gestures: Path, tmp_path: Path) -> None:
+    """A window whose middle falls on a label change may be logged with the neighbouring label (the clock offset's
+    rounding): a few such decisions do not hide the shift, which stands out from every other."""
+    start = 1_546_336_800.0
+    activities = [Activity(g, start + 5 * i, start + 5 * (i + 1) - 1 / RATE) for i, g in enumerate(GESTURES)]
+    recorded_ends = start + np.arange(1.0, 15.0 + 1e-9, 0.2)
+    truth = label_at(activities, recorded_ends - 0.5)
+    logged = list(truth)
+    for index in range(1, len(truth)):
+        if truth[index] != truth[index - 1]:
+            logged[index] = truth[index - 1]  # the first decision after each change logged with the one before
+    assert sum(a != b for a, b in zip(logged, truth, strict=True)) >= 2
+    decisions = read_decisions(_log(tmp_path / "log.jsonl", recorded_ends + 77.0, logged, ["Neutral"] * len(truth)),
+                               held_gestures, window_s=1.0)
+    assert np.allclose(decisions.ends, recorded_ends)
+
+
 def test_a_log_that_matches_the_recording_under_no_shift_is_refused(held_gestures: Path, tmp_path: Path) -> None:
     ends = 1_546_336_800.0 + np.arange(1.0, 15.0, 0.5) + 17.0
     wrong = ["Hand open"] * len(ends)  # no shift gives these labels

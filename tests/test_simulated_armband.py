@@ -146,6 +146,6 @@ def test_run_with_two_armbands_and_a_camera_as_typed(armbands: dict, synthetic_e
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) >= 5 and all(record["mode"] == "emg" for record in records)
-    assert "the sources publish as the LSL source 'run" in done.stderr
+    assert "the sources publish as the LSL source 'run" in done.stdout
     for address in (LEFT, RIGHT):
         assert "0103030000" in _commands(armbands["log"], address)  # raw EMG asked of each armband
