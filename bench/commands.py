@@ -323,6 +323,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts += [f"--{option.replace('_', '-')}", *getattr(args, option)]
     if getattr(args, "no_peer", False):
         parts.append("--no-peer")
+    if getattr(args, "no_top_up", False):
+        parts.append("--no-top-up")
     if getattr(args, "speed", None) is not None:
         parts += ["--speed", f"{args.speed:g}"]
     if args.repeat:

@@ -610,11 +610,18 @@ def people_markdown(result: dict) -> str:
     lines += ["", _head_to_head(result)]
     times = summary["adapt_s"]
     spent = "; ".join(f"{model.replace('_', ' ')} {t['mean']:.0f} (max {t['max']:.0f})" for model, t in times.items())
-    lines += ["", "From the end of the recording to the bundle written (`myosight calibrate --from`, seconds): "
-              f"{spent}."]
+    lines += ["", "From the end of the recording to the bundle written (`myosight calibrate --from`, seconds, "
+              f"mean and max over the people): {spent}."]
+    kept = result.get("kept_from_earlier_run") or []
+    if kept:
+        lines += ["", f"{len(kept)} of the people were scored by an earlier run into the same folder with the same "
+                  "settings and kept (the run goes on where one stopped): " + ", ".join(kept) + "."]
     top_up = summary.get("top_up")
     if top_up:
+        measured = max(scores["n"] for parts in top_up.values() for scores in parts.values())
         lines += ["", "<!-- next-session -->", "",
+                  f"The next session, on the {measured} of the {len(result['people'])} people it was measured for "
+                  "(decisions inside one repetition):", "",
                   "| model | rest of Test0 (after the top-up's cycle) | Test1 |", "| --- | ---: | ---: |"]
         for model, title in TOP_UP_MODELS.items():
             parts = top_up.get(model, {})

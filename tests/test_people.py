@@ -166,10 +166,11 @@ def test_a_run_keeps_the_people_an_earlier_run_scored_with_the_same_settings(tmp
     path.write_text(json.dumps(earlier), encoding="utf-8")
     scored = [p["person"] for p in earlier["people"]]
     settings = earlier["config"]
-    config = PeopleBenchConfig(data=Path(settings["data"]), people=(*scored, "Male15"),
-                               base_people=tuple(settings["base_people"]), replay_speed=settings["replay_speed"])
+    config = PeopleBenchConfig(data=Path(settings["data"]), people=(*scored, "Someone new"),
+                               base_people=tuple(settings["base_people"]), replay_speed=settings["replay_speed"],
+                               top_up=False)
     kept = earlier_people(path, config)
-    assert sorted(kept) == sorted(scored) and "Male15" not in kept
+    assert sorted(kept) == sorted(scored) and "Someone new" not in kept
     assert kept[scored[0]].models == earlier["people"][0]["models"]
     timings = kept.timings_of(scored[0])
     assert timings and all(step.startswith(f"{scored[0]}-") for step in timings)
@@ -178,9 +179,8 @@ def test_a_run_keeps_the_people_an_earlier_run_scored_with_the_same_settings(tmp
     assert sorted(earlier_people(path, replace(config, data=relative))) == sorted(scored)  # the same file
     assert not earlier_people(path, replace(config, replay_speed=settings["replay_speed"] / 2))  # other settings
     assert not earlier_people(path, replace(config, base_people=tuple(settings["base_people"][:3])))
-    earlier["people"][0]["top_up"] = {}
-    path.write_text(json.dumps(earlier), encoding="utf-8")
-    assert scored[0] not in earlier_people(path, config)  # the next session is wanted and was not measured
-    assert scored[0] in earlier_people(path, replace(config, top_up=False))
+    with_top_up = sorted(p["person"] for p in earlier["people"] if p["top_up"])
+    # the next session wanted: only the people it was measured for are kept
+    assert sorted(earlier_people(path, replace(config, top_up=True))) == with_top_up
     path.write_text("{not json", encoding="utf-8")
     assert not earlier_people(path, config)  # never trusted: measured again
