@@ -8,7 +8,6 @@ notifications, the LSL outlet, and `myosight record` on the other side of the ne
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ import pylsl
 import pytest
 from conftest import child_environment
 from lsl_helpers import pull_at_least, wait_for
+from test_faults import stop_process
 
 from myosight.data.actionsense import ActionSenseSession
 
@@ -75,16 +75,6 @@ def _start_myo(args: list[str], env: dict[str, str], log: Path) -> subprocess.Po
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def test_myo_streams_the_armbands_bytes_and_says_which_armband_it_took(armbands: dict, tmp_path: Path) -> None:
     """`myosight myo --right` with no address takes the first armband found and says so in a warning; the samples
     on the LSL stream are the recording's, in order, at the armband's 200 Hz."""
@@ -104,7 +94,7 @@ def test_myo_streams_the_armbands_bytes_and_says_which_armband_it_took(armbands:
         assert 150 < rate < 260  # the armband's pace, not a burst
         assert wait_for(lambda: "no address was given, so armband C0:FF:EE:00:00:0A" in log.read_text(), 10)
     finally:
-        _stop(myo)
+        stop_process(myo)
     sent = _commands(armbands["log"], RIGHT)
     assert sent[:2] == ["090101", "0103030000"]  # never sleep, then raw EMG (the vendor's set-mode command)
     assert sent[-2:] == ["0103000000", "090100"]  # EMG off, normal sleep again: the battery is spared
@@ -121,7 +111,7 @@ def test_record_takes_the_armband_of_another_program(armbands: dict, tmp_path: P
                               "--duration", "4", "--wait", "60"], armbands["env"], timeout_s=180)
         assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     finally:
-        _stop(myo)
+        stop_process(myo)
     sessions = sorted(out.glob("*.hdf5"))
     assert len(sessions) == 1
     with ActionSenseSession(sessions[0]) as session:
