@@ -21,20 +21,21 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from myosight.arms import describe_arms
 from myosight.calibration.plan import CalibrationPlan, PromptState, calibration_geometry
 from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
 from myosight.calibration.top_up import TopUp, read_top_up
 from myosight.capture.clock import SourceClock
-from myosight.capture.launch import source_process, source_spec_from_args
+from myosight.capture.kinds import kind_usage, source_kind, source_kinds
+from myosight.capture.launch import source_arms, source_process, source_spec_from_args
 from myosight.errors import ConfigError
-from myosight.models.bundle_header import read_bundle_geometry, read_bundle_metadata
+from myosight.models.bundle_header import bundle_arms, read_bundle_geometry, read_bundle_metadata
 from myosight.models.clips import resolve_geometry
 from myosight.processes import ProcessGroup, SourceSpec, stop_on_signals
 
 EXIT_FAILED = 1
 EXIT_ABORTED = 130
 SOURCE_READY_TIMEOUT_S = 60.0
-CALIBRATION_SOURCES = ("synthetic", "camera+myo", "camera+lsl-emg")
 
 
 def base_bundle(args: argparse.Namespace) -> Path:
@@ -60,11 +61,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
         return _adapt_only(args, base)
     if args.source is None or args.out is None:
         raise ConfigError("name the source and the folder: myosight calibrate --source synthetic --out DIR")
-    if args.source[0] not in CALIBRATION_SOURCES:
-        raise ConfigError(f"--source {args.source[0]}: calibration records a live person: "
-                          f"{' | '.join(CALIBRATION_SOURCES)}")
-    if args.speed != 1.0 and args.source[0] != "synthetic":
-        raise ConfigError("--speed is for the synthetic person only: a real person performs in real time")
+    kind = source_kind(args.source[0])
+    if not kind.live_person:
+        live = [k for k in source_kinds() if k.live_person]
+        raise ConfigError(f"--source {kind.name}: calibration records a live person: {kind_usage(live)}")
+    if args.speed != 1.0 and not kind.follows_prompts:
+        raise ConfigError("--speed is for a synthetic person only: a real person performs in real time")
     plan = plan_from_args(args, base)
     if args.headless and args.screenshot is not None:
         raise ConfigError("--screenshot saves the window: drop --headless")
@@ -84,9 +86,9 @@ def _headless_setup(args: argparse.Namespace, base: Path, plan: CalibrationPlan,
     names = f"cal{os.getpid()}"
     arms = top_up.arms if top_up is not None else None
     source = source_spec_from_args(args, f"{names}src", geometry.crop_size, model_arms=arms)
-    source.classes, source.subject, source.video = plan.classes, args.subject, not emg_only
-    if source.kind == "synthetic":
-        source.prompts, source.clock_origin = names, clock.origin
+    source.video = not emg_only
+    source = source_kind(source).with_prompts(source, labels=names, clock_origin=clock.origin, speed=args.speed,
+                                              classes=plan.classes, subject=args.subject)
     setup = CalibrationSetup(out_dir=out, plan=plan, base=base, geometry=geometry, source=source.source,
                              labels=names, clock=clock, subject=args.subject, emg_only=emg_only,
                              source_video=source.video, fine_tune=args.fine_tune, arms=args.arms, top_up=top_up)
@@ -207,11 +209,21 @@ def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan) 
         raise ConfigError("--speed is for --headless runs (the window runs in real time)")
     if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":
         raise ConfigError(f"--screenshot {args.screenshot}: the file name must end in .png")
+    headless_only = [option for option, given in (("--window", args.window is not None),
+                                                  ("--fine-tune", args.fine_tune != "auto"),
+                                                  ("--arms", args.arms is not None), ("--json", args.json)) if given]
+    if headless_only:
+        raise ConfigError(f"{', '.join(headless_only)}: for --headless calibrations (the window adapts the live "
+                          "model with its own window, arms and fine-tuning)")
     source = source_spec_from_args(args, f"gui{os.getpid()}", resolve_geometry(
         read_bundle_geometry(base), args.input_size).crop_size)
-    source.subject = args.subject
     source.video = True  # the window shows the camera even when the model reads sEMG only (as `myosight gui`)
-    worker = WorkerSettings(bundle=str(base), emg_only=args.emg_only, input_size=args.input_size)
+    missing = [arm for arm in bundle_arms(base) if arm not in (source_arms(source) or bundle_arms(base))]
+    if missing:  # the base shows its live guesses with zeros there until the person's own model replaces it
+        print(f"note: {base} reads {describe_arms(bundle_arms(base))}; until your model is ready its live predictions "
+              f"have zeros for the {missing[0]} arm", file=sys.stderr)
+    worker = WorkerSettings(bundle=str(base), emg_only=args.emg_only, input_size=args.input_size,
+                            allow_missing_arm=bool(missing))
     return run_viewer(ViewerOptions(source=source, worker=worker, subject=args.subject,
                                     calibration=(plan, Path(args.out)), screenshot=args.screenshot,
                                     after_s=args.after))

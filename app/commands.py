@@ -113,6 +113,7 @@ EVERY_WINDOW_CONSUMER_WAIT_S = 60.0
 def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
     """The run the options describe, with the clip geometry resolved once from the bundle and --input-size:
     the sources publish its frames, the worker computes its inputs."""
+    from myosight.capture.kinds import with_settings
     from myosight.capture.launch import require_model_arms, source_spec_from_args
     from myosight.models.bundle_header import bundle_arms, read_bundle_geometry
     from myosight.models.clips import resolve_geometry
@@ -124,8 +125,8 @@ def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
     arms = bundle_arms(bundle)
     sources = source_spec_from_args(args, source_name, geometry.crop_size, model_arms=arms)
     require_model_arms(arms, sources, allow_missing_arm=args.allow_missing_arm, model=str(bundle))
-    if args.every_window:  # every window of a replay: it starts once the worker listens, however long that takes
-        sources.consumer_wait_s = EVERY_WINDOW_CONSUMER_WAIT_S
+    if args.every_window and "consumer_wait_s" in sources.settings:  # every window of a replay: it starts once
+        sources = with_settings(sources, consumer_wait_s=EVERY_WINDOW_CONSUMER_WAIT_S)  # the worker listens
     return RunSpec(bundle=str(bundle), sources=sources, address=args.address, emg_only=args.emg_only,
                    hop_s=args.hop, input_size=args.input_size, geometry=geometry.to_dict(),
                    duration_s=args.duration, use_compile=args.compile, device=args.device,
@@ -144,10 +145,10 @@ def run_run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from myosight.app.launch import run_live
-    from myosight.capture.launch import require_model_arms
+    from myosight.capture.launch import require_model_arms, spec_of_kind
     from myosight.models.bundle_header import bundle_arms, read_bundle_geometry
     from myosight.models.device import check_device
-    from myosight.processes import RunSpec, SourceSpec
+    from myosight.processes import RunSpec
     from myosight.realtime.messages import check_bindable
     from myosight.training.demo_model import HOLDOUT_SUBJECT, demo_bundle, demo_session
 
@@ -156,12 +157,12 @@ def run_demo(args: argparse.Namespace) -> int:
     geometry = read_bundle_geometry(bundle)
     name = f"demo{os.getpid()}"
     if args.live_person:
-        source = SourceSpec(kind="synthetic", video=not args.emg_only, subject=HOLDOUT_SUBJECT, source=name,
-                            frame_size=geometry.crop_size)
+        source = spec_of_kind("synthetic", video=not args.emg_only, subject=HOLDOUT_SUBJECT, source=name,
+                              frame_size=geometry.crop_size)
     else:
         session = args.replay or demo_session()
-        source = SourceSpec(kind="replay", session=str(session), speed=args.speed, loop=True, video=not args.emg_only,
-                            source=name, frame_size=geometry.crop_size)
+        source = spec_of_kind("replay", session=str(session), speed=args.speed, loop=True,
+                              video=not args.emg_only, source=name, frame_size=geometry.crop_size)
         require_model_arms(bundle_arms(bundle), source, allow_missing_arm=False, model="the demo model")
     spec = RunSpec(bundle=str(bundle), sources=source, emg_only=args.emg_only, duration_s=args.duration,
                    geometry=geometry.to_dict(), hop_s=args.hop, every_window=args.every_window,

@@ -46,18 +46,18 @@ def _session(root: Path, seconds: float) -> Path:
 def _measure(bundle_path: Path, session: Path, seconds: float, *, emg_only: bool, hop_s: float,
              input_size: int | None, device: str = "cpu", precision: str = "float32") -> dict:
     """Replay `session` from a source process into a worker here; measure `seconds` after the warm-up."""
-    from myosight.capture.launch import source_process
+    from myosight.capture.launch import source_process, spec_of_kind
     from myosight.models.bundle import load_bundle
     from myosight.models.clips import resolve_geometry
-    from myosight.processes import ProcessGroup, SourceSpec
+    from myosight.processes import ProcessGroup
     from myosight.realtime.messages import ResultPublisher
     from myosight.realtime.worker import Worker, WorkerConfig
 
     bundle = load_bundle(bundle_path)
     geometry = resolve_geometry(bundle.geometry, input_size)
     name = f"bench{uuid.uuid4().hex[:6]}"
-    spec = SourceSpec(kind="replay", session=str(session), video=not emg_only, frame_size=geometry.crop_size,
-                      source=name)
+    spec = spec_of_kind("replay", session=str(session), video=not emg_only, frame_size=geometry.crop_size,
+                        source=name)
     group = ProcessGroup()
     group.start("source", source_process, asdict(spec))
     publisher = worker = None

@@ -131,6 +131,7 @@ def run_soak(bundle_path: str | Path, session: str | Path, config: SoakConfig, *
                               args=(str(session), config.speed, source, not config.emg_only, config.hours, child))
     process.start()
     publisher = worker = viewer = None
+    viewer_thread: threading.Thread | None = None
     stop_viewer = threading.Event()
     try:
         if not parent.poll(READY_TIMEOUT_S):
@@ -154,6 +155,8 @@ def run_soak(bundle_path: str | Path, session: str | Path, config: SoakConfig, *
         summary = _summary(config, grid, session, span, passes, counts, state, worker, viewer, wall)
     finally:
         stop_viewer.set()
+        if viewer_thread is not None:  # it polls the viewer's socket: done before the socket closes (Ctrl-C)
+            viewer_thread.join(timeout=5)
         if worker is not None:
             worker.close()  # inlets first, while the outlets exist
         if viewer is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from myosight.capture.streams import VIDEO_TYPE, frame_shape
+from myosight.capture.streams import VIDEO_TYPE, frame_shape, stream_device
 from myosight.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class LiveInlet:
         # outlet closed can otherwise hang in recovery.
         full_info = self._inlet.info(timeout=5.0)
         self.info_xml = full_info.as_xml()  # the stream's full header, as a recording file keeps it
+        self.device = stream_device(full_info)  # which armband (or relayed stream) it is, where it says
         try:
             is_video = frames and full_info.type() == VIDEO_TYPE
             self.sample_shape: tuple[int, ...] = frame_shape(full_info) if is_video else (self.channels,)

@@ -121,7 +121,8 @@ class EmgRelay:
         except LslTimeoutError as error:
             raise StreamError(f"{describe(self.info)} did not accept a connection within {self.open_timeout:g} s") \
                 from error
-        self.outlet = open_outlet(emg_stream_info(self.arm, self.source, rate))
+        relayed = f"LSL {self.info.name()} on {self.info.hostname()}"
+        self.outlet = open_outlet(emg_stream_info(self.arm, self.source, rate, device=relayed))
         log.info("relaying %s as myosight-emg-%s", describe(self.info), self.arm)
 
     def run(self, stop_event: threading.Event, poll_s: float = 0.1) -> RelayStats:

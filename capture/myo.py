@@ -175,19 +175,41 @@ class MyoSource:
         self.stall_timeout_s = stall_timeout_s
         self.scan_timeout_s = scan_timeout_s
         self._channels: dict[str, _ArmChannel] = {}
-        self._picked: dict[str, str] = {}
+        self._picked: dict[str, str] = {}  # arm -> the address a scan found for it
+        self._picked_names: dict[str, str] = {}
 
     # ---- outlets and the common data path ----
 
     def open(self) -> None:
-        """Create the outlets (idempotent): the streams exist, empty, before any armband connects."""
+        """Create the outlets (idempotent): the streams exist, empty, before any armband connects. Each stream's
+        description names its armband where that is known (see `prepare`), so the viewer shows which is which."""
         for arm in self.arm_addresses:
             channel = self._channels.get(arm)
             if channel is None:
                 assembler = EmgPacketAssembler(arm)
                 channel = self._channels[arm] = _ArmChannel(arm, assembler, None, ArmStats(assembler.stats))
             if channel.outlet is None:
-                channel.outlet = open_outlet(emg_stream_info(arm, self.source))
+                channel.outlet = open_outlet(emg_stream_info(arm, self.source, device=self.armband(arm)))
+
+    def armband(self, arm: str) -> str | None:
+        """Which armband streams `arm`, in words: the address named for it, or the one a scan picked (None: not
+        known before it connects, pyomyo's dongle without an address)."""
+        address = self.arm_addresses.get(arm)
+        if address:
+            return f"Myo {address}"
+        picked = self._picked.get(arm)
+        if picked:
+            return f"{self._picked_names.get(arm) or 'Myo'} {picked} (first found: check the arm)"
+        return None
+
+    def prepare(self, stop_event: threading.Event) -> None:
+        """Decide which armband is which arm before anything streams: with bleak, arms named by no address get the
+        armbands a scan finds (said in a warning: a guess is never silent), waiting until there are enough or
+        `stop_event`; then the outlets open, each naming its armband."""
+        if self.backend == "bleak" and any(address is None for address in self.arm_addresses.values()):
+            asyncio.run(self._bleak_pick(import_backend("bleak"), stop_event))
+        if not stop_event.is_set():
+            self.open()
 
     def close(self) -> None:
         """Drop the outlets (inlets see the streams end); the counts stay readable."""
@@ -242,7 +264,7 @@ class MyoSource:
     def run(self, stop_event: threading.Event) -> None:
         """Stream until `stop_event` is set, reconnecting as needed; raises ConfigError if the backend is missing."""
         module = import_backend(self.backend)
-        self.open()
+        self.prepare(stop_event)
         try:
             if self.backend == "bleak":
                 asyncio.run(self._bleak_main(module, stop_event))
@@ -255,17 +277,15 @@ class MyoSource:
     # ---- bleak ----
 
     async def _bleak_main(self, bleak: ModuleType, stop_event: threading.Event) -> None:
-        claimed: set[str] = {address.upper() for address in self.arm_addresses.values() if address}
-        await asyncio.gather(*(self._bleak_arm(bleak, arm, address, stop_event, claimed)
+        await asyncio.gather(*(self._bleak_arm(bleak, arm, address, stop_event)
                                for arm, address in self.arm_addresses.items()))
 
-    async def _bleak_arm(self, bleak: ModuleType, arm: str, address: str | None, stop_event: threading.Event,
-                         claimed: set[str]) -> None:
+    async def _bleak_arm(self, bleak: ModuleType, arm: str, address: str | None, stop_event: threading.Event) -> None:
         delays = reconnect_delays(self.reconnect_initial_s, self.reconnect_max_s)
         while not stop_event.is_set():
             streamed = False
             try:
-                streamed = await self._bleak_session(bleak, arm, address, stop_event, claimed)
+                streamed = await self._bleak_session(bleak, arm, address, stop_event)
             except _RetryError as error:
                 log.warning("Myo %s: %s", arm, error)
             except Exception as error:  # Bluetooth errors of every kind (BleakError, OSError, timeouts): reconnect
@@ -278,30 +298,43 @@ class MyoSource:
             log.info("Myo %s: reconnecting in %.0f s", arm, delay)
             await _wait_for_stop(stop_event, delay)
 
-    async def _bleak_find(self, bleak: ModuleType, arm: str, address: str | None, claimed: set[str]) -> Any:
-        address = address or self._picked.get(arm)  # an armband found by scanning stays this arm's
-        if address is not None:
-            device = await bleak.BleakScanner.find_device_by_address(address, timeout=self.scan_timeout_s)
-            if device is None:
-                raise _RetryError(f"armband {address} not found (is it charged, in range and not connected elsewhere?)")
-            return device
-        devices = await bleak.BleakScanner.discover(timeout=self.scan_timeout_s, service_uuids=[CONTROL_SERVICE_UUID])
-        for device in devices:
-            if device.address.upper() not in claimed:
+    async def _bleak_pick(self, bleak: ModuleType, stop_event: threading.Event) -> None:
+        """Give each arm without an address an armband a scan finds (left first), until every arm has one."""
+        claimed = {address.upper() for address in self.arm_addresses.values() if address}
+        delays = reconnect_delays(self.reconnect_initial_s, self.reconnect_max_s)
+        while not stop_event.is_set():
+            waiting = [arm for arm, address in self.arm_addresses.items() if not address and arm not in self._picked]
+            if not waiting:
+                return
+            devices = await bleak.BleakScanner.discover(timeout=self.scan_timeout_s,
+                                                        service_uuids=[CONTROL_SERVICE_UUID])
+            free = [device for device in devices if device.address.upper() not in claimed]
+            for arm, device in zip(waiting, free, strict=False):
                 claimed.add(device.address.upper())
-                self._picked[arm] = device.address
+                self._picked[arm], self._picked_names[arm] = device.address, device.name or "Myo"
                 # a warning, not a note: swapped arms give wrong predictions, and a guess must never be silent
                 log.warning("Myo %s arm: no address was given, so armband %s (%s), the first found, is the %s arm; "
                             "check it is on the %s forearm (`myosight myo --identify %s` makes it vibrate), or name "
                             "each arm's armband by its address (`myosight myo --scan` lists them)", arm,
                             device.address, device.name, arm, arm, device.address)
-                return device
-        raise _RetryError("no free Myo armband found in the scan")
+            if len(free) < len(waiting):
+                log.warning("Myo: looking for %d more armband(s) (is it on, charged and not connected elsewhere?)",
+                            len(waiting) - len(free))
+                await _wait_for_stop(stop_event, next(delays))
 
-    async def _bleak_session(self, bleak: ModuleType, arm: str, address: str | None, stop_event: threading.Event,
-                             claimed: set[str]) -> bool:
+    async def _bleak_find(self, bleak: ModuleType, arm: str, address: str | None) -> Any:
+        address = address or self._picked.get(arm)  # an armband found by scanning stays this arm's
+        if address is None:
+            raise _RetryError("no armband picked for this arm yet")
+        device = await bleak.BleakScanner.find_device_by_address(address, timeout=self.scan_timeout_s)
+        if device is None:
+            raise _RetryError(f"armband {address} not found (is it charged, in range and not connected elsewhere?)")
+        return device
+
+    async def _bleak_session(self, bleak: ModuleType, arm: str, address: str | None,
+                             stop_event: threading.Event) -> bool:
         """One connection: configure, subscribe, stream until disconnect, stall or stop. True if data came."""
-        device = await self._bleak_find(bleak, arm, address, claimed)
+        device = await self._bleak_find(bleak, arm, address)
         disconnected = asyncio.Event()
         client = bleak.BleakClient(device, disconnected_callback=lambda _client: disconnected.set())
         await client.connect()

@@ -83,13 +83,18 @@ class StreamNames:
         return f"myosight-{self.source}-{kind}"
 
 
-def emg_stream_info(arm: str, source: str, rate_hz: float = MYO_NOMINAL_RATE_HZ) -> pylsl.StreamInfo:
+def emg_stream_info(arm: str, source: str, rate_hz: float = MYO_NOMINAL_RATE_HZ, *,
+                    device: str | None = None) -> pylsl.StreamInfo:
+    """An arm's EMG stream; `device` says in words what streams it (which armband, which relayed stream), so
+    that every consumer can show which is which."""
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, not {arm!r}")
     info = pylsl.StreamInfo(f"myosight-emg-{arm}", EMG_TYPE, CHANNELS_PER_ARM, rate_hz, pylsl.cf_float32,
                             StreamNames(source).source_id(f"emg-{arm}"))
     desc = info.desc()
     desc.append_child_value("arm", arm)
+    if device:
+        desc.append_child_value("device", device)
     desc.append_child_value("units", "myo")
     channels = desc.append_child("channels")
     for index in range(CHANNELS_PER_ARM):
@@ -97,6 +102,11 @@ def emg_stream_info(arm: str, source: str, rate_hz: float = MYO_NOMINAL_RATE_HZ)
         channel.append_child_value("label", f"{arm}-{index + 1}")
         channel.append_child_value("type", "EMG")
     return info
+
+
+def stream_device(info: pylsl.StreamInfo) -> str | None:
+    """What a stream's description says streams it (see `emg_stream_info`), None where it does not say."""
+    return info.desc().child_value("device") or None
 
 
 def video_stream_info(size: int, fps: float, source: str) -> pylsl.StreamInfo:

@@ -51,28 +51,17 @@ ChildTarget = Callable[[dict, threading.Event, Any], None]
 
 @dataclass
 class SourceSpec:
-    """A source to start (a child process publishing LSL streams), as chosen on the command line or in the viewer."""
+    """A source to start (a child process publishing LSL streams), as chosen on the command line or in the viewer.
 
-    kind: str  # "replay", "synthetic", "camera+myo", "camera+lsl-emg"; "lsl": streams that run elsewhere
-    session: str | None = None
-    speed: float = 1.0
-    loop: bool = False
+    The fields here are those every kind has; `settings` are the kind's own (a replay's file and speed, a camera's
+    device, armband addresses), declared and decoded strictly by the kind (`myosight.capture.kinds`)."""
+
+    kind: str  # a kind of myosight.capture.kinds ("replay", "synthetic", ...); "lsl": streams that run elsewhere
+    settings: dict = field(default_factory=dict)
     video: bool = True
     frame_size: int = 224  # published frames: centre crop of this size (see models.clips.resolve_geometry)
-    camera: str = "0"
-    myo_left: str | None = None
-    myo_right: str | None = None
-    myo_backend: str = "bleak"  # camera+myo: bleak (the computer's Bluetooth) or pyomyo (a BLED112 dongle per arm)
-    lsl_emg_left: str | None = None
-    lsl_emg_right: str | None = None
-    classes: tuple[str, ...] | None = None
-    subject: str = "S00"
     source: str = "live"  # the LSL source name: stream source ids are myosight-<source>-<kind>
-    control_address: str | None = None  # replay: ZeroMQ address of its play/pause/seek control
-    prompts: str | None = None  # synthetic: perform what this source's label markers ask (a calibration)
-    clock_origin: float | None = None  # synthetic: the LSL time its clock starts from (shared with the prompts)
-    arms: tuple[str, ...] = ("left", "right")  # synthetic: the armbands the person wears
-    consumer_wait_s: float = 1.0  # replay: how long it waits for its worker's inlets before it starts
+    arms: tuple[str, ...] = ("left", "right")  # the armbands worn, where the kind cannot tell by itself
 
 
 @dataclass

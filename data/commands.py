@@ -8,19 +8,22 @@ import json
 from pathlib import Path
 
 from myosight import options
+from myosight.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser(
         "info",
-        help="show the streams, measured rates and labelled actions of a session file",
-        description="Read an ActionSense-layout session (.hdf5) and print what it holds: every stream with "
+        help="show the streams, measured rates and labelled actions of session files",
+        description="Read ActionSense-layout sessions (.hdf5) and print what each holds: every stream with "
         "its row count, the Myo EMG arms with their rate measured from timestamps and their gaps, the "
         "world video, and the labelled actions after Start/Stop pairing.",
     )
-    info.add_argument("session", type=Path, help="session .hdf5 file")
-    info.add_argument("--video", type=Path, help="world-camera video (default: found beside the session)")
-    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("sessions", type=Path, nargs="+", metavar="session", help="session .hdf5 files")
+    info.add_argument("--video", type=Path, help="world-camera video of the one session named (default: found "
+                      "beside the session)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text (a list for several "
+                      "sessions)")
     info.set_defaults(handler=run_info)
 
     sub = subparsers.add_parser(
@@ -147,10 +150,20 @@ def session_summary(session_path: Path, video: Path | None = None) -> dict:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    summary = session_summary(args.session, args.video)
+    if args.video is not None and len(args.sessions) > 1:
+        raise ConfigError("--video is the world video of one session: name one session with it")
+    summaries = [session_summary(path, args.video) for path in args.sessions]
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
         return 0
+    for index, summary in enumerate(summaries):
+        if index:
+            print()
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
     print(f"{summary['file']}  (subject {summary['subject'] or 'unknown'})")
     print("streams:")
     for name, rows in summary["streams"].items():
@@ -166,7 +179,6 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"labelled actions: {len(summary['actions'])}")
     for action in summary["actions"]:
         print(f"  {action['duration_s']:7.1f} s  {action['label']}")
-    return 0
 
 
 def run_subactions(args: argparse.Namespace) -> int:

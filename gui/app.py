@@ -128,6 +128,8 @@ def run_viewer(options: ViewerOptions) -> int:
     if window.calibration is not None:
         print(f"calibration: {window.calibration.status.message or window.calibration.status.stage}")
     code = window.controller.exit_code() if window.controller is not None else 0
+    for failure in window.controller.failures if window.controller is not None else []:
+        print(f"myosight: error: {failure}", file=sys.stderr)  # the window is gone: its notices too
     return EXIT_INTERRUPTED if code == 0 and signals[:1] == [signal.SIGINT] else code
 
 
@@ -163,9 +165,9 @@ def _show_source(window, spec) -> None:
     index = controls.kind.findData(spec.kind)
     if index >= 0:
         controls.kind.setCurrentIndex(index)
-    controls.path.setText(spec.session or "")
-    controls.speed.setValue(spec.speed)
-    controls.loop.setChecked(spec.loop)
+    controls.path.setText(spec.settings.get("session") or "")
+    controls.speed.setValue(spec.settings.get("speed", 1.0))
+    controls.loop.setChecked(spec.settings.get("loop", True))
 
 
 class _Finisher:

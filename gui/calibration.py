@@ -28,6 +28,7 @@ from myosight.calibration.plan import CalibrationPlan, calibration_geometry
 from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
 from myosight.calibration.top_up import TopUp
 from myosight.capture.clock import SourceClock
+from myosight.capture.kinds import EXTERNAL_KIND, source_kind
 from myosight.data.activities import ACTIVITIES
 from myosight.errors import ConfigError
 from myosight.gui.controller import Controller, unique_source_name
@@ -71,13 +72,14 @@ class WindowCalibration:
         bundle = controller.worker.bundle
         if request.top_up is None and not bundle:
             raise ConfigError("choose the model to adapt first (Model, below)")
-        self.prompted = spec.kind == "synthetic"
+        self.prompted = spec.kind != EXTERNAL_KIND and source_kind(spec).follows_prompts
         if request.speed != 1.0 and not self.prompted:
             raise ConfigError("only a synthetic person can perform faster than real time")
         self.controller, self.request = controller, request
         self.base = request.top_up.base if request.top_up is not None else Path(str(bundle))
         labels = unique_source_name("cal")
         clock = SourceClock.starting_now(request.speed)
+        self.chosen_source = spec  # what the person runs again once the recording is done
         self.source = self._prompted_source(spec, labels, clock) if self.prompted else spec
         setup = self._setup(labels, clock)
         self.run = CalibrationRun(setup, on_recorded=self._on_recorded)  # its label outlet before the person
@@ -111,9 +113,10 @@ class WindowCalibration:
         if unknown:
             raise ConfigError(f"the synthetic person performs the 20 ActionSense activities only, not "
                               f"{', '.join(map(repr, unknown))}: record new activities with a camera and armbands")
-        return replace(spec, source=unique_source_name(), prompts=labels, clock_origin=clock.origin,
-                       speed=self.request.speed, classes=plan.classes, subject=self.request.subject,
-                       control_address=None)
+        prompted = source_kind(spec).with_prompts(spec, labels=labels, clock_origin=clock.origin,
+                                                  speed=self.request.speed, classes=plan.classes,
+                                                  subject=self.request.subject)
+        return replace(prompted, source=unique_source_name())
 
     def _waiting_message(self) -> str:
         if self.prompted:
@@ -172,8 +175,7 @@ class WindowCalibration:
                 return
             launched = controller.source_spec is not None and controller.source_spec.source == self.source.source
             self._prompted_child = controller.processes.get("source") if launched else None
-            controller.start_source(replace(self.source, source=unique_source_name(), prompts=None,
-                                            clock_origin=None, speed=1.0))
+            controller.start_source(replace(self.chosen_source, source=unique_source_name()))
         if self._prompted_child is None or not self._prompted_child.alive:
             self._released.set()
 

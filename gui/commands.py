@@ -55,12 +55,11 @@ def _check(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace):
     import os
 
-    from myosight.capture.launch import require_model_arms, source_spec_from_args
+    from myosight.capture.launch import require_model_arms, source_spec_from_args, spec_of_kind
     from myosight.gui.app import ViewerOptions
     from myosight.gui.controller import WorkerSettings
     from myosight.models.bundle_header import bundle_arms
     from myosight.models.device import check_device
-    from myosight.processes import SourceSpec
 
     bundle = str(args.model) if args.model else None
     source = None
@@ -69,8 +68,8 @@ def _options(args: argparse.Namespace):
 
         bundle = str(demo_bundle())
         if not args.source:
-            source = SourceSpec(kind="replay", session=str(demo_session()), speed=args.speed, loop=True,
-                                source=f"gui{os.getpid()}")
+            source = spec_of_kind("replay", session=str(demo_session()), speed=args.speed, loop=True,
+                                  source=f"gui{os.getpid()}")
     worker = WorkerSettings(bundle=bundle, emg_only=args.emg_only, hop_s=args.hop, input_size=args.input_size,
                             use_compile=args.compile, device=check_device(args.device, precision=args.precision),
                             precision=args.precision, allow_missing_arm=args.allow_missing_arm)

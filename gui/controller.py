@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pylsl
 
+from myosight.capture.kinds import EXTERNAL_KIND, source_kind, with_settings
 from myosight.capture.launch import source_process
 from myosight.capture.recorder import RecorderSpec, recorder_process
 from myosight.errors import ConfigError
@@ -98,20 +99,21 @@ class Controller:
     _worker_dirty: bool = False
     _stopper: threading.Thread | None = None
     _ever_failed: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # each child that failed, in words, in order
 
     # -- requests from the window ---------------------------------------------------------------------
     def start_source(self, spec: SourceSpec) -> None:
         """Stop whatever runs and start this source (and the worker after it); its frames are the model's."""
         spec.frame_size = self.worker.geometry().crop_size  # checks the bundle too
-        if spec.kind == "replay":
-            spec.control_address = free_tcp_address()
+        if spec.kind != EXTERNAL_KIND and source_kind(spec).controllable:
+            spec = with_settings(spec, control_address=free_tcp_address())
         self._pending_source = spec
         self._stop_in_background(["recorder", "worker", "source"], streams=True)
         self.notices.pop("source", None)
 
     def attach(self, source_name: str) -> None:
         """Use the LSL streams of a source that runs elsewhere (no source process)."""
-        self.start_source(SourceSpec(kind="lsl", source=source_name))
+        self.start_source(SourceSpec(kind=EXTERNAL_KIND, source=source_name))
 
     def stop_all(self) -> None:
         self._pending_source = None
@@ -188,7 +190,7 @@ class Controller:
     @property
     def source_ready(self) -> bool:
         """Whether the source is up (its streams exist), so that a recorder can start on it."""
-        if self.source_spec is not None and self.source_spec.kind == "lsl":
+        if self.source_spec is not None and self.source_spec.kind == EXTERNAL_KIND:
             return True
         child = self.processes.get("source")
         return child is not None and child.alive and child.ready.is_set()
@@ -250,11 +252,11 @@ class Controller:
         self.state.reset_predictions()
         self.state.drop_stream_views()
         self.source_spec = spec
-        if spec.kind != "lsl":
+        if spec.kind != EXTERNAL_KIND:
             self.processes.start("source", source_process, asdict(spec))
         self.streams = StreamReceiver(spec.source, self.state)
         self.streams.start()
-        control = getattr(spec, "control_address", None)
+        control = spec.settings.get("control_address")
         if control:
             self.replay = ReplayLink(control, self.state)
             self.replay.start()
@@ -278,13 +280,14 @@ class Controller:
         its models meanwhile, see `myosight.realtime.child`)."""
         if self.source_spec is None:
             return False
-        if self.source_spec.kind == "lsl":
+        if self.source_spec.kind == EXTERNAL_KIND:
             return True
         child = self.processes.get("source")
         return child is not None and child.alive
 
     def _running(self, role: str, allow_external: bool = False) -> bool:
-        if allow_external and role == "source" and self.source_spec is not None and self.source_spec.kind == "lsl":
+        if allow_external and role == "source" and self.source_spec is not None \
+                and self.source_spec.kind == EXTERNAL_KIND:
             return True
         child = self.processes.get(role)
         return child is not None and child.alive
@@ -301,6 +304,8 @@ class Controller:
                     "worker": "the worker", "recorder": "the recorder"}[role]
             why = child.error or f"exit code {code}; see the terminal"
             self.notices[role] = ("error", f"{what.capitalize()} stopped ({why})")
+            if code is not None and code != 0:
+                self.failures.append(f"{what} stopped ({why})")
 
     def _starting_notice(self) -> None:
         child = self.processes.get("worker")

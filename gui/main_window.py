@@ -11,6 +11,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from myosight.calibration.plan import CalibrationPlan
 from myosight.calibration.top_up import TopUp, read_top_up
+from myosight.capture.kinds import PickerFields, source_kind
+from myosight.capture.launch import spec_of_kind
 from myosight.errors import MyosightError
 from myosight.gui.calibration import CalibrationRequest, WindowCalibration, bundle_summary, is_calibrated
 from myosight.gui.controller import Controller, unique_source_name
@@ -34,7 +37,6 @@ from myosight.gui.widgets.prediction import PredictionPanel
 from myosight.gui.widgets.spectrograms import SpectrogramPanel
 from myosight.gui.widgets.xdf_arms import ask_with_dialog, xdf_arms
 from myosight.models.bundle_header import read_bundle_metadata
-from myosight.processes import SourceSpec
 
 STYLE = """
 QWidget { background: #101418; color: #dfe6ec; font-size: 10pt; }
@@ -285,30 +287,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.classes = list(classes)
         self.controls.set_classes(classes)
 
-    def _on_source(self, request: dict) -> None:
+    def _on_source(self, picked: PickerFields) -> None:
         if self.controller is None or not self._unless_calibrating():
             return
-        kind = request["kind"]
-        if kind == "replay" and not (request["session"] and Path(request["session"]).is_file()):
-            self.notice("error", f"replay: no session file {request['session'] or '(none given)'}")
+        kind = source_kind(picked.kind)
+        if kind.file is not None and not (picked.session and Path(picked.session).is_file()):
+            self.notice("error", f"{kind.name}: no file {picked.session or '(none given)'}")
             return
-        left, right = request["left"], request["right"]
-        named_emg = kind == "camera+lsl-emg"
-        if kind == "replay" and request["session"].lower().endswith(".xdf"):
+        if picked.session is not None and picked.session.lower().endswith(".xdf"):
             try:  # the file's EMG streams by arm: the fields, the file itself, or the user's answer
-                arms = xdf_arms(request["session"], left, right, self.ask_xdf_arms)
+                arms = xdf_arms(picked.session, picked.left, picked.right, self.ask_xdf_arms)
             except MyosightError as error:
                 self.notice("error", str(error))
                 return
             if arms is None:
                 return
-            (left, right), named_emg = arms, True
-        spec = SourceSpec(kind=kind, session=request["session"], speed=request["speed"], loop=request["loop"],
-                          camera=request["camera"], source=unique_source_name(),
-                          myo_left=left if kind == "camera+myo" else None,
-                          myo_right=right if kind == "camera+myo" else None,
-                          lsl_emg_left=left if named_emg else None,
-                          lsl_emg_right=right if named_emg else None)
+            picked = replace(picked, left=arms[0], right=arms[1])
+        try:
+            spec = spec_of_kind(kind.name, source=unique_source_name(), **kind.settings_from_picker(picked))
+        except MyosightError as error:
+            self.notice("error", str(error))
+            return
         self._call("start_source", spec)
 
     def ask_xdf_arms(self, streams: list, path: Path) -> dict | None:
@@ -476,7 +475,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _tick(self) -> None:
         now = time.monotonic()
         snapshot = self.state.snapshot()
-        self.traces.show_streams(present_streams([*snapshot.emg, *snapshot.streams]))
+        streams = present_streams([*snapshot.emg, *snapshot.streams])
+        self.traces.show_streams(streams, {name: view.device for name, view in snapshot.streams.items()})
         self.traces.update_traces(snapshot.emg, snapshot.emg_newest)
         self._tick_calibration()
         if snapshot.frame_seq != self._seen["frame"] or snapshot.prediction_seq != self._seen["prediction"]:

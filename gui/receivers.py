@@ -129,7 +129,8 @@ class StreamReceiver(threading.Thread):
             if publish_view:
                 health = inlet.health
                 lost = health.lost and health.samples > 0  # a stream that has not started is not lost
-                self.state.set_stream_view(kind, StreamView(lost, health.arrival_rate_hz(), health.samples))
+                self.state.set_stream_view(kind, StreamView(lost, health.arrival_rate_hz(), health.samples,
+                                                            inlet.device))
         if publish_view:
             self._next_view = now + 0.2
 

@@ -29,6 +29,7 @@ class StreamView:
     lost: bool = False
     rate_hz: float = 0.0
     samples: int = 0
+    device: str | None = None  # what streams it, as the stream's description says (which armband)
 
 
 @dataclass

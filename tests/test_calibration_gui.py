@@ -16,6 +16,7 @@ from myosight.calibration.adapt import AdaptOptions, adapt
 from myosight.calibration.plan import CalibrationPlan
 from myosight.calibration.run import recorded_sessions
 from myosight.calibration.top_up import TOP_UPS
+from myosight.capture.launch import spec_of_kind
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.layout import ACTIVITY_GROUP
 from myosight.data.synth import SynthConfig, write_sessions
@@ -38,7 +39,7 @@ START_MS, RECORDING_MS, ADAPT_MS = 90_000, 120_000, 180_000
 
 def _synthetic(subject: str) -> SourceSpec:
     """A synthetic person with its camera (without one, a recorder waits 10 s for a video stream)."""
-    return SourceSpec(kind="synthetic", video=True, subject=subject, source=unique_source("caltest"))
+    return spec_of_kind("synthetic", video=True, subject=subject, source=unique_source("caltest"))
 
 
 def _window(qtbot, bundle: Path, subject: str = "S09") -> MainWindow:
@@ -171,7 +172,7 @@ def test_wizard_prompts_redoes_adapts_and_switches_models(qtbot, synthetic_emg_m
 
         redone = _redo_in_a_rest(qtbot, window, calibration)
         qtbot.mouseClick(window.controls.stop, LEFT)  # the source stays while a calibration records
-        assert controller.source_request.prompts is not None and any("abort it first" in text
+        assert controller.source_request.settings.get("prompts") is not None and any("abort it first" in text
                                                                      for text in window.notices)
         qtbot.waitUntil(lambda: calibration.status.stage == "done" or calibration.finished, timeout=ADAPT_MS)
         assert calibration.status.stage == "done", calibration.status.message
@@ -215,7 +216,8 @@ def _redo_in_a_rest(qtbot, window: MainWindow, calibration) -> int:
 def _switch_models(qtbot, window: MainWindow, base: str, calibrated: str) -> None:
     """Back to the base model and to the calibrated one: the worker restarts, the source keeps running."""
     controller, panel = window.controller, window.calibration_panel
-    qtbot.waitUntil(lambda: controller.source_spec.prompts is None and controller.source_ready, timeout=START_MS)
+    qtbot.waitUntil(lambda: controller.source_spec.settings.get("prompts") is None and controller.source_ready,
+                    timeout=START_MS)
     source = _source_pid(window)
     _switch(qtbot, window, window.base_button, base, "base model")
     qtbot.waitUntil(lambda: window.state.prediction is not None and len(window.state.prediction.classes) == 5,

@@ -39,6 +39,11 @@ def test_synth_info_subactions_spectrograms(tmp_path: Path, capsys: pytest.Captu
     assert len(info["actions"]) == 8  # the Bad/Maybe pairs and the zero-time row are dropped
     assert info["video_frames"] > 0 and info["video"].endswith(".mp4")
     assert 158 < info["emg"]["left"]["measured_rate_hz"] < 162
+    assert main(["info", str(session_path), str(session_path), "--json"]) == 0  # several: a list, in order
+    assert [entry["subject"] for entry in json.loads(capsys.readouterr().out)] == ["S04", "S04"]
+    assert main(["info", str(session_path), str(session_path)]) == 0
+    assert capsys.readouterr().out.count("labelled actions: 8") == 2
+    assert main(["info", str(session_path), str(session_path), "--video", str(info["video"])]) == 1
 
     csv_path = tmp_path / "split.csv"
     assert main(["subactions", str(session_path), "--csv", str(csv_path)]) == 0

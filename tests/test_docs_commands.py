@@ -18,8 +18,29 @@ from conftest import REPO_ROOT
 from myosight.cli import build_parser
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
-FENCE = re.compile(r"```(?:bash|sh|shell|console)?\n(.*?)```", re.S)
+SHELL = ("", "bash", "sh", "shell", "console")
 INLINE = re.compile(r"(?<!`)`(myosight [^`]+)`(?!`)")
+
+
+def fenced_blocks(text: str) -> list[tuple[int, str, str]]:
+    """(line of the opening fence, 1-based; language; body) of every fenced block of a Markdown page, the fences
+    paired in order (so a block of another language never swallows its neighbours)."""
+    blocks, opened, language, body = [], None, "", []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if opened is None and stripped.startswith("```"):
+            opened, language, body = number, stripped[3:].strip(), []
+        elif opened is not None and stripped == "```":
+            blocks.append((opened, language, "\n".join(body) + "\n"))
+            opened = None
+        elif opened is not None:
+            body.append(line)
+    return blocks
+
+
+def shell_blocks(text: str) -> list[tuple[int, str]]:
+    """(line, body) of the page's shell blocks."""
+    return [(line, body) for line, language, body in fenced_blocks(text) if language in SHELL]
 
 
 def _shell_commands(block: str) -> list[str]:
@@ -39,9 +60,10 @@ def documented_commands() -> list[tuple[str, str]]:
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
         name = str(page.relative_to(REPO_ROOT))
-        for block in FENCE.findall(text):
+        for _, block in shell_blocks(text):
             found += [(name, c) for c in _shell_commands(block)]
-        for span in INLINE.findall(text):
+        prose = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("```"))
+        for span in INLINE.findall(prose):
             found += [(name, c) for c in _shell_commands(" ".join(span.split()))]
     commands = []
     for name, command in found:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,10 @@ import torch
 from lsl_helpers import pull_at_least, unique_source, wait_for
 
 from myosight.capture.inlets import resolve
-from myosight.capture.launch import hardware_sources
+from myosight.capture.launch import source_process, spec_of_kind
 from myosight.capture.streams import emg_stream_info, open_outlet
 from myosight.data.actionsense import ARMS
 from myosight.models.bundle import load_bundle
-from myosight.processes import SourceSpec
 from myosight.realtime.messages import ResultPublisher
 from myosight.realtime.worker import Worker, WorkerConfig
 
@@ -145,17 +145,17 @@ def test_a_failed_camera_leaves_the_armbands_streaming(caplog: pytest.LogCapture
     """camera+lsl-emg: the camera cannot deliver frames; the EMG relay goes on, so the worker can run sEMG-only."""
     source, name = unique_source("fault"), f"TestEMG-{uuid.uuid4().hex[:8]}"
     upstream = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EMG", 8, 200, pylsl.cf_float32, f"up-{name}"))
-    spec = SourceSpec(kind="camera+lsl-emg", camera="/nonexistent/camera0.mp4", lsl_emg_left=name, source=source)
+    spec = spec_of_kind("camera+lsl-emg", camera="/nonexistent/camera0.mp4", lsl_emg_left=name, source=source)
     stop, ready, result = threading.Event(), threading.Event(), {}
 
     def run() -> None:
         try:
-            hardware_sources(spec, stop, ready)
+            source_process(asdict(spec), stop, ready)
         except BaseException as error:
             result["error"] = error
 
     thread = threading.Thread(target=run, daemon=True)
-    with caplog.at_level(logging.ERROR, logger="myosight.capture.launch"):
+    with caplog.at_level(logging.ERROR, logger="myosight.capture.kinds"):
         thread.start()
         try:
             assert ready.wait(30)

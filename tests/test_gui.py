@@ -17,6 +17,7 @@ pytest.importorskip("PySide6", reason="the gui extra (PySide6, pyqtgraph) is not
 
 from lsl_helpers import inlet_for, unique_source
 
+from myosight.capture.launch import spec_of_kind
 from myosight.capture.streams import emg_stream_info, open_outlet, video_stream_info
 from myosight.data.activities import short_name
 from myosight.gui.controller import (
@@ -30,7 +31,6 @@ from myosight.gui.state import GuiState, StreamView
 from myosight.gui.widgets.attention import NO_ATTENTION, AttentionTiles
 from myosight.gui.widgets.emg_traces import peak_decimate
 from myosight.gui.widgets.health import BannerModel
-from myosight.processes import SourceSpec
 from myosight.realtime.messages import (
     HealthMessage,
     KineticsTop,
@@ -119,7 +119,7 @@ def test_window_with_a_replay_and_a_worker(qtbot, synthetic_emg_model: dict, tmp
     window.show()
     window.choose_bundle(bundle)
     session = synthetic_emg_model["sessions"][0].hdf5_path
-    spec = SourceSpec(kind="replay", session=str(session), speed=3.0, loop=True, source=unique_source("guitest"))
+    spec = spec_of_kind("replay", session=str(session), speed=3.0, loop=True, source=unique_source("guitest"))
     controller.start_source(spec)
     try:
         _wait_for_prediction(qtbot, state)

@@ -139,3 +139,63 @@ def test_run_with_two_armbands_and_a_camera_as_typed(armbands: dict, synthetic_e
     assert "the sources publish as the LSL source 'run" in done.stdout
     for address in (LEFT, RIGHT):
         assert "0103030000" in _commands(armbands["log"], address)  # raw EMG asked of each armband
+
+
+def test_the_viewer_names_the_armband_of_each_arm(qtbot, armbands: dict, synthetic_emg_model: dict,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The viewer started on camera+myo, the left armband named by address, the right one left to a scan: each
+    arm's trace is titled with the armband streaming it, the scanned one marked to be checked (swapped arms give
+    wrong predictions, so which is which is shown, never guessed in silence)."""
+    from myosight.capture.launch import spec_of_kind
+    from myosight.gui.controller import Controller, WorkerSettings, free_tcp_address
+    from myosight.gui.main_window import MainWindow
+    from myosight.gui.state import GuiState
+
+    monkeypatch.syspath_prepend(str(DEVICES))  # the source's child process imports the simulated bleak
+    monkeypatch.setenv("MYOSIGHT_SIMULATED_ARMBANDS", armbands["env"]["MYOSIGHT_SIMULATED_ARMBANDS"])
+    state = GuiState()
+    controller = Controller(state, free_tcp_address(), WorkerSettings(bundle=None))
+    window = MainWindow(state, controller, controller.address)
+    qtbot.addWidget(window)
+    window.show()
+    video = synthetic_emg_model["sessions"][0].video_path
+    controller.start_source(spec_of_kind("camera+myo", source=f"band{uuid.uuid4().hex[:8]}", camera=str(video),
+                                         myo_left=LEFT, arms=("left", "right")))
+    try:
+        qtbot.waitUntil(lambda: len(window.traces.titles) == 2 and all(
+            "·" in title.split("arm", 1)[1] for title in window.traces.titles.values()), timeout=60000)
+        assert window.traces.titles["emg-left"] == f"sEMG · left arm · Myo {LEFT}"
+        assert window.traces.titles["emg-right"] == f"sEMG · right arm · Myo right {RIGHT} (first found: check the arm)"
+        qtbot.waitUntil(lambda: window.traces.curve_points("emg-right") > 50, timeout=30000)
+    finally:
+        controller.shutdown()
+
+
+@pytest.mark.slow
+def test_calibrate_records_the_armbands_as_typed(armbands: dict, synthetic_emg_model: dict, tmp_path: Path) -> None:
+    """`myosight calibrate --source camera+myo --myo-left ADDR --myo-right ADDR --camera FILE --headless`: the
+    person's prompts are recorded from the armbands (their bytes, both arms), a bundle is adapted, and every
+    process ends cleanly (no abort of a source thread still holding its outlet)."""
+    from myosight.models.bundle_header import read_bundle_metadata
+
+    base = synthetic_emg_model["bundle"]
+    classes = read_bundle_metadata(base)["classes"][:2]
+    out = tmp_path / "me"
+    done = _myosight(["calibrate", "--source", "camera+myo", "--myo-left", LEFT, "--myo-right", RIGHT, "--camera",
+                      str(synthetic_emg_model["sessions"][0].video_path), "--classes", *classes, "--reps", "2",
+                      "--seconds", "3", "--rest", "1", "--lead-in", "1", "--emg-only", "--base", str(base), "--out",
+                      str(out), "--headless", "--json"], armbands["env"], timeout_s=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "terminate called" not in done.stderr and (out / "bundle.safetensors").is_file()
+    outcome = json.loads(done.stdout[done.stdout.index("{"):])
+    assert outcome["stage"] == "done" and outcome["bundle"] == str(out / "bundle.safetensors")
+    sessions = sorted((out / "recordings").glob("*.hdf5"))
+    assert sessions
+    with ActionSenseSession(sessions[0]) as session:
+        assert session.arms == ("left", "right")
+        right = session.emg("right").data
+        labelled = {action.label for action in session.activities()}
+    recording = np.concatenate([armbands["recording"]] * 3)
+    first = np.flatnonzero((recording == right[0]).all(axis=1))
+    assert len(right) > 160 and any(np.array_equal(recording[i:i + len(right)], right) for i in first)
+    assert labelled == set(classes)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from myosight.capture.kinds import PickerFields, source_kinds
 from myosight.data.activities import short_name
 from myosight.gui.qt import QtCore, QtWidgets
-
-SOURCE_KINDS = (("replay", "Replay file"), ("camera+myo", "Camera + Myo armbands"),
-                ("camera+lsl-emg", "Camera + LSL EMG streams"), ("synthetic", "Synthetic person"))
 
 
 def _group(title: str) -> tuple[QtWidgets.QGroupBox, QtWidgets.QGridLayout]:
@@ -32,7 +30,7 @@ def _compact(box: QtWidgets.QComboBox, characters: int) -> None:
 
 
 class ControlsPanel(QtWidgets.QWidget):
-    sourceRequested = QtCore.Signal(dict)  # noqa: N815 (Qt naming)
+    sourceRequested = QtCore.Signal(object)  # noqa: N815 (Qt naming; a PickerFields)
     stopRequested = QtCore.Signal()  # noqa: N815
     playRequested = QtCore.Signal(bool)  # noqa: N815 (True: play, False: pause)
     speedChanged = QtCore.Signal(float)  # noqa: N815
@@ -59,8 +57,8 @@ class ControlsPanel(QtWidgets.QWidget):
     def _source_group(self) -> QtWidgets.QGroupBox:
         box, grid = _group("Source")
         self.kind = QtWidgets.QComboBox()
-        for kind, title in SOURCE_KINDS:
-            self.kind.addItem(title, kind)
+        for kind in source_kinds():
+            self.kind.addItem(kind.title, kind.name)
         self.path = QtWidgets.QLineEdit()
         self.path.setPlaceholderText("session .hdf5 or LabRecorder .xdf (replay)")
         browse = QtWidgets.QPushButton("…")
@@ -153,11 +151,10 @@ class ControlsPanel(QtWidgets.QWidget):
 
     # -- user actions ---------------------------------------------------------------------------------
     def _request_source(self) -> None:
-        self.sourceRequested.emit({
-            "kind": self.kind.currentData(), "session": self.path.text().strip() or None,
-            "camera": self.camera.text().strip() or "0", "left": self.left.text().strip() or None,
-            "right": self.right.text().strip() or None, "speed": self.speed.value(), "loop": self.loop.isChecked(),
-        })
+        self.sourceRequested.emit(PickerFields(
+            kind=self.kind.currentData(), session=self.path.text().strip() or None,
+            camera=self.camera.text().strip() or "0", left=self.left.text().strip() or None,
+            right=self.right.text().strip() or None, speed=self.speed.value(), loop=self.loop.isChecked()))
 
     def _browse_session(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(

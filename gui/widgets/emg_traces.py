@@ -13,7 +13,7 @@ The viewer shows the sEMG streams its source has (one armband or two): `present_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -79,24 +79,32 @@ class EmgTraces(pg.GraphicsLayoutWidget):
         self.scale = FULL_SCALE
         self.streams: list[str] = []
         self.plots: dict[str, pg.PlotItem] = {}
+        self.titles: dict[str, str] = {}
         self.curves: dict[str, list[pg.PlotCurveItem]] = {}
         self.points_drawn = 0
         self._build(streams, titles)
 
-    def show_streams(self, streams: Sequence[str]) -> bool:
-        """Draw these streams (one plot each, in this order); True when that changed the plots.
+    def show_streams(self, streams: Sequence[str], devices: Mapping[str, str | None] | None = None) -> bool:
+        """Draw these streams (one plot each, in this order), each titled with its arm and, where its stream
+        says, the armband streaming it; True when that changed the plots.
 
         Called from every frame: the plots and curves are built again only when the streams differ from
-        those drawn (a source with one armband, or another source), never per frame."""
+        those drawn (a source with one armband, or another source), a title only when it changes."""
+        titles = [_title(stream, (devices or {}).get(stream)) for stream in streams]
         if list(streams) == self.streams:
+            for stream, title in zip(streams, titles, strict=True):
+                if self.titles.get(stream) != title:
+                    self.plots[stream].setTitle(title)
+                    self.titles[stream] = title
             return False
         self.clear()
-        self._build(streams, None)
+        self._build(streams, titles)
         return True
 
     def _build(self, streams: Sequence[str], titles: Sequence[str] | None) -> None:
         self.streams, self.plots, self.curves = list(streams), {}, {}
         titles = list(titles or [_title(s) for s in self.streams])
+        self.titles = dict(zip(self.streams, titles, strict=True))
         for index, (stream, title) in enumerate(zip(self.streams, titles, strict=True)):
             plot = self.addPlot(row=index, col=0, title=title)
             self._configure(plot, stream, index == len(self.streams) - 1)
@@ -160,9 +168,7 @@ def _colour(stream: str, index: int) -> str:
     return STREAM_COLOURS[position % len(STREAM_COLOURS)]
 
 
-def _title(stream: str) -> str:
-    if stream == "emg-left":
-        return "sEMG · left arm"
-    if stream == "emg-right":
-        return "sEMG · right arm"
-    return stream
+def _title(stream: str, device: str | None = None) -> str:
+    """'sEMG · left arm', and which armband streams it where its stream says (a wrong arm shows here)."""
+    title = {"emg-left": "sEMG · left arm", "emg-right": "sEMG · right arm"}.get(stream, stream)
+    return f"{title} · {device}" if device else title
