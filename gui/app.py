@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from myosight.capture.choice import StreamChoice
 from myosight.errors import MyosightError, install_hint
 from myosight.gui.controller import WorkerSettings
 from myosight.processes import EXIT_INTERRUPTED, STOP_SIGNALS, RunSpec, SourceSpec
@@ -44,7 +45,7 @@ class ViewerOptions:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     address: str | None = None  # where a worker started by the window publishes (default: a free port)
     connect: str | None = None  # view the worker publishing here; nothing is started
-    streams: str | None = None  # with `connect`: the LSL source whose streams to show
+    streams: StreamChoice | None = None  # with `connect`: the LSL streams to show, by role
     duration_s: float | None = None
     screenshot: Path | None = None
     after_s: float = 10.0  # the screenshot is taken this long after the first prediction (calibration: prompt)
@@ -142,7 +143,7 @@ def build_window(options: ViewerOptions):
     state = GuiState()
     if options.connect:
         window = MainWindow(state, None, options.connect, kinetics_labels=kinetics_labels(), jsonl=options.jsonl)
-        if options.streams:
+        if options.streams is not None:
             window.show_streams(options.streams)
         return window
     address = options.address or free_tcp_address()

@@ -19,6 +19,7 @@ import numpy as np
 
 from myosight.calibration.plan import CalibrationPlan
 from myosight.calibration.top_up import TopUp, read_top_up
+from myosight.capture.choice import StreamChoice
 from myosight.capture.kinds import PickerFields, source_kind
 from myosight.capture.launch import spec_of_kind
 from myosight.errors import MyosightError
@@ -528,8 +529,9 @@ class MainWindow(QtWidgets.QMainWindow):
         expect_worker = self.controller is None or self.controller.processes.get("worker") is not None
         self.banner.show_line(self.banner_model.update(now, snapshot, notices, expect_worker))
 
-    def show_streams(self, source: str) -> None:
-        """Show the LSL streams of a source that runs elsewhere (with a worker that runs elsewhere)."""
+    def show_streams(self, source: str | StreamChoice) -> None:
+        """Show the LSL streams of a source that runs elsewhere, or of the sources a choice names by role (with a
+        worker that runs elsewhere)."""
         if self.streams is not None:
             self.streams.stop()
         self.streams = StreamReceiver(source, self.state)

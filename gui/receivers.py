@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from myosight.capture.streams import StreamNames
+from myosight.capture.choice import StreamChoice
 from myosight.errors import StreamError
 from myosight.gui.state import GuiState, StreamView
 from myosight.realtime.messages import HealthMessage, Result, ResultSubscriber
@@ -79,11 +79,13 @@ class ResultReceiver(threading.Thread):
 class StreamReceiver(threading.Thread):
     """Pulls a source's sEMG and video streams into the state's rings (about 100 pulls a second)."""
 
-    def __init__(self, source: str, state: GuiState, *, lost_after_s: float = 1.0, retry_s: float = 1.0) -> None:
+    def __init__(self, source: str | StreamChoice, state: GuiState, *, lost_after_s: float = 1.0,
+                 retry_s: float = 1.0) -> None:
         super().__init__(name="myosight-gui-streams", daemon=True)
-        self.source, self.state = source, state
+        self.choice = StreamChoice.of(source)  # a source name, or a source per role (see capture.choice)
+        self.source, self.state = self.choice.describe(), state
         self.lost_after_s, self.retry_s = lost_after_s, retry_s
-        self.names = StreamNames(source)
+        self._told = ""  # the last problem said, said once
         self.inlets: dict = {}
         self._stop_event = threading.Event()
         self._next_view = 0.0
@@ -104,18 +106,27 @@ class StreamReceiver(threading.Thread):
                     inlet.close()
 
     def _connect_missing(self) -> None:
-        from myosight.capture.inlets import LiveInlet, resolve
+        """Open the streams the choice takes that have appeared (one short look; the next try comes later)."""
+        from myosight.capture.discovery import find_chosen_streams
+        from myosight.capture.inlets import LiveInlet
 
-        for kind in STREAM_KINDS:
-            if kind in self.inlets or self._stop_event.is_set():
-                continue
+        missing = [kind for kind in STREAM_KINDS if kind not in self.inlets]
+        try:
+            found = find_chosen_streams(self.choice, missing, 0.1, grace_s=0.0)
+        except StreamError as error:  # a role streamed by several sources the choice does not tell apart
+            if str(error) != self._told:
+                log.warning("streams of %s: %s", self.source, error)
+                self._told = str(error)
+            return
+        for kind, info in found.items():
+            if self._stop_event.is_set():
+                return
             try:
-                info = resolve(self.names.source_id(kind), 0.1)
                 channels = None if kind == "video" else 8
                 self.inlets[kind] = LiveInlet(info, channels=channels, lost_after_s=self.lost_after_s,
                                               max_chunk=16 if kind == "video" else 1024)
             except StreamError as error:
-                log.debug("stream %s of source '%s' not there yet: %s", kind, self.source, error)
+                log.debug("stream %s of %s not open yet: %s", kind, self.source, error)
 
     def _pull_all(self) -> None:
         now = time.monotonic()

@@ -574,3 +574,27 @@ def test_qt_calls_cannot_use_up_the_none_singleton() -> None:
     for _ in range(20_000):  # more than None's whole count at start without the guard (about 5000)
         probe.setObjectName("probe")
     assert sys.getrefcount(None) > min(before, 20_000) // 2  # far from the zero that aborts the interpreter
+
+
+def test_the_streams_a_viewer_of_a_worker_elsewhere_shows_are_chosen_by_role() -> None:
+    """`gui --connect ADDR --streams [SOURCE] [--emg S] [--video S]`: one source, a source per role, or whichever
+    myosight source streams each role; the role options need --streams, and --streams needs --connect."""
+    from myosight.capture.choice import StreamChoice
+    from myosight.cli import build_parser
+    from myosight.errors import ConfigError
+    from myosight.gui.commands import _check, _stream_choice
+
+    def choice(*words: str) -> StreamChoice | None:
+        args = build_parser().parse_args(["gui", "--connect", "tcp://127.0.0.1:5999", *words])
+        _check(args)
+        return _stream_choice(args)
+
+    assert choice() is None
+    assert choice("--streams", "run12") == StreamChoice.of("run12")
+    assert choice("--streams") == StreamChoice.of(None)
+    assert choice("--streams", "--emg", "myo", "--video", "camera") == StreamChoice(
+        emg_left="myo", emg_right="myo", video="camera", labels=None)
+    with pytest.raises(ConfigError, match="add --streams"):
+        choice("--emg", "myo")
+    with pytest.raises(ConfigError, match="--streams goes with --connect"):
+        _check(build_parser().parse_args(["gui", "--streams", "x"]))

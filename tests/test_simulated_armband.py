@@ -199,3 +199,40 @@ def test_calibrate_records_the_armbands_as_typed(armbands: dict, synthetic_emg_m
     first = np.flatnonzero((recording == right[0]).all(axis=1))
     assert len(right) > 160 and any(np.array_equal(recording[i:i + len(right)], right) for i in first)
     assert labelled == set(classes)
+
+
+def test_the_viewer_shows_armbands_and_a_camera_of_separate_programs(qtbot, armbands: dict, synthetic_emg_model: dict,
+                                                                      tmp_path: Path) -> None:
+    """`myosight myo` and `myosight camera 0` as two programs (the camera simulated at OpenCV's capture call, a
+    video in real time), and a viewer of a worker elsewhere told where each role comes from (`gui --connect ...
+    --streams --emg SOURCE --video SOURCE`): both arms' traces, titled with their armbands, and the camera."""
+    from myosight.capture.choice import StreamChoice
+    from myosight.gui.main_window import MainWindow
+    from myosight.gui.state import GuiState
+    from myosight.realtime.messages import ResultPublisher
+
+    bands, camera = f"band{uuid.uuid4().hex[:8]}", f"cam{uuid.uuid4().hex[:8]}"
+    env = {**armbands["env"], "MYOSIGHT_SIMULATED_CAMERAS": json.dumps(
+        {"0": str(synthetic_emg_model["sessions"][0].video_path)})}
+    myo = _start_myo(["--left", LEFT, "--right", RIGHT, "--source", bands], env, tmp_path / "myo.log")
+    camera_log = (tmp_path / "camera.log").open("w")
+    shown = subprocess.Popen([sys.executable, "-m", "myosight", "camera", "0", "--source", camera], env=env,
+                             stdout=camera_log, stderr=subprocess.STDOUT)
+    publisher = ResultPublisher("tcp://127.0.0.1:0")
+    window = MainWindow(GuiState(), None, publisher.address)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.show_streams(StreamChoice.from_options(emg=bands, video=camera))
+        qtbot.waitUntil(lambda: window.camera.frames_shown > 5 and window.traces.curve_points("emg-left") > 50
+                        and window.traces.curve_points("emg-right") > 50, timeout=60000)
+        assert window.traces.titles == {"emg-left": f"sEMG · left arm · Myo {LEFT}",
+                                        "emg-right": f"sEMG · right arm · Myo {RIGHT}"}
+        assert f"video from '{camera}'" in window.streams.source
+    finally:
+        if window.streams is not None:
+            window.streams.stop()
+        publisher.close()
+        stop_process(myo)
+        stop_process(shown)
+        camera_log.close()

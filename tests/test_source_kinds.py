@@ -157,3 +157,34 @@ def test_calibrate_in_the_window_refuses_what_only_a_headless_calibration_does(o
                                       "Slice bread", "--out", "o", *option])
     with pytest.raises(ConfigError, match=f"{option[0]}: for --headless calibrations"):
         run_calibrate(args)
+
+
+def test_the_viewers_picker_starts_the_kind_it_shows(qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Start in the picker: the kind's own settings from the fields it reads (the others left out), a replay of a
+    file that is not there refused in the banner, nothing else started."""
+    from myosight.gui.controller import Controller, WorkerSettings, free_tcp_address
+    from myosight.gui.main_window import MainWindow
+    from myosight.gui.state import GuiState
+
+    controller = Controller(GuiState(), free_tcp_address(), WorkerSettings(bundle=None))
+    started: list[SourceSpec] = []
+    monkeypatch.setattr(controller, "start_source", started.append)
+    window = MainWindow(controller.state, controller, controller.address)
+    qtbot.addWidget(window)
+    controls = window.controls
+
+    def start(kind: str, path: str = "", left: str = "", right: str = "") -> None:
+        controls.kind.setCurrentIndex(controls.kind.findData(kind))
+        controls.path.setText(path)
+        controls.left.setText(left)
+        controls.right.setText(right)
+        controls.start.click()
+
+    start("camera+myo", left="C0:FF:EE:00:00:0B")
+    start("camera+lsl-emg", path="ignored.hdf5", left="EMG L", right="EMG R")
+    start("replay", path=str(tmp_path / "missing.hdf5"))
+    assert [spec.kind for spec in started] == ["camera+myo", "camera+lsl-emg"]
+    assert started[0].settings == {"camera": "0", "myo_left": "C0:FF:EE:00:00:0B", "myo_right": None,
+                                   "backend": "bleak"}
+    assert started[1].settings == {"camera": "0", "lsl_emg_left": "EMG L", "lsl_emg_right": "EMG R"}
+    assert any("replay: no file" in text and "missing.hdf5" in text for text in window.notices)
