@@ -9,12 +9,12 @@ nothing here names a kind.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import threading
 from typing import Any
 
 from myosight.arms import describe_arms
-from myosight.capture.kinds import SourceKind, kind_usage, source_kind, source_kinds, source_options
+from myosight.capture.kinds import decoded, kind_usage, source_kind, source_kinds, source_options
+from myosight.capture.kinds._options import COMMON
 from myosight.errors import ConfigError
 from myosight.processes import SourceSpec
 
@@ -28,13 +28,9 @@ def source_process(fields: dict, stop: threading.Event, ready: Any) -> None:
 # -- command-line options ----------------------------------------------------------------------------------
 
 
-def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True,
-                       kinds: tuple[SourceKind, ...] | None = None) -> None:
+def add_source_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """`--source KIND [FILE]` and every kind's options, each once, its help naming the kinds that read it."""
-    parser.add_argument("--source", nargs="+", required=required, metavar="KIND [FILE]",
-                        help=kind_usage(kinds))
-    from myosight.capture.kinds._options import COMMON
-
+    parser.add_argument("--source", nargs="+", required=required, metavar="KIND [FILE]", help=kind_usage())
     for option in COMMON:
         parser.add_argument(*option.flags, dest=option.dest, **option.argparse)
     for option, readers in source_options():
@@ -57,7 +53,7 @@ def source_spec_from_args(args: argparse.Namespace, source_name: str, frame_size
     spec = SourceSpec(kind=name, settings=kind.settings_from_args(args, rest[0] if rest else None),
                       video=not getattr(args, "emg_only", False), frame_size=frame_size, source=source_name,
                       arms=kind.arms_from_args(args, model_arms))
-    spec = dataclasses.replace(spec, settings=dataclasses.asdict(kind.settings(spec)))  # strictly decoded, whole
+    spec = decoded(spec)
     kind.check(spec)
     return spec
 
@@ -85,10 +81,8 @@ def require_model_arms(model_arms: tuple[str, ...], spec: SourceSpec, *, allow_m
 def spec_of_kind(kind: str, *, source: str, frame_size: int = 224, video: bool = True,
                  arms: tuple[str, ...] | None = None, **settings: Any) -> SourceSpec:
     """A spec built in code (the demo, the viewer's picker, tests): the kind's settings checked strictly."""
-    spec = SourceSpec(kind=kind, settings=settings, video=video, frame_size=frame_size, source=source,
-                      **({"arms": tuple(arms)} if arms is not None else {}))
-    settings_object = source_kind(spec).settings(spec)
-    return dataclasses.replace(spec, settings=dataclasses.asdict(settings_object))
+    return decoded(SourceSpec(kind=kind, settings=settings, video=video, frame_size=frame_size, source=source,
+                              **({"arms": tuple(arms)} if arms is not None else {})))
 
 
 __all__ = ["add_source_options", "require_model_arms", "source_arms", "source_kinds", "source_process",

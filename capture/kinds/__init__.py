@@ -172,6 +172,12 @@ def source_kind(name: str | SourceSpec) -> SourceKind:
     return kind
 
 
+def decoded(spec: SourceSpec) -> SourceSpec:
+    """The spec with its settings decoded strictly by its kind and written out whole (every field, defaults
+    included), as it travels to the source's process."""
+    return dataclasses.replace(spec, settings=dataclasses.asdict(source_kind(spec).settings(spec)))
+
+
 def with_settings(spec: SourceSpec, **changes: Any) -> SourceSpec:
     """The spec with some of its kind's settings changed (a field the kind does not have is a ConfigError)."""
     kind = source_kind(spec)

@@ -45,21 +45,13 @@ class Replay(SourceKind):
     def check(self, spec: SourceSpec) -> None:
         """Open the file here, so that a bad path (or, for XDF, arms it cannot tell) is one error line before any
         process starts."""
-        settings = self.settings(spec)
-        path = settings.session
-        if _is_xdf(path):
-            from myosight.capture.xdf_replay import choose_arms, scan_streams
+        path = self.settings(spec).session
+        if _is_xdf(path) and not Path(path).is_file():
             from myosight.errors import SessionFormatError
             from myosight.paths import not_a_file_reason
 
-            if not Path(path).is_file():
-                raise SessionFormatError(path, not_a_file_reason(path))
-            choose_arms(scan_streams(path).streams, Path(path), left=settings.lsl_emg_left,
-                        right=settings.lsl_emg_right)
-            return
-        from myosight.data.actionsense import ActionSenseSession
-
-        ActionSenseSession(path).close()
+            raise SessionFormatError(path, not_a_file_reason(path))
+        self.arms(spec)  # reads the file: a session's arms, or the XDF streams of each arm
 
     def arms(self, spec: SourceSpec) -> tuple[str, ...] | None:
         settings = self.settings(spec)
@@ -78,16 +70,16 @@ class Replay(SourceKind):
         return f"the replay of {self.settings(spec).session}"
 
     def run(self, spec: SourceSpec, stop: threading.Event, ready: Any) -> None:
-        replay = open_replay(spec)
+        settings = self.settings(spec)
+        replay = open_replay(spec, settings)
         replay.open()
         ready.set()
-        replay.wait_for_consumers(self.settings(spec).consumer_wait_s, stop)
+        replay.wait_for_consumers(settings.consumer_wait_s, stop)
         replay.run(stop)
 
 
-def open_replay(spec: SourceSpec):
+def open_replay(spec: SourceSpec, settings: ReplaySettings):
     """A LabRecorder replay for a .xdf file, a session replay otherwise."""
-    settings = Replay().settings(spec)
     if _is_xdf(settings.session):
         from myosight.capture.xdf_replay import XdfReplay
 
