@@ -1,11 +1,12 @@
 """`myosight calibrate`: a new person's guided recording and the model adapted to them, in the terminal.
 
-The source runs as a child process (a synthetic person follows the prompts' label markers; with a camera
-and armbands the person follows the terminal), the calibration (calibration/run.py) records and adapts,
-and this process shows the prompts: the activity in capitals, a countdown before it, a bar during it,
-what comes next and the count. On a terminal, keys: p pauses (and resumes), r redoes the last repetition,
-q aborts; Ctrl-C aborts too. Whatever was recorded is kept. `--from SESSION...` skips the recording and
-adapts on sessions recorded before.
+The source runs as a child process (a synthetic person follows the prompts' label markers; with a camera and
+armbands the person follows the terminal), or, with `--streams`, other programs already stream the armbands
+and the camera (`myosight myo`, `myosight camera`: found by role, as the worker finds them). The calibration
+(calibration/run.py) records and adapts, and this process shows the prompts: the activity in capitals, a
+countdown before it, a bar during it, what comes next and the count. On a terminal, keys: p pauses (and
+resumes), r redoes the last repetition, q aborts; Ctrl-C aborts too. Whatever was recorded is kept. `--from
+SESSION...` skips the recording and adapts on sessions recorded before.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from myosight.arms import describe_arms
 from myosight.calibration.plan import CalibrationPlan, PromptState, calibration_geometry
 from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
 from myosight.calibration.top_up import TopUp, read_top_up
+from myosight.capture.choice import StreamChoice, streams_from_args
 from myosight.capture.clock import SourceClock
-from myosight.capture.kinds import kind_usage, source_kind, source_kinds
+from myosight.capture.kinds import external_spec, kind_usage, source_kind, source_kinds
 from myosight.capture.launch import source_arms, source_process, source_spec_from_args
 from myosight.errors import ConfigError
 from myosight.models.bundle_header import bundle_arms, read_bundle_geometry, read_bundle_metadata
@@ -59,14 +61,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     base = base_bundle(args)
     if args.from_sessions:
         return _adapt_only(args, base)
-    if args.source is None or args.out is None:
-        raise ConfigError("name the source and the folder: myosight calibrate --source synthetic --out DIR")
-    kind = source_kind(args.source[0])
-    if not kind.live_person:
-        live = [k for k in source_kinds() if k.live_person]
-        raise ConfigError(f"--source {kind.name}: calibration records a live person: {kind_usage(live)}")
-    if args.speed != 1.0 and not kind.follows_prompts:
-        raise ConfigError("--speed is for a synthetic person only: a real person performs in real time")
+    if args.out is None or (_recorded_streams(args) is None and args.source is None):
+        raise ConfigError("name the source and the folder: myosight calibrate --source synthetic --out DIR (or "
+                          "--streams to record armbands and a camera that other programs stream)")
     plan = plan_from_args(args, base)
     if args.headless and args.screenshot is not None:
         raise ConfigError("--screenshot saves the window: drop --headless")
@@ -75,27 +72,48 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return _record_and_adapt(*_headless_setup(args, base, plan, args.out), json_output=args.json)
 
 
+def _recorded_streams(args: argparse.Namespace) -> StreamChoice | None:
+    """`--streams` (other programs' streams, by role), None where `--source` starts the source; ConfigError for
+    both, or for a source no live person performs."""
+    streams = streams_from_args(args)
+    if streams is not None and args.source is not None:
+        raise ConfigError("--source starts a source, --streams records the streams other programs publish: give one")
+    follows_prompts = False
+    if args.source is not None:
+        kind = source_kind(args.source[0])
+        if not kind.live_person:
+            live = [k for k in source_kinds() if k.live_person]
+            raise ConfigError(f"--source {kind.name}: calibration records a live person: {kind_usage(live)}")
+        follows_prompts = kind.follows_prompts
+    if args.speed != 1.0 and not follows_prompts:
+        raise ConfigError("--speed is for a synthetic person only: a real person performs in real time")
+    return streams
+
+
 def _headless_setup(args: argparse.Namespace, base: Path, plan: CalibrationPlan, out: Path,
-                    top_up: TopUp | None = None) -> tuple[CalibrationSetup, SourceSpec]:
-    """The recording the options describe: the source (a synthetic person follows the prompts) and the run."""
+                    top_up: TopUp | None = None) -> tuple[CalibrationSetup, SourceSpec | None]:
+    """The recording the options describe: the source to start (a synthetic person follows the prompts; None
+    with `--streams`: other programs stream) and the run."""
     input_size = top_up.input_size if top_up is not None else args.input_size
     geometry = calibration_geometry(read_bundle_geometry(base), input_size,
                                     top_up.window_s if top_up is not None else args.window)
     emg_only = top_up.emg_only if top_up is not None else args.emg_only
     clock = SourceClock.starting_now(args.speed)
     names = f"cal{os.getpid()}"
+    setup = CalibrationSetup(out_dir=out, plan=plan, base=base, geometry=geometry, source=f"{names}src",
+                             labels=names, clock=clock, subject=args.subject, emg_only=emg_only,
+                             source_video=not emg_only, fine_tune=args.fine_tune, arms=args.arms, top_up=top_up)
+    streams = _recorded_streams(args)
+    if streams is not None:
+        return replace(setup, source=streams), None
     arms = top_up.arms if top_up is not None else None
     source = source_spec_from_args(args, f"{names}src", geometry.crop_size, model_arms=arms)
     source.video = not emg_only
-    source = source_kind(source).with_prompts(source, labels=names, clock_origin=clock.origin, speed=args.speed,
-                                              classes=plan.classes, subject=args.subject)
-    setup = CalibrationSetup(out_dir=out, plan=plan, base=base, geometry=geometry, source=source.source,
-                             labels=names, clock=clock, subject=args.subject, emg_only=emg_only,
-                             source_video=source.video, fine_tune=args.fine_tune, arms=args.arms, top_up=top_up)
-    return setup, source
+    return setup, source_kind(source).with_prompts(source, labels=names, clock_origin=clock.origin,
+                                                   speed=args.speed, classes=plan.classes, subject=args.subject)
 
 
-def _record_and_adapt(setup: CalibrationSetup, source, *, json_output: bool) -> int:
+def _record_and_adapt(setup: CalibrationSetup, source: SourceSpec | None, *, json_output: bool) -> int:
     group = ProcessGroup()
     # its label outlet first: a synthetic person looks for it when it starts; the source stops once the
     # recording is complete (the adaptation does not need it)
@@ -103,10 +121,13 @@ def _record_and_adapt(setup: CalibrationSetup, source, *, json_output: bool) -> 
     interrupted = False
     with stop_on_signals() as stop:
         try:
-            group.start("source", source_process, asdict(source))
-            if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S):
-                print(f"myosight: the {source.kind} source did not start", file=sys.stderr)
-                return EXIT_FAILED
+            if source is not None:
+                group.start("source", source_process, asdict(source))
+                if not group.wait_ready("source", SOURCE_READY_TIMEOUT_S):
+                    print(f"myosight: the {source.kind} source did not start", file=sys.stderr)
+                    return EXIT_FAILED
+            else:
+                print(f"myosight: recording {StreamChoice.of(setup.source).describe()}", file=sys.stderr)
             run.start()
             status = _show(run, stop)
             interrupted = stop.is_set()
@@ -191,8 +212,9 @@ def _top_up(args: argparse.Namespace) -> int:
         raise ConfigError("--update keeps the calibration's folder and activities: drop --out and --classes")
     if args.from_sessions:
         return _adapt_and_say([*top_up.earlier, *args.from_sessions], top_up.options(), args.json)
-    if args.source is None:
-        raise ConfigError("name the source to record the top-up from (--source ...), or the sessions (--from ...)")
+    if args.source is None and _recorded_streams(args) is None:
+        raise ConfigError("name the source to record the top-up from (--source ... or --streams), or the sessions "
+                          "(--from ...)")
     if not args.headless:
         raise ConfigError("a top-up records in the terminal for now: add --headless (the viewer's Calibration "
                           "menu has Top up)")
@@ -215,10 +237,15 @@ def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan) 
     if headless_only:
         raise ConfigError(f"{', '.join(headless_only)}: for --headless calibrations (the window adapts the live "
                           "model with its own window, arms and fine-tuning)")
-    source = source_spec_from_args(args, f"gui{os.getpid()}", resolve_geometry(
-        read_bundle_geometry(base), args.input_size).crop_size)
+    streams = _recorded_streams(args)
+    if streams is not None:
+        source = external_spec(streams)
+    else:
+        source = source_spec_from_args(args, f"gui{os.getpid()}", resolve_geometry(
+            read_bundle_geometry(base), args.input_size).crop_size)
     source.video = True  # the window shows the camera even when the model reads sEMG only (as `myosight gui`)
-    missing = [arm for arm in bundle_arms(base) if arm not in (source_arms(source) or bundle_arms(base))]
+    streamed = source_arms(source) if streams is None else None  # other programs': their streams will tell
+    missing = [arm for arm in bundle_arms(base) if arm not in (streamed or bundle_arms(base))]
     if missing:  # the base shows its live guesses with zeros there until the person's own model replaces it
         print(f"note: {base} reads {describe_arms(bundle_arms(base))}; until your model is ready its live predictions "
               f"have zeros for the {missing[0]} arm", file=sys.stderr)

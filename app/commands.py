@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from myosight import options
+from myosight.capture.choice import add_streams_options
 from myosight.capture.launch import add_source_options
 from myosight.realtime.commands import add_decision_options, add_worker_options
 from myosight.realtime.messages import DEFAULT_ADDRESS
@@ -49,9 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the sEMG CNN fine-tuned where that scores better when one repetition is left out. Writes "
         "DIR/bundle.safetensors, DIR/report.json and DIR/confusion.png. Without --headless the desktop viewer "
         "shows the prompts; with it, the terminal does (keys p, r, q). Running it again into the same DIR "
-        "records only the missing repetitions. --from adapts on sessions recorded before.",
+        "records only the missing repetitions. --from adapts on sessions recorded before. --streams records "
+        "armbands and a camera that other programs stream (`myosight myo`, `myosight camera`) instead of starting "
+        "a source.",
     )
     add_source_options(calibrate, required=False)
+    add_streams_options(calibrate, "record")
     calibrate.add_argument("--out", type=Path, help="the calibration's folder (created; resumed when it exists)")
     calibrate.add_argument("--classes", nargs="+", metavar="ACTIVITY",
                            help="the activities to record (default: the base model's classes; new ones allowed)")

@@ -24,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pylsl
 
 from myosight.calibration.plan import WINDOW_REACH_CLIPS, window_starts
+from myosight.capture.choice import StreamChoice
+from myosight.capture.discovery import find_chosen_streams
 from myosight.capture.inlets import LiveInlet, resolve
 from myosight.capture.streams import StreamNames, parse_marker
+from myosight.errors import StreamError
 from myosight.models.bundle import load_bundle
 from myosight.models.clips import ClipGeometry, clip_segments
 from myosight.paths import replaced_when_done
@@ -36,6 +40,8 @@ from myosight.realtime.worker import load_live_i3d
 
 log = logging.getLogger(__name__)
 
+#: How long the child waits for the video stream (its source starts at the same moment, or already runs).
+VIDEO_TIMEOUT_S = 10.0
 #: After the last repetition: how long the child waits for the frames that complete it.
 DRAIN_S = 10.0
 #: Frames taken from the stream between two looks at the label markers and the stop request: a child that
@@ -47,7 +53,7 @@ FRAMES_PER_PULL = 64
 class FeatureSpec:
     """What the feature child computes, from which streams, into which file."""
 
-    source: str  # the LSL source whose video is recorded
+    streams: dict  # the streams recorded, by role (a StreamChoice's fields): the video is taken from them
     labels: str  # the LSL source of the calibration's label markers
     bundle: str  # the base bundle (its I3D weights' hash is checked)
     geometry: dict  # the clip geometry of the features (resolved from the base bundle and --input-size)
@@ -169,13 +175,22 @@ def feature_precision(geometry: ClipGeometry) -> str:
     return precision
 
 
+def _video_stream(choice: StreamChoice) -> pylsl.StreamInfo:
+    """The video stream the calibration records (StreamError naming where it looked when none appears)."""
+    found = find_chosen_streams(choice, ["video"], VIDEO_TIMEOUT_S)
+    if "video" not in found:
+        raise StreamError(f"no video stream from {choice.describe(['video'])} within {VIDEO_TIMEOUT_S:g} s "
+                          "(myosight streams lists what is on the network)")
+    return found["video"]
+
+
 def feature_process(fields: dict, stop: threading.Event, ready: Any) -> None:
     """Child target: the features of every finished repetition until `stop`, then the last ones."""
     spec = FeatureSpec(**fields)
     bundle = load_bundle(spec.bundle)
     geometry = ClipGeometry.from_dict(spec.geometry)
-    names, labels_names = StreamNames(spec.source), StreamNames(spec.labels)
-    video = LiveInlet(resolve(names.source_id("video"), 10.0), lost_after_s=2.0, max_chunk=64)
+    labels_names = StreamNames(spec.labels)
+    video = LiveInlet(_video_stream(StreamChoice(**spec.streams)), lost_after_s=2.0, max_chunk=64)
     labels = LiveInlet(resolve(labels_names.source_id("labels"), 10.0), lost_after_s=1e9)
     fps = video.nominal_rate or 30.0
     height, width, channels = video.sample_shape  # a video stream's: (height, width, 3)

@@ -31,6 +31,7 @@ from myosight.calibration.adapt import REPORT_NAME, AdaptOptions
 from myosight.calibration.features import FeatureSpec, feature_process
 from myosight.calibration.plan import CalibrationPlan, Prompter, PromptState, Repetition, finished_repetitions
 from myosight.calibration.top_up import TopUp
+from myosight.capture.choice import StreamChoice
 from myosight.capture.clock import SourceClock
 from myosight.capture.recorder import RecorderSpec, recorder_process
 from myosight.capture.streams import marker_stream_info, open_outlet
@@ -52,7 +53,7 @@ class CalibrationSetup:
     plan: CalibrationPlan
     base: Path  # the base bundle
     geometry: ClipGeometry  # resolved from the base bundle and --input-size
-    source: str  # the LSL source whose streams are recorded
+    source: str | StreamChoice  # the streams recorded: one source's, or chosen by role (other programs')
     labels: str  # the LSL source name of the calibration's label markers
     clock: SourceClock
     subject: str = "S00"
@@ -92,6 +93,18 @@ def done_repetitions(out_dir: Path, plan: CalibrationPlan) -> list[Repetition]:
     return finished_repetitions(labels, plan)
 
 
+def recorded_subjects(out_dir: Path) -> set[str]:
+    """The people whose recordings a calibration folder holds (a session that does not read back says nothing)."""
+    subjects = set()
+    for path in recorded_sessions(out_dir):
+        try:
+            with ActionSenseSession(path) as session:
+                subjects.add(session.subject or "")
+        except SessionFormatError:
+            continue
+    return subjects - {""}
+
+
 def _live_feature_files(out_dir: Path) -> list[Path]:
     """The feature files of every run of the calibration, without a temporary one a crash left half-written."""
     return sorted(p for p in (out_dir / "features").glob("*.npz") if not p.name.startswith("."))
@@ -122,6 +135,7 @@ class CalibrationRun:
         self.out = Path(setup.out_dir)
         (self.out / "recordings").mkdir(parents=True, exist_ok=True)
         (self.out / "features").mkdir(exist_ok=True)
+        self._check_person()
         self._check_plan()
         self.done = done_repetitions(self.out, setup.plan)
         self.outlet = open_outlet(marker_stream_info(source=setup.labels))
@@ -130,6 +144,14 @@ class CalibrationRun:
         self._finisher: threading.Thread | None = None
         self._features = self.out / "features" / f"features-{int(time.time() * 1000)}.npz"
         self._abort_requested = False
+
+    def _check_person(self) -> None:
+        """A calibration folder belongs to one person: resuming another's would adapt on their recordings and
+        label the model as this person's."""
+        others = recorded_subjects(self.out) - {self.setup.subject}
+        if others:
+            raise ConfigError(f"{self.out} holds the calibration of {', '.join(sorted(others))}, not "
+                              f"{self.setup.subject}: use a folder of its own for each person (--out)")
 
     def _check_plan(self) -> None:
         path = self.out / PLAN_NAME
@@ -145,12 +167,13 @@ class CalibrationRun:
     def start(self) -> None:
         """Start the recorder (and, with video, the feature child); the prompts begin when both are up."""
         setup = self.setup
-        recorder = RecorderSpec(out_dir=str(self.out / "recordings"), source=setup.source, label_source=setup.labels,
+        streams = StreamChoice.of(setup.source).to_dict()
+        recorder = RecorderSpec(out_dir=str(self.out / "recordings"), streams=streams, label_source=setup.labels,
                                 subject=setup.subject, classes=list(setup.plan.classes), resolve_timeout_s=10.0,
                                 video=setup.source_video)
         self.processes.start("recorder", recorder_process, asdict(recorder))
         if not setup.emg_only:
-            features = FeatureSpec(source=setup.source, labels=setup.labels, bundle=str(setup.base),
+            features = FeatureSpec(streams=streams, labels=setup.labels, bundle=str(setup.base),
                                    geometry=setup.geometry.to_dict(), out=str(self._features),
                                    ring_seconds=setup.plan.seconds + 10.0)
             self.processes.start("features", feature_process, asdict(features))

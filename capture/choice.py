@@ -136,3 +136,36 @@ def choice_from_args(args: argparse.Namespace) -> StreamChoice:
     """The StreamChoice of a command's `add_choice_options`."""
     return StreamChoice.from_options(args.source, emg=args.emg, emg_left=args.emg_left, emg_right=args.emg_right,
                                      video=args.video, labels=args.labels)
+
+
+# -- `--streams`: a command that starts sources may take other programs' streams instead -----------------------
+#: `--streams` given without a source name: each role from whichever myosight source streams it.
+ANY_SOURCE = ""
+_ROLE_OPTIONS = {"--emg": "emg_streams", "--emg-left": "emg_left_stream", "--emg-right": "emg_right_stream",
+                 "--video": "video_stream"}
+
+
+def add_streams_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--streams [SOURCE]` and its role options, for a command whose `--source` starts a source: `what` says
+    what the streams are for. `streams_from_args` reads them."""
+    parser.add_argument("--streams", metavar="SOURCE", nargs="?", const=ANY_SOURCE,
+                        help=f"{what} the LSL streams other programs publish (`myosight myo`, `myosight camera`, a "
+                        "replay started apart): this source name's, or with no name whichever myosight source "
+                        "streams each role (`myosight streams` lists them)")
+    parser.add_argument("--emg", metavar="SOURCE", dest="emg_streams", help="with --streams: both arms' EMG source")
+    parser.add_argument("--emg-left", metavar="SOURCE", dest="emg_left_stream", help="with --streams: the left arm's")
+    parser.add_argument("--emg-right", metavar="SOURCE", dest="emg_right_stream",
+                        help="with --streams: the right arm's")
+    parser.add_argument("--video", metavar="SOURCE", dest="video_stream", help="with --streams: the video's source")
+
+
+def streams_from_args(args: argparse.Namespace) -> StreamChoice | None:
+    """The choice of `add_streams_options`, None without `--streams` (ConfigError for a role option alone)."""
+    given = [option for option, dest in _ROLE_OPTIONS.items() if getattr(args, dest) is not None]
+    if args.streams is None:
+        if given:
+            raise ConfigError(f"{', '.join(given)}: these choose the streams of --streams; add --streams")
+        return None
+    source = check_source_name(args.streams, "--streams") if args.streams != ANY_SOURCE else None
+    return StreamChoice.from_options(source, emg=args.emg_streams, emg_left=args.emg_left_stream,
+                                     emg_right=args.emg_right_stream, video=args.video_stream)

@@ -97,7 +97,7 @@ def register_capture(subparsers: argparse._SubParsersAction) -> None:
     camera.set_defaults(handler=run_camera)
 
     streams = subparsers.add_parser(
-        "streams", help="list every LSL stream in reach: role, source, rate, channels, host",
+        "streams", help="list every LSL stream in reach: role, source, rate, channels, host, device",
         description="List the LSL streams on the network (as LabRecorder does): for myosight's, the role (EMG of "
         "each arm, video, labels) and the source that publishes it, the names a consumer takes with --source, "
         "--emg, --video and --labels; other programs' streams too (`myosight lsl-emg` relays an EMG one).",
@@ -245,9 +245,9 @@ def run_streams(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no LSL stream answered within {args.wait:g} s (across machines: see lsl_api.cfg in the docs)")
         return 0
-    header = ("role", "source", "name", "type", "rate", "channels", "format", "host")
+    header = ("role", "source", "name", "type", "rate", "channels", "format", "host", "device")
     table = [header] + [(r.role, r.source, r.name, r.type, f"{r.rate_hz:g} Hz" if r.rate_hz else "irregular",
-                         str(r.channels), r.format, r.host) for r in rows]
+                         str(r.channels), r.format, r.host, r.device) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pylsl
 
 from myosight.capture.choice import ROLES, StreamChoice, parse_source_id
+from myosight.capture.streams import stream_device
 from myosight.errors import StreamError
 
 
@@ -92,25 +93,49 @@ class StreamRow:
     format: str
     host: str
     source_id: str
+    device: str = "-"  # what streams an arm's EMG (the armband, the relayed stream), as its description says
+
+
 
 
 FORMATS = {pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
            pylsl.cf_int32: "int32", pylsl.cf_int16: "int16", pylsl.cf_int8: "int8", pylsl.cf_int64: "int64"}
 
 
-def stream_rows(infos: Iterable[pylsl.StreamInfo]) -> list[StreamRow]:
-    """The streams, myosight's first (by source, then role), then the others by name."""
+def stream_rows(infos: Iterable[pylsl.StreamInfo], devices: dict[str, str] | None = None) -> list[StreamRow]:
+    """The streams, myosight's first (by source, then role), then the others by name; `devices` by stream uid."""
     rows = []
     for info in infos:
         parsed = parse_source_id(info.source_id())
         source, role = parsed if parsed is not None else ("-", "-")
         rows.append(StreamRow(role, source, info.name(), info.type(), info.nominal_srate(), info.channel_count(),
                               FORMATS.get(info.channel_format(), str(info.channel_format())), info.hostname(),
-                              info.source_id()))
+                              info.source_id(), (devices or {}).get(info.uid(), "-")))
     return sorted(rows, key=lambda r: (r.role == "-", r.source, ROLES.index(r.role) if r.role in ROLES else 9,
                                        r.name, r.host))
 
 
 def streams_in_reach(wait_s: float = 1.0) -> list[StreamRow]:
-    """Every LSL stream that answers within `wait_s` (LabRecorder's list)."""
-    return stream_rows(pylsl.resolve_streams(wait_s))
+    """Every LSL stream that answers within `wait_s` (LabRecorder's list), with the device of each arm's EMG."""
+    infos = pylsl.resolve_streams(wait_s)
+    return stream_rows(infos, emg_devices(infos, wait_s))
+
+
+def emg_devices(infos: Iterable[pylsl.StreamInfo], timeout_s: float) -> dict[str, str]:
+    """The device of each myosight EMG stream, by uid. A resolved stream carries no description: it is asked of
+    the stream itself (a stream that does not answer within `timeout_s` is left out)."""
+    devices = {}
+    for info in infos:
+        parsed = parse_source_id(info.source_id())
+        if parsed is None or not parsed[1].startswith("emg-"):
+            continue
+        inlet = pylsl.StreamInlet(info)
+        try:
+            device = stream_device(inlet.info(timeout_s))
+        except RuntimeError:  # pylsl's TimeoutError (its module moved between versions) is a RuntimeError
+            device = None
+        finally:
+            inlet.close_stream()
+        if device:
+            devices[info.uid()] = device
+    return devices

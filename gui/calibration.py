@@ -28,7 +28,7 @@ from myosight.calibration.plan import CalibrationPlan, calibration_geometry
 from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
 from myosight.calibration.top_up import TopUp
 from myosight.capture.clock import SourceClock
-from myosight.capture.kinds import EXTERNAL_KIND, source_kind
+from myosight.capture.kinds import EXTERNAL_KIND, source_kind, spec_streams
 from myosight.data.activities import ACTIVITIES
 from myosight.errors import ConfigError
 from myosight.gui.controller import Controller, unique_source_name
@@ -98,8 +98,8 @@ class WindowCalibration:
         up repeated (its base model, decision window, arms and modalities: the model it makes is that one again)."""
         request, worker = self.request, self.controller.worker
         setup = CalibrationSetup(out_dir=Path(request.out_dir), plan=request.plan, base=self.base,
-                                 geometry=worker.geometry(), source=self.source.source, labels=labels, clock=clock,
-                                 subject=request.subject, emg_only=worker.emg_only)
+                                 geometry=worker.geometry(), source=spec_streams(self.source), labels=labels,
+                                 clock=clock, subject=request.subject, emg_only=worker.emg_only)
         top_up = request.top_up
         if top_up is None:
             return setup

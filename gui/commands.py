@@ -6,12 +6,10 @@ import argparse
 from pathlib import Path
 
 from myosight import options
+from myosight.capture.choice import add_streams_options, streams_from_args
 from myosight.capture.launch import add_source_options
 from myosight.realtime.commands import add_worker_options
 from myosight.realtime.messages import DEFAULT_ADDRESS
-
-#: `--streams` given without a source name: each role from whichever myosight source streams it.
-ANY_SOURCE = ""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,13 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gui.add_argument("--address", help="ZeroMQ address the started worker publishes on (default: a free port)")
     gui.add_argument("--connect", metavar="ADDRESS",
                      help=f"view the worker publishing at ADDRESS (e.g. {DEFAULT_ADDRESS}); starts nothing")
-    gui.add_argument("--streams", metavar="SOURCE", nargs="?", const=ANY_SOURCE,
-                     help="with --connect: also show the LSL streams of this source name (traces, camera); with no "
-                     "name, whichever myosight source streams each role (`myosight streams` lists them)")
-    gui.add_argument("--emg", metavar="SOURCE", dest="emg_streams", help="with --streams: the source of both arms' EMG")
-    gui.add_argument("--emg-left", metavar="SOURCE", dest="emg_left_stream", help="with --streams: the left arm's")
-    gui.add_argument("--emg-right", metavar="SOURCE", dest="emg_right_stream", help="with --streams: the right arm's")
-    gui.add_argument("--video", metavar="SOURCE", dest="video_stream", help="with --streams: the video's source")
+    add_streams_options(gui, "with --connect: also show (traces, camera)")
     gui.add_argument("--record-dir", type=Path, default=Path("recordings"), help="where recordings go")
     gui.add_argument("--duration", type=options.seconds, help="close the window after this many seconds")
     gui.add_argument("--jsonl", type=Path, help="log every prediction to this file")
@@ -54,25 +46,10 @@ def _check(args: argparse.Namespace) -> None:
                           "drop --source / --model / --demo, or drop --connect")
     if args.streams is not None and not args.connect:
         raise ConfigError("--streams goes with --connect (a started source's streams are shown anyway)")
-    roles = [args.emg_streams, args.emg_left_stream, args.emg_right_stream, args.video_stream]
-    if any(roles) and args.streams is None:
-        raise ConfigError("--emg, --emg-left, --emg-right and --video choose the streams --streams shows: add "
-                          "--streams (with --connect)")
     if args.demo and args.model:
         raise ConfigError("--demo brings its own model; drop --model")
     if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":
         raise ConfigError(f"--screenshot {args.screenshot}: the file name must end in .png")
-
-
-def _stream_choice(args: argparse.Namespace):
-    """The streams `--streams` (and the role options) ask the viewer to show, None when it was not given."""
-    from myosight.capture.choice import StreamChoice, check_source_name
-
-    if args.streams is None:
-        return None
-    source = check_source_name(args.streams, "--streams") if args.streams != ANY_SOURCE else None
-    return StreamChoice.from_options(source, emg=args.emg_streams, emg_left=args.emg_left_stream,
-                                     emg_right=args.emg_right_stream, video=args.video_stream)
 
 
 def _options(args: argparse.Namespace):
@@ -104,7 +81,7 @@ def _options(args: argparse.Namespace):
         if arms is not None and bundle is not None:
             require_model_arms(arms, source, allow_missing_arm=args.allow_missing_arm, model=bundle)
     return ViewerOptions(source=source, worker=worker, address=args.address, connect=args.connect,
-                         streams=_stream_choice(args), duration_s=args.duration, screenshot=args.screenshot,
+                         streams=streams_from_args(args), duration_s=args.duration, screenshot=args.screenshot,
                          after_s=args.after, jsonl=args.jsonl, record_dir=args.record_dir, subject=args.subject)
 
 

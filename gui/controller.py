@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pylsl
 
-from myosight.capture.kinds import EXTERNAL_KIND, source_kind, with_settings
+from myosight.capture.choice import StreamChoice
+from myosight.capture.kinds import EXTERNAL_KIND, external_spec, source_kind, spec_streams, with_settings
 from myosight.capture.launch import source_process
 from myosight.capture.recorder import RecorderSpec, recorder_process
 from myosight.errors import ConfigError
@@ -111,9 +112,9 @@ class Controller:
         self._stop_in_background(["recorder", "worker", "source"], streams=True)
         self.notices.pop("source", None)
 
-    def attach(self, source_name: str) -> None:
-        """Use the LSL streams of a source that runs elsewhere (no source process)."""
-        self.start_source(SourceSpec(kind=EXTERNAL_KIND, source=source_name))
+    def attach(self, streams: str | StreamChoice) -> None:
+        """Use LSL streams other programs publish (no source process): one source's, or chosen by role."""
+        self.start_source(external_spec(streams))
 
     def stop_all(self) -> None:
         self._pending_source = None
@@ -145,7 +146,8 @@ class Controller:
         self.open_label_stream()
         out_dir = Path(self.record_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        spec = RecorderSpec(out_dir=str(out_dir), source=self.source_spec.source, label_source=self.label_source,
+        spec = RecorderSpec(out_dir=str(out_dir), streams=spec_streams(self.source_spec).to_dict(),
+                            label_source=self.label_source,
                             subject=self.subject, classes=classes)
         self.processes.start("recorder", recorder_process, asdict(spec))
         return out_dir
@@ -254,7 +256,7 @@ class Controller:
         self.source_spec = spec
         if spec.kind != EXTERNAL_KIND:
             self.processes.start("source", source_process, asdict(spec))
-        self.streams = StreamReceiver(spec.source, self.state)
+        self.streams = StreamReceiver(spec_streams(spec), self.state)
         self.streams.start()
         control = spec.settings.get("control_address")
         if control:

@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
     """Child target (see `myosight.processes`): the live worker on the spec's source until `stop`."""
+    from myosight.capture.kinds import spec_streams
     from myosight.models.bundle_header import bundle_arms
     from myosight.realtime.sources import SourceInlets
     from myosight.realtime.worker import EVERY_WINDOW_BUFFER_S
 
     started = time.monotonic()
     run = RunSpec.from_dict(spec)
-    inlets = SourceInlets.open(run.sources.source, video=not run.emg_only, arms=bundle_arms(run.bundle),
+    inlets = SourceInlets.open(spec_streams(run.sources), video=not run.emg_only, arms=bundle_arms(run.bundle),
                                allow_missing_arm=run.allow_missing_arm, first_timeout_s=run.resolve_timeout_s,
                                stop=stop, emg_buffer_s=EVERY_WINDOW_BUFFER_S if run.every_window else None)
     log.info("worker: the source's streams are open %.1f s after the worker started", time.monotonic() - started)
@@ -44,7 +45,7 @@ def worker_process(spec: dict, stop: threading.Event, ready: Any) -> None:
 
         publisher = ResultPublisher(run.address)
         try:
-            config = WorkerConfig(source=run.sources.source, hop_s=run.hop_s, emg_only=run.emg_only,
+            config = WorkerConfig(source=spec_streams(run.sources), hop_s=run.hop_s, emg_only=run.emg_only,
                                   input_size=run.input_size, use_compile=run.use_compile, device=run.device,
                                   precision=run.precision, allow_missing_arm=run.allow_missing_arm,
                                   every_window=run.every_window,

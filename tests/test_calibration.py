@@ -161,3 +161,18 @@ def test_a_killed_calibration_keeps_its_repetitions_and_resumes(base_bundle: Pat
     assert sorted(labels) == sorted(BASE_CLASSES[:2] * 2)
     outcome = json.loads(second.stdout[second.stdout.index("{"):])
     assert outcome["stage"] == "done" and outcome["held_out_top1"] is not None
+
+
+def test_a_calibration_folder_belongs_to_one_person(calibration: dict, base_bundle: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """Another person into the first person's folder: refused in one line before anything starts (resuming would
+    adapt on the first person's recordings and label the model as the second's); the folder is untouched."""
+    out = calibration["out"]
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*"))
+    capsys.readouterr()
+    code = main(["calibrate", "--source", "synthetic", "--subject", "S12", "--classes", *CLASSES, "--reps", "2",
+                 "--seconds", "6", "--base", str(base_bundle), "--out", str(out), "--headless"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == f"myosight: error: {out} holds the calibration of {UNSEEN}, not S12: use a folder " \
+                                "of its own for each person (--out)"
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*")) == before

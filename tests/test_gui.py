@@ -579,15 +579,15 @@ def test_qt_calls_cannot_use_up_the_none_singleton() -> None:
 def test_the_streams_a_viewer_of_a_worker_elsewhere_shows_are_chosen_by_role() -> None:
     """`gui --connect ADDR --streams [SOURCE] [--emg S] [--video S]`: one source, a source per role, or whichever
     myosight source streams each role; the role options need --streams, and --streams needs --connect."""
-    from myosight.capture.choice import StreamChoice
+    from myosight.capture.choice import StreamChoice, streams_from_args
     from myosight.cli import build_parser
     from myosight.errors import ConfigError
-    from myosight.gui.commands import _check, _stream_choice
+    from myosight.gui.commands import _check
 
     def choice(*words: str) -> StreamChoice | None:
         args = build_parser().parse_args(["gui", "--connect", "tcp://127.0.0.1:5999", *words])
         _check(args)
-        return _stream_choice(args)
+        return streams_from_args(args)
 
     assert choice() is None
     assert choice("--streams", "run12") == StreamChoice.of("run12")

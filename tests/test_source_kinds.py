@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -156,6 +157,23 @@ def test_calibrate_in_the_window_refuses_what_only_a_headless_calibration_does(o
     args = build_parser().parse_args(["calibrate", "--base", "b.safetensors", "--source", "synthetic", "--classes",
                                       "Slice bread", "--out", "o", *option])
     with pytest.raises(ConfigError, match=f"{option[0]}: for --headless calibrations"):
+        run_calibrate(args)
+
+
+@pytest.mark.parametrize(("words", "refusal"), [
+    (["--streams", "--source", "synthetic"], "--source starts a source, --streams records"),
+    (["--streams", "--speed", "2"], "--speed is for a synthetic person only"),
+    (["--emg", "myo"], "--emg: these choose the streams of --streams; add --streams"),
+    (["--streams", "it's"], "a source name is a non-empty word without quotes"),
+])
+def test_calibrate_refuses_a_muddled_choice_of_other_programs_streams(words: list[str], refusal: str) -> None:
+    """`calibrate --streams` records what other programs stream, so it starts no source and no synthetic person;
+    the role options choose among those streams and mean nothing without it."""
+    from myosight.app.calibrate import run_calibrate
+
+    args = build_parser().parse_args(["calibrate", "--base", "b.safetensors", "--classes", "Slice bread", "--out",
+                                      "o", "--headless", *words])
+    with pytest.raises(ConfigError, match=re.escape(refusal)):
         run_calibrate(args)
 
 

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from myosight.arms import BOTH_ARMS, arm_layout
+from myosight.capture.choice import StreamChoice
 from myosight.errors import ConfigError
 from myosight.processes import SourceSpec
 
-#: The kind of a `SourceSpec` whose streams run elsewhere (the viewer attached to them): nothing is started.
+#: The kind of a `SourceSpec` whose streams run elsewhere (other programs: `myosight myo`, `myosight camera`, a
+#: replay started apart): nothing is started. Its settings are its streams by role (`external_spec`).
 EXTERNAL_KIND = "lsl"
 
 
@@ -170,6 +172,21 @@ def source_kind(name: str | SourceSpec) -> SourceKind:
     if kind is None:
         raise ConfigError(f"unknown --source {name!r}: {kind_usage()}")
     return kind
+
+
+def external_spec(streams: str | StreamChoice) -> SourceSpec:
+    """The source of streams other programs publish: one source name, or a choice per role (its fields are the
+    spec's settings); `spec_streams` gives the choice back to whoever opens the streams."""
+    choice = StreamChoice.of(streams)
+    return SourceSpec(kind=EXTERNAL_KIND, settings=choice.to_dict(), source=choice.single or "streams")
+
+
+def spec_streams(spec: SourceSpec) -> StreamChoice:
+    """The streams a source spec's consumers open by role: an external spec's choice, else every role of the
+    source it starts."""
+    if spec.kind == EXTERNAL_KIND and spec.settings:
+        return StreamChoice(**spec.settings)
+    return StreamChoice.of(spec.source)
 
 
 def decoded(spec: SourceSpec) -> SourceSpec:
