@@ -9,8 +9,10 @@ JSON object per request and per reply, no pickle:
     reply    {"protocol": 1, "ok": true, "status": {"position_s", "duration_s", "speed", "paused", "passes", ...}}
              {"protocol": 1, "ok": false, "error": "why the request was refused"}
 
-A malformed request (not UTF-8 JSON, not an object, unknown command, a bad number, several frames, more
-than `MAX_REQUEST_BYTES`) gets an error reply; the replay goes on.
+A request is decoded strictly: one frame of at most `MAX_REQUEST_BYTES` (a peer sending more is disconnected),
+UTF-8 JSON, an object with the command's fields and no others, numbers finite and in range (a speed as
+`--speed` takes it). Anything else (nested or enormous values included) gets an error reply; the replay
+goes on.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from typing import Any
 
 import zmq
 
+from myosight import options
 from myosight.errors import ConfigError, StreamError
 
 DEFAULT_CONTROL_ADDRESS = "tcp://127.0.0.1:5558"
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 4096
-COMMANDS = ("play", "pause", "status", "set_speed", "seek")
+#: Each command and the number it carries (None: none).
+COMMAND_FIELDS: dict[str, str | None] = {"play": None, "pause": None, "status": None, "set_speed": "speed",
+                                         "seek": "position_s"}
+COMMANDS = tuple(COMMAND_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -41,32 +47,46 @@ class ControlCommand:
 
 def parse_request(frames: list[bytes]) -> ControlCommand:
     """Validate one request; raises ConfigError with the reason for anything malformed."""
-    if len(frames) != 1:
-        raise ConfigError(f"a request is one message frame, got {len(frames)}")
+    if len(frames) != 1 or len(frames[0]) > MAX_REQUEST_BYTES:
+        raise ConfigError(f"a request is one message frame of at most {MAX_REQUEST_BYTES} bytes")
     try:
         request = json.loads(frames[0].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"a request must be a UTF-8 JSON object ({error})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: JSON, or an int too long
+        raise ConfigError(f"a request must be a UTF-8 JSON object ({type(error).__name__})") from None
     if not isinstance(request, dict):
         raise ConfigError(f"a request must be a JSON object, got {type(request).__name__}")
     name = request.get("command")
-    if name not in COMMANDS:
-        raise ConfigError(f"unknown command {name!r}; one of {', '.join(COMMANDS)}")
-    if name == "set_speed":
-        speed = _number(request, "speed")
-        if speed <= 0:
-            raise ConfigError(f"speed must be positive, got {speed}")
-        return ControlCommand(name, speed)
-    if name == "seek":
-        return ControlCommand(name, _number(request, "position_s"))
-    return ControlCommand(name)
+    if not isinstance(name, str) or name not in COMMAND_FIELDS:
+        raise ConfigError(f"unknown command {_shown(name)}; one of {', '.join(COMMANDS)}")
+    number = COMMAND_FIELDS[name]
+    unknown = sorted(set(request) - {"command", number})
+    if unknown:
+        raise ConfigError(f"{name}: unknown field {_shown(unknown[0])}")
+    if number is None:
+        return ControlCommand(name)
+    value = _number(request, number)
+    if number == "speed" and not options.MIN_SPEED <= value <= options.MAX_SPEED:
+        raise ConfigError(f"speed must be from {options.MIN_SPEED:g} to {options.MAX_SPEED:g}, got {value:g}")
+    return ControlCommand(name, value)
 
 
 def _number(request: dict, key: str) -> float:
     value = request.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"'{key}' must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"'{key}' must be a finite number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"'{key}' must be a finite number")
+    return number
+
+
+def _shown(value: object) -> str:
+    """A peer's value in an error reply, cut short (a reply never echoes a whole request back)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class ReplayControlServer:

@@ -18,8 +18,9 @@ MAX_SECONDS = 30 * 24 * 3600.0
 MIN_PIXELS, MAX_PIXELS = 32, 1024
 #: Video frame sides (WIDTHxHEIGHT) in pixels.
 MIN_VIDEO_SIDE, MAX_VIDEO_SIDE = 16, 4096
-#: The fastest replay and the highest frame rate an option accepts.
-MAX_SPEED = 1000.0
+#: The slowest and fastest replay (a slower one looks frozen, a faster one floods the CPU), and the highest
+#: frame rate an option accepts.
+MIN_SPEED, MAX_SPEED = 0.01, 1000.0
 MAX_FPS = 1000.0
 #: Seeds of numpy's and torch's generators (unsigned 32 bits).
 MAX_SEED = 2**32 - 1
@@ -101,7 +102,7 @@ seconds = float_range(0.0, MAX_SECONDS, name="seconds")
 #: Offsets, rests and countdowns in seconds, 0 included.
 non_negative_seconds = float_range(0.0, MAX_SECONDS, open_min=False, name="non_negative_seconds")
 #: Replay speeds (1: real time).
-speed = float_range(0.0, MAX_SPEED, name="speed")
+speed = float_range(MIN_SPEED, MAX_SPEED, open_min=False, name="speed")
 #: Frame rates in frames per second.
 fps = float_range(0.0, MAX_FPS, name="fps")
 #: Fractions strictly between 0 and 1 (a train split, ...).

@@ -657,16 +657,29 @@ def check_connectable(address: str, option: str) -> None:
     ResultSubscriber(address, option=option).close()
 
 
+#: The longest subscription a publisher reads: a peer sending a longer one is disconnected.
+MAX_SUBSCRIPTION_BYTES = 64
+
+
 class ResultPublisher:
-    """PUB socket of the worker; binds 127.0.0.1 unless told otherwise. An address it cannot bind is a
-    ConfigError naming `option`, the option the user gave it with."""
+    """The worker's publishing socket; binds 127.0.0.1 unless told otherwise. An address it cannot bind is a
+    ConfigError naming `option`, the option the user gave it with.
+
+    Subscriptions are the publisher's to accept (ZeroMQ's XPUB in manual mode): only a prefix of a kind it
+    publishes ("" for all) is taken, anything else is ignored, and a subscription longer than
+    `MAX_SUBSCRIPTION_BYTES` disconnects its peer. So what a peer on the port sends cannot grow the worker's
+    memory (a plain publisher keeps every topic any peer subscribes to)."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, context: zmq.Context | None = None, *,
                  option: str = "the result address") -> None:
         self.context = context or zmq.Context.instance()
-        self.socket = self.context.socket(zmq.PUB)
+        self.socket = self.context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.XPUB_MANUAL, 1)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES + 1)  # the flag byte and the topic
         self.socket.setsockopt(zmq.SNDHWM, 100)  # a slow viewer loses old messages, the worker never blocks
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.kinds = {PredictionMessage.KIND, HealthMessage.KIND}  # the kinds a subscription may name a prefix of
+        self.ignored_subscriptions = 0
         try:
             self.socket.bind(address)
         except zmq.ZMQError as error:
@@ -677,13 +690,27 @@ class ResultPublisher:
 
     def send(self, kind: str, fields: Mapping | None = None, arrays: Mapping[str, np.ndarray] | None = None) -> None:
         """An untyped message of any kind (viewers refuse kinds and fields off the schema; see `publish`)."""
+        self.kinds.add(kind)
+        self.accept_subscriptions()
         self.seq += 1
         self.socket.send_multipart(encode(kind, self.seq, fields, arrays), copy=False)
 
     def publish(self, message: Result) -> None:
         """A typed prediction or health report, numbered in this publisher's sequence."""
+        self.accept_subscriptions()
         self.seq += 1
         self.socket.send_multipart(message.encode(self.seq), copy=False)
+
+    def accept_subscriptions(self) -> None:
+        """Take the subscriptions that arrived since the last message (before it is sent: a viewer that
+        subscribed while the worker was loading gets the first message)."""
+        while self.socket.poll(0):
+            frame = self.socket.recv()
+            subscribe, topic = frame[:1] == b"\x01", frame[1:]
+            if frame[:1] not in (b"\x00", b"\x01") or not any(kind.encode().startswith(topic) for kind in self.kinds):
+                self.ignored_subscriptions += 1
+                continue
+            self.socket.setsockopt(zmq.SUBSCRIBE if subscribe else zmq.UNSUBSCRIBE, topic)
 
     def close(self) -> None:
         self.socket.close(linger=0)

@@ -7,6 +7,8 @@ import contextlib
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,51 @@ def test_random_bytes_never_crash_the_decoder(frames: list[bytes]) -> None:
 def test_random_headers_never_crash_the_decoder(header: dict) -> None:
     with contextlib.suppress(MessageError):
         decode([b"prediction", json.dumps(header).encode(), b"\x00" * 8])
+
+
+#: A peer that subscribes to a megabyte topic, in its own process (libzmq's own socket keeps the topic in a
+#: trie one level per byte, which overflows that peer's stack when it closes).
+HUGE_SUBSCRIBER = """
+import sys, time, zmq
+socket = zmq.Context.instance().socket(zmq.SUB)
+socket.connect(sys.argv[1])
+socket.setsockopt(zmq.SUBSCRIBE, b"p" * (1 << 20))
+print("subscribed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_subscriptions_a_peer_sends_cannot_grow_the_publisher() -> None:
+    """Peers on the result port that subscribe to a megabyte topic are disconnected, and thousands of distinct
+    topics are ignored (a plain publisher would keep them all); a viewer beside them gets every message."""
+    publisher = ResultPublisher("tcp://127.0.0.1:0")
+    viewer = ResultSubscriber(publisher.address, kinds=("prediction",))
+    huge = subprocess.Popen([sys.executable, "-c", HUGE_SUBSCRIBER, publisher.address], stdout=subprocess.PIPE,
+                            text=True)
+    many = zmq.Context.instance().socket(zmq.SUB)
+    many.setsockopt(zmq.LINGER, 0)
+    many.connect(publisher.address)
+    for index in range(5000):
+        many.setsockopt(zmq.SUBSCRIBE, f"topic{index}".encode())
+    try:
+        assert huge.stdout.readline().strip() == "subscribed"
+        got = None
+        for attempt in range(400):  # the viewer joins slowly: repeat until it receives
+            publisher.send("prediction", {"attempt": attempt})
+            publisher.send("health", {"attempt": attempt})
+            got = viewer.receive(timeout_ms=20) or got
+            if got is not None and publisher.ignored_subscriptions >= 500:
+                break
+        assert got is not None and got.kind == "prediction"
+        assert publisher.ignored_subscriptions >= 500  # read and dropped (what the queue holds beyond is dropped
+        assert not many.poll(200)  # by ZeroMQ); no topic of theirs matched anything sent
+        assert huge.poll() is None  # the megabyte subscription never got past the size limit
+    finally:
+        huge.kill()
+        huge.wait()
+        many.close(linger=0)
+        viewer.close()
+        publisher.close()
 
 
 def test_publisher_binds_loopback_and_flood_of_garbage_does_not_stop_receiver() -> None:

@@ -19,7 +19,7 @@ from lsl_helpers import pull_at_least, wait_for
 
 from myosight.capture.playback import CHUNK_SECONDS, SEEK_GAP_S
 from myosight.capture.replay import SessionReplay
-from myosight.capture.replay_control import ReplayControlClient, ReplayControlServer
+from myosight.capture.replay_control import ReplayControlClient, ReplayControlServer, parse_request
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.synth import SynthConfig, write_sessions
 from myosight.errors import ConfigError, StreamError
@@ -171,7 +171,8 @@ def test_bad_requests_get_an_error_reply(session: Path) -> None:
         socket.connect(run.replay.control_address)
         bad = [b"\xff\xfe", b"not json", b"[1, 2]", b'{"command": "fly"}', b'{"command": "set_speed"}',
                b'{"command": "set_speed", "speed": "fast"}', b'{"command": "set_speed", "speed": -2}',
-               b'{"command": "seek", "position_s": NaN}', b'{"command": "seek", "position_s": true}']
+               b'{"command": "seek", "position_s": NaN}', b'{"command": "seek", "position_s": true}',
+               *HOSTILE_REQUESTS.values()]
         try:
             for request in bad:
                 socket.send(request)
@@ -182,8 +183,36 @@ def test_bad_requests_get_an_error_reply(session: Path) -> None:
         finally:
             socket.close(linger=0)
         assert run.client.status()["paused"] is False  # the replay goes on
-        with pytest.raises(ConfigError, match="speed must be positive"):
+        with pytest.raises(ConfigError, match=r"speed must be from 0\.01 to 1000"):
             run.client.set_speed(0.0)
+
+
+#: Requests a careless or hostile peer sends: each gets an error reply and changes nothing.
+HOSTILE_REQUESTS = {
+    "deep nesting": b'{"command": "seek", "position_s": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    "an integer beyond float": b'{"command": "seek", "position_s": 1' + b"0" * 400 + b"}",
+    "a 3000-digit integer": b'{"command": "seek", "position_s": ' + b"9" * 3000 + b"}",
+    "a speed that floods the CPU": b'{"command": "set_speed", "speed": 1e300}',
+    "a speed that freezes the replay": b'{"command": "set_speed", "speed": 1e-300}',
+    "a field the command does not have": b'{"command": "play", "speed": 2}',
+    "a command that is not a string": b'{"command": {"name": "play"}}',
+    "a long unknown command": b'{"command": "' + b"x" * 3000 + b'"}',
+}
+
+
+@pytest.mark.parametrize("request_bytes", HOSTILE_REQUESTS.values(), ids=HOSTILE_REQUESTS.keys())
+def test_a_hostile_request_is_refused_with_a_short_reason(request_bytes: bytes) -> None:
+    """Every hostile request is a ConfigError (never another exception, which would end the replay), and the
+    reason never echoes the request back whole."""
+    with pytest.raises(ConfigError) as refused:
+        parse_request([request_bytes])
+    assert len(str(refused.value)) < 200
+
+
+def test_a_speed_in_the_command_lines_range_is_taken() -> None:
+    assert parse_request([b'{"command": "set_speed", "speed": 1000}']).value == 1000.0
+    assert parse_request([b'{"command": "set_speed", "speed": 0.01}']).value == 0.01
+    assert parse_request([b'{"command": "seek", "position_s": 1e300}']).value == 1e300  # clamped by the replay
 
 
 def test_client_raises_when_nobody_answers_and_recovers(tmp_path: Path) -> None:
