@@ -39,6 +39,7 @@ import torch
 from myosight.arms import arm_columns, arm_layout, describe_arms, emg_channels
 from myosight.calibration.plan import calibration_geometry, window_starts, window_step
 from myosight.data.actionsense import Action, ActionSenseSession
+from myosight.data.checks import checked_actions
 from myosight.data.subactions import SubAction, cut_subactions
 from myosight.errors import ConfigError
 from myosight.models.bundle import Bundle, load_bundle, save_bundle
@@ -203,6 +204,8 @@ def read_samples(sessions: Sequence[Path], base: Bundle, geometry: ClipGeometry,
     opened = [ActionSenseSession(path) for path in sessions]
     try:
         layout = recording_arms(opened, base.arms, arms)
+        for session in opened:  # an unusable recording is refused before anything is fitted on it
+            checked_actions(session, layout)
         opened.sort(key=lambda session: session.activities()[0].start_s if session.activities() else 0.0)
         windows: list[tuple[ActionSenseSession, SubAction, int, Action]] = []
         seen: dict[str, int] = {}  # repetitions of each activity so far
@@ -218,6 +221,9 @@ def read_samples(sessions: Sequence[Path], base: Bundle, geometry: ClipGeometry,
         missing = [name for name in chosen if name not in seen]
         if missing:
             raise ConfigError(f"the recording has no good repetition of {', '.join(missing)}")
+        if len(chosen) < 2:
+            raise ConfigError(f"the recording holds {len(chosen)} activit{'y' if len(chosen) == 1 else 'ies'} "
+                              f"({', '.join(chosen) or 'none'}): a model tells at least two apart")
         spans = [[(w.start_s, w.start_s + geometry.sample_seconds) for s, w, _, _ in windows if s is session]
                  for session in opened]
         rms = [session_tracks(s, config, None, arms=layout, stage="rms") for s in opened]

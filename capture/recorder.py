@@ -182,10 +182,18 @@ class SessionRecorder:
                 log.warning("no LSL stream %s yet; it is recorded when it appears", _describe(query))
         self.stats.lsl_to_epoch_s = lsl_to_epoch_offset()
         self.stats.started_epoch = time.time()
-        path = self.path = _new_session_path(Path(self.spec.out_dir), self.stats.started_epoch, self.spec.subject)
-        for track in self._make_tracks(infos):  # before the file: a refused stream leaves no empty session
-            self._keep(track)
-        self._create_files(path)
+        claimed = (lambda p: p) if self.hdf5 else (lambda p: p.with_suffix(".xdf"))
+        path = self.path = _new_session_path(Path(self.spec.out_dir), self.stats.started_epoch, self.spec.subject,
+                                             claimed)
+        try:
+            for track in self._make_tracks(infos):
+                self._keep(track)
+            self._create_files(path)
+        except BaseException:  # a refused stream or an unwritable file: no empty session is left behind
+            with contextlib.suppress(OSError):
+                if claimed(path).stat().st_size == 0:
+                    claimed(path).unlink()
+            raise
         self._resolver = pylsl.ContinuousResolver(pred=self._predicate())
         self.stats.state = "recording"
         self._write_status()
@@ -554,15 +562,24 @@ def lsl_to_epoch_offset() -> float:
     return min(readings, key=lambda reading: reading[0])[1]
 
 
-def _new_session_path(out_dir: Path, start_epoch: float, subject: str) -> Path:
-    """The recorder's file name; a second recording started within the same second gets the next second's."""
+def _new_session_path(out_dir: Path, start_epoch: float, subject: str,
+                      claimed: Callable[[Path], Path] = lambda path: path) -> Path:
+    """The recorder's file name; a second recording started within the same second gets the next second's.
+
+    The name is claimed by creating the file `claimed(path)` (empty; the writer then fills it) exclusively, so
+    two recorders started at the same moment into one folder get two names, never one file between them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for second in range(3600):
         path = out_dir / session_filename(start_epoch + second, f"myosight_{subject}")
         taken = (path, world_video_path(path, subject), path.with_suffix(".xdf"),
                  partial_xdf_path(path.with_suffix(".xdf")))
-        if not any(name.exists() for name in taken):
-            return path
+        if any(name.exists() for name in taken):
+            continue
+        try:
+            with claimed(path).open("xb"):
+                return path
+        except FileExistsError:  # another recorder took it between the look and the claim
+            continue
     raise ConfigError(f"{out_dir}: no free session file name near {datetime.fromtimestamp(start_epoch)}")
 
 

@@ -333,6 +333,8 @@ def pair_activity_rows(rows: list[list[str]], times: np.ndarray, source: str = "
         if times[i] == 0:
             continue  # unfinished log
         label, kind, validity = canonical_activity(rows[i][0]), rows[i][1].strip(), rows[i][2].strip()
+        if not label.strip():
+            raise SessionFormatError(source, f"label row {i}: the activity has no name", ACTIVITY_GROUP)
         if kind == "Start":
             if open_row is not None:
                 log.warning("%s: '%s' started at %.3f was never stopped; discarding it", source, *open_row[:2])

@@ -185,12 +185,13 @@ def run_subactions(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from myosight.data.actionsense import ActionSenseSession
+    from myosight.data.checks import checked_actions
     from myosight.data.subactions import cut_subactions, split_subactions
 
     subactions = []
     for path in args.sessions:
         with ActionSenseSession(path) as session:
-            subactions += cut_subactions(session.activities(), path.stem, session.subject, args.length)
+            subactions += cut_subactions(checked_actions(session), path.stem, session.subject, args.length)
     split = split_subactions(
         subactions, train_fraction=args.train_fraction, seed=args.seed, by=args.by, subjects=args.subjects
     )

@@ -202,6 +202,46 @@ def test_a_source_without_streams_is_a_clear_error(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.hdf5"))
 
 
+def test_two_recorders_started_in_the_same_second_into_one_folder_get_two_sessions(tmp_path: Path) -> None:
+    """Two recorders of one armband source, opened at the same moment into one folder: each claims its own file
+    (an exclusive create), so neither recording is lost or shares the other's file."""
+    source = unique_source("twin")
+    emg = {arm: open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
+    recorders = [SessionRecorder(RecorderSpec(out_dir=str(tmp_path), source=source, video=False))
+                 for _ in range(2)]
+    paths: list[Path] = []
+    barrier = threading.Barrier(2)
+
+    def start(recorder: SessionRecorder) -> None:
+        barrier.wait()
+        paths.append(recorder.open())
+
+    threads = [threading.Thread(target=start, args=(recorder,)) for recorder in recorders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert len(paths) == 2 and paths[0] != paths[1]
+    finally:
+        for recorder in recorders:
+            recorder.close()
+    for path in paths:
+        with ActionSenseSession(path) as session:
+            assert session.arms == ("left", "right")
+    del emg
+
+
+def test_the_session_name_is_claimed_by_an_exclusive_create(tmp_path: Path) -> None:
+    """The claim itself: a name another recorder created after the look is skipped, not shared."""
+    from myosight.capture import recorder as recorder_module
+
+    first = recorder_module._new_session_path(tmp_path, 1_700_000_000.0, "S01")
+    assert first.exists() and first.stat().st_size == 0  # claimed, empty until the writer fills it
+    second = recorder_module._new_session_path(tmp_path, 1_700_000_000.0, "S01")
+    assert second != first and second.exists()
+
+
 # -- faults -----------------------------------------------------------------------------------------------
 def read_status(path: Path) -> dict | None:
     try:

@@ -58,6 +58,7 @@ def run_spectrograms(args: argparse.Namespace) -> int:
 
     from myosight.arms import BOTH_ARMS, emg_channels
     from myosight.data.actionsense import ActionSenseSession
+    from myosight.data.checks import check_session, checked_actions
     from myosight.data.subactions import cut_subactions
     from myosight.errors import ConfigError
     from myosight.models.clips import ClipGeometry
@@ -71,13 +72,14 @@ def run_spectrograms(args: argparse.Namespace) -> int:
 
     config, geometry = EmgPipelineConfig(), ClipGeometry()
     with ActionSenseSession(args.session) as session:
+        check_session(session, args.arms)  # before the tracks: an unusable session is refused in one line
         arms = args.arms or (BOTH_ARMS if args.allow_missing_arm or not session.arms else session.arms)
         if args.normalisation == "session":
             normalisation = fit_session_normalisation([session], config, arms)
         else:
             normalisation = EmgNormalisation.full_scale(emg_channels(arms))
         tracks = session_tracks(session, config, normalisation, arms=arms, allow_missing_arm=args.allow_missing_arm)
-        subactions = cut_subactions(session.activities(), args.session.stem, session.subject,
+        subactions = cut_subactions(checked_actions(session, arms), args.session.stem, session.subject,
                                     geometry.sample_seconds)
     for arm, health in tracks.health.items():
         print(

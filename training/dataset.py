@@ -18,6 +18,7 @@ import numpy as np
 from myosight.arms import arm_layout, describe_arms, emg_channels
 from myosight.data.actionsense import ActionSenseSession
 from myosight.data.activities import ACTIVITIES
+from myosight.data.checks import checked_actions
 from myosight.data.subactions import SubAction, cut_subactions, split_subactions
 from myosight.errors import ConfigError
 from myosight.models.clips import ClipGeometry
@@ -85,12 +86,17 @@ def build_emg_dataset(
         for path in session_paths:
             session = ActionSenseSession(path)
             sessions.append(session)
-            subactions += cut_subactions(session.activities(), str(Path(path).resolve()), session.subject,
+            subactions += cut_subactions(checked_actions(session, arms), str(Path(path).resolve()), session.subject,
                                          geometry.sample_seconds, step_s)
         layout = dataset_arms(sessions, arms, allow_missing_arm)
         if not subactions:
             raise ConfigError("the sessions hold no labelled actions")
         split = split_subactions(subactions, train_fraction=train_fraction, seed=seed, by=split_by, subjects=subjects)
+        empty = [name for name, part in (("training", split.train), ("test", split.test)) if not part]
+        if empty:
+            raise ConfigError(f"the {len(subactions)} samples of the sessions leave the {empty[0]} part of the split "
+                              f"empty (split by {split_by}, --train-fraction {train_fraction:g}): record more "
+                              "actions, or split otherwise")
         by_session = {str(Path(s.path).resolve()): s for s in sessions}
         normalisation = (EmgNormalisation.full_scale(emg_channels(layout)) if config.offline
                          else _fit_live_normalisation(by_session, split.train, config, geometry, layout, progress))
