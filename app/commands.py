@@ -118,8 +118,8 @@ def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
     """The run the options describe, with the clip geometry resolved once from the bundle and --input-size:
     the sources publish its frames, the worker computes its inputs."""
     from myosight.capture.kinds import with_settings
-    from myosight.capture.launch import require_model_arms, source_spec_from_args
-    from myosight.models.bundle_header import bundle_arms, read_bundle_geometry
+    from myosight.capture.launch import require_model_arms, require_model_video, source_spec_from_args
+    from myosight.models.bundle_header import bundle_arms, bundle_reads_video, read_bundle_geometry
     from myosight.models.clips import resolve_geometry
     from myosight.models.device import check_device
     from myosight.processes import RunSpec
@@ -129,6 +129,7 @@ def run_spec(args: argparse.Namespace, bundle: Path, source_name: str):
     arms = bundle_arms(bundle)
     sources = source_spec_from_args(args, source_name, geometry.crop_size, model_arms=arms)
     require_model_arms(arms, sources, allow_missing_arm=args.allow_missing_arm, model=str(bundle))
+    require_model_video(not args.emg_only and bundle_reads_video(bundle), sources, model=str(bundle))
     if args.every_window and "consumer_wait_s" in sources.settings:  # every window of a replay: it starts once
         sources = with_settings(sources, consumer_wait_s=EVERY_WINDOW_CONSUMER_WAIT_S)  # the worker listens
     return RunSpec(bundle=str(bundle), sources=sources, address=args.address, emg_only=args.emg_only,

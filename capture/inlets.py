@@ -101,6 +101,9 @@ class LiveInlet:
                 f"stream '{self.name}' ({self.source_id}) has {info.channel_count()} channels, expected {channels}"
             )
         self.is_text = info.channel_format() == pylsl.cf_string
+        if self.is_text and channels is not None:  # a caller that counts channels wants numbers (EMG)
+            raise StreamError(f"stream '{self.name}' ({self.source_id}) carries text, not numeric samples: it is "
+                              "not an EMG stream")
         dtype = np.int8 if self.is_text else _FORMATS.get(info.channel_format())
         if dtype is None:
             raise StreamError(f"stream '{self.name}': unsupported channel format {info.channel_format()}")

@@ -63,6 +63,14 @@ def source_arms(spec: SourceSpec) -> tuple[str, ...] | None:
     return source_kind(spec).arms(spec)
 
 
+def require_model_video(reads_video: bool, spec: SourceSpec, *, model: str = "the model") -> None:
+    """Refuse, in one line and before anything starts, a model that reads video on a source known to have none
+    (a replayed session whose video file is missing), rather than a worker waiting for frames that never come."""
+    why = source_kind(spec).video_missing(spec) if reads_video else None
+    if why is not None:
+        raise ConfigError(f"{model} reads video, but {why}: put the video back, or add --emg-only")
+
+
 def require_model_arms(model_arms: tuple[str, ...], spec: SourceSpec, *, allow_missing_arm: bool,
                        model: str = "the model") -> None:
     """Refuse, in one line and before anything starts, a model whose arm the source will not stream (unless the

@@ -51,6 +51,10 @@ class SessionReplay(Replay):
             self.emg = {arm: getattr(pair, arm) for arm in ARMS if getattr(pair, arm) is not None}
             self.actions = session.activities() if "experiment-activities/activities" in session.streams() else []
             self.video_path = session.video_path if include_video else None
+            if include_video and self.video_path is None:
+                log.warning("%s: no world-camera video beside it (a file named like "
+                            "'<date>_<time>_<subject>_eye-tracking-video-world_frame.mp4'); replaying its EMG and "
+                            "labels only", session.path)
             self.frame_times = session.video_frame_times() if self.video_path else None
         starts = [s.time_s[0] for s in self.emg.values() if len(s)]
         stops = [s.time_s[-1] for s in self.emg.values() if len(s)]

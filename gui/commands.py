@@ -55,10 +55,10 @@ def _check(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace):
     import os
 
-    from myosight.capture.launch import require_model_arms, source_spec_from_args, spec_of_kind
+    from myosight.capture.launch import require_model_arms, require_model_video, source_spec_from_args, spec_of_kind
     from myosight.gui.app import ViewerOptions
     from myosight.gui.controller import WorkerSettings
-    from myosight.models.bundle_header import bundle_arms
+    from myosight.models.bundle_header import bundle_arms, bundle_reads_video
     from myosight.models.device import check_device
 
     bundle = str(args.model) if args.model else None
@@ -80,6 +80,7 @@ def _options(args: argparse.Namespace):
         source.video = True  # the window shows the camera even when the model reads sEMG only
         if arms is not None and bundle is not None:
             require_model_arms(arms, source, allow_missing_arm=args.allow_missing_arm, model=bundle)
+            require_model_video(not args.emg_only and bundle_reads_video(bundle), source, model=bundle)
     return ViewerOptions(source=source, worker=worker, address=args.address, connect=args.connect,
                          streams=streams_from_args(args), duration_s=args.duration, screenshot=args.screenshot,
                          after_s=args.after, jsonl=args.jsonl, record_dir=args.record_dir, subject=args.subject)

@@ -56,6 +56,12 @@ def read_bundle_geometry(path: str | Path) -> ClipGeometry:
         raise ConfigError(f"{path}: invalid bundle clip geometry ({error})") from error
 
 
+def bundle_reads_video(path: str | Path) -> bool:
+    """Whether a bundle's head reads RGB features (so its worker needs a video stream)."""
+    modalities = read_bundle_metadata(path).get("modalities", [])
+    return isinstance(modalities, list) and "rgb" in modalities
+
+
 def bundle_arms(path: str | Path, meta: dict | None = None) -> tuple[str, ...]:
     """The armbands a bundle reads, in channel order (a bundle written before arms were recorded: both)."""
     meta = read_bundle_metadata(path) if meta is None else meta

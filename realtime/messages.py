@@ -509,6 +509,17 @@ def _kinetics(arrays: _Arrays) -> KineticsTop | None:
     return KineticsTop(top, probs)
 
 
+def _channel_ranges(channels: Sequence[int]) -> str:
+    """Channels (0-based) as a person counts them, runs joined: [0, 1, 2, 5] -> '1-3, 6'."""
+    runs: list[list[int]] = []
+    for channel in sorted(channels):
+        if runs and channel == runs[-1][-1] + 1:
+            runs[-1].append(channel)
+        else:
+            runs.append([channel])
+    return ", ".join(f"{run[0] + 1}-{run[-1] + 1}" if len(run) > 1 else str(run[0] + 1) for run in runs)
+
+
 @dataclass(eq=False)
 class StreamStatus(_Typed):
     """What the worker knows about one of its input streams. A stream the worker never found is `missing`
@@ -525,6 +536,16 @@ class StreamStatus(_Typed):
     stuck_channels: list[int] | None = None  # sEMG: channels (0-7 of the arm) that repeat one value
     nonfinite: int | None = None  # sEMG: non-finite values received (replaced)
     backwards_dropped: int | None = None  # sEMG: samples dropped for a timestamp going backwards
+
+    def problem(self) -> str | None:
+        """What is wrong with a stream that delivers samples, in words, None when nothing is: channels stuck at
+        one value (a loose or dead armband; an armband sending NaN looks so too, each value held at the last
+        finite one)."""
+        if not self.stuck_channels:
+            return None
+        nonfinite = f" ({self.nonfinite} non-finite)" if self.nonfinite else ""
+        plural = "s" if len(self.stuck_channels) > 1 else ""
+        return f"stuck: channel{plural} {_channel_ranges(self.stuck_channels)}{nonfinite}"
 
     def to_fields(self) -> dict:
         """The stream's object in a health message: what applies, nothing else."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +49,11 @@ ARMS = ("left", "right")
 
 class PacedSource:
     """Both arms' sEMG (160 Hz, 20-ms chunks) and optionally 112-px video (10 fps), sent at the pace of the
-    wall clock from a thread; `paused` stops the data (the outlets stay), as a stalled armband would."""
+    wall clock from a thread; `paused` stops the data (the outlets stay), as a stalled armband would;
+    `nan_arm` sends NaN on that arm, as a broken armband or relay would."""
 
-    def __init__(self, source: str, video: bool = False) -> None:
-        self.source = source
+    def __init__(self, source: str, video: bool = False, nan_arm: str | None = None) -> None:
+        self.source, self.nan_arm = source, nan_arm
         self.outlets = {arm: open_outlet(emg_stream_info(arm, source)) for arm in ARMS}
         self.video = open_outlet(video_stream_info(112, 10, source)) if video else None
         self.paused = threading.Event()
@@ -71,8 +74,9 @@ class PacedSource:
             n = int((now - t) * 160)
             if n > 0:
                 stamps = (t + np.arange(1, n + 1) / 160).tolist()
-                for outlet in self.outlets.values():
-                    outlet.push_chunk(rng.normal(0, 25, (n, 8)).astype(np.float32), stamps)
+                for arm, outlet in self.outlets.items():
+                    values = rng.normal(0, 25, (n, 8)).astype(np.float32)
+                    outlet.push_chunk(np.full_like(values, np.nan) if arm == self.nan_arm else values, stamps)
                 t = stamps[-1]
                 self.sent += n
             if self.video is not None and now >= next_frame:
@@ -201,53 +205,83 @@ def _replay_transport(qtbot, window: MainWindow, state: GuiState) -> None:
                     timeout=10000)
 
 
-def test_a_lost_stream_shows_a_banner_until_it_is_back(qtbot, synthetic_emg_model: dict) -> None:
-    """The armbands stop sending: the banner says which streams are lost; when data returns it says they are
-    back, then clears."""
+@contextlib.contextmanager
+def worker_of(source: PacedSource, bundle: Path, **config: object) -> Iterator[str]:
+    """A worker of the sEMG-only `bundle` on `source`, in a thread, publishing on a free port (its address
+    yielded); stopped, with the source, on the way out."""
     import torch
 
     from myosight.models.bundle import load_bundle
     from myosight.realtime.worker import Worker, WorkerConfig
 
     torch.set_num_threads(1)
-    source = PacedSource(unique_source("guitest"))
     publisher = ResultPublisher("tcp://127.0.0.1:0")
-    worker = Worker(load_bundle(synthetic_emg_model["bundle"]),
-                    WorkerConfig(source=source.source, emg_only=True, lost_after_s=0.3, health_every_s=0.2),
-                    publisher)
+    worker = Worker(load_bundle(bundle), WorkerConfig(source=source.source, emg_only=True, **config), publisher)
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     runner.start()
-    state = GuiState()
-    window = MainWindow(state, None, publisher.address, banner=BannerModel(back_visible_s=1.0))
-    qtbot.addWidget(window)
-    window.show()
-    window.show_streams(source.source)
     try:
-        qtbot.waitUntil(lambda: window.health.cell("emg-left", "state") == "ok", timeout=15000)
-        assert not window.banner.isVisible()
-        source.paused.set()
-        # Each stream is declared lost when its own last sample is older than the limit, so the two arms are
-        # listed one after the other (tens of milliseconds apart): wait for the state where both are.
-        both_lost = ("emg-left", "emg-right")
-        qtbot.waitUntil(lambda: window.banner.isVisible() and _lists_lost(window.banner.text(), *both_lost),
-                        timeout=10000)
-        assert window.banner.level == "error"
-        qtbot.waitUntil(lambda: window.health.cell("emg-left", "state") == "lost", timeout=5000)
-        source.paused.clear()
-        qtbot.waitUntil(lambda: "Stream back" in window.banner.text() and window.banner.level == "ok", timeout=10000)
-        qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10000)
-        assert window.health.cell("emg-left", "state") == "ok"
-        health = state.health.streams["emg-left"]
-        assert health.lost_events >= 1 and health.recovered_events >= 1
-        assert window.health.cell("emg-left", "dropouts").startswith(str(health.lost_events))
+        yield publisher.address
     finally:
-        window.close()
         stop.set()
         runner.join(10)
         worker.close()
         publisher.close()
         source.stop()
+
+
+def test_a_lost_stream_shows_a_banner_until_it_is_back(qtbot, synthetic_emg_model: dict) -> None:
+    """The armbands stop sending: the banner says which streams are lost; when data returns it says they are
+    back, then clears."""
+    source = PacedSource(unique_source("guitest"))
+    with worker_of(source, synthetic_emg_model["bundle"], lost_after_s=0.3, health_every_s=0.2) as address:
+        state = GuiState()
+        window = MainWindow(state, None, address, banner=BannerModel(back_visible_s=1.0))
+        qtbot.addWidget(window)
+        window.show()
+        window.show_streams(source.source)
+        try:
+            qtbot.waitUntil(lambda: window.health.cell("emg-left", "state") == "ok", timeout=15000)
+            assert not window.banner.isVisible()
+            source.paused.set()
+            # Each stream is declared lost when its own last sample is older than the limit, so the two arms are
+            # listed one after the other (tens of milliseconds apart): wait for the state where both are.
+            both_lost = ("emg-left", "emg-right")
+            qtbot.waitUntil(lambda: window.banner.isVisible() and _lists_lost(window.banner.text(), *both_lost),
+                            timeout=10000)
+            assert window.banner.level == "error"
+            qtbot.waitUntil(lambda: window.health.cell("emg-left", "state") == "lost", timeout=5000)
+            source.paused.clear()
+            qtbot.waitUntil(lambda: "Stream back" in window.banner.text() and window.banner.level == "ok",
+                            timeout=10000)
+            qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10000)
+            assert window.health.cell("emg-left", "state") == "ok"
+            health = state.health.streams["emg-left"]
+            assert health.lost_events >= 1 and health.recovered_events >= 1
+            assert window.health.cell("emg-left", "dropouts").startswith(str(health.lost_events))
+        finally:
+            window.close()
+
+
+def test_an_armband_sending_nan_is_shown_stuck_not_ok(qtbot, synthetic_emg_model: dict) -> None:
+    """An arm whose every value is NaN delivers samples (so it is not lost), each held at the last finite value:
+    the health table and the banner say its channels are stuck, and the other arm stays ok."""
+    source = PacedSource(unique_source("guitest"), nan_arm="left")
+    with worker_of(source, synthetic_emg_model["bundle"], health_every_s=0.2) as address:
+        window = MainWindow(GuiState(), None, address)
+        qtbot.addWidget(window)
+        window.show()
+        try:
+            stuck = "stuck: channels 1-8 ("
+            qtbot.waitUntil(lambda: (window.health.cell("emg-left", "state") or "").startswith(stuck),
+                            timeout=20000)
+            assert window.health.cell("emg-left", "state").endswith(" non-finite)")
+            assert window.health.cell("emg-right", "state") == "ok"
+            qtbot.waitUntil(lambda: window.banner.isVisible() and f"emg-left {stuck}" in window.banner.text(),
+                            timeout=5000)
+            assert window.banner.level == "warning"
+        finally:
+            window.close()
 
 
 def _lists_lost(text: str, *streams: str) -> bool:

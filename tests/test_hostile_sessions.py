@@ -154,3 +154,27 @@ def test_a_copy_of_a_sound_session_passes_every_command(tmp_path: Path, syntheti
         out.mkdir()
         code, err = _run(command, tmp_path / "copy.hdf5", out, synthetic_emg_model["bundle"], capsys)
         assert code == 0, (command, err[-2000:])
+
+
+def test_a_replay_without_its_video_is_refused_for_a_model_that_reads_video(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    """A session copied without its world video: `run` of a model that reads video says so in one line before
+    anything starts (not a worker that waits for frames and is blamed); with --emg-only the check does not apply."""
+    from myosight.models.bundle import save_bundle
+    from myosight.models.clips import ClipGeometry
+    from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
+    from myosight.models.heads import build_head
+
+    bundle = save_bundle(tmp_path / "rgb.safetensors", head_name="linear_rgb",
+                         head=build_head("linear_rgb", num_classes=2, feature_dim=1024),
+                         head_kwargs={"feature_dim": 1024}, classes=list(CLASSES), geometry=ClipGeometry(),
+                         emg_config=EmgPipelineConfig(), normalisation=EmgNormalisation.full_scale())
+    session = write(tmp_path / "2022-06-17_10-11-00_streamLog_S04.hdf5")
+    capsys.readouterr()
+    code = main(["run", "--model", str(bundle), "--source", "replay", str(session), "--headless", "--duration", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"myosight: error: {bundle} reads video, but {session} has no world-camera "
+                                        "video beside it") and err.endswith("put the video back, or add --emg-only")
+    from myosight.capture.launch import require_model_video, spec_of_kind
+
+    require_model_video(False, spec_of_kind("replay", source="r", session=str(session)))  # --emg-only: no refusal

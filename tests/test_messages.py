@@ -444,7 +444,7 @@ def _table_text(viewer: HeadlessViewer) -> dict[str, str]:
     console = Console(width=160, record=True, file=io.StringIO(), color_system=None)
     console.print(viewer.render())
     rows = [line.strip("│ ").split("│") for line in console.export_text().splitlines() if line.count("│") == 3]
-    return {cells[0].strip(): cells[1].strip() for cells in rows}
+    return {cells[0].strip(): cells[1].strip() if len(cells) > 1 else "" for cells in rows}  # "": an empty cell
 
 
 def test_the_terminal_table_shows_just_the_model_arms() -> None:
@@ -455,7 +455,8 @@ def test_the_terminal_table_shows_just_the_model_arms() -> None:
     video = health().streams["video"]
     try:
         viewer.handle(decode_result(envelope(one_arm)))
-        viewer.handle(decode_result(envelope(health(streams={"emg-right": emg_stream(), "video": video}))))
+        sound = emg_stream(stuck_channels=[])
+        viewer.handle(decode_result(envelope(health(streams={"emg-right": sound, "video": video}))))
         rows = _table_text(viewer)
         assert rows["sEMG coverage"] == "right 75 %"
         assert rows["emg-right"] == "ok, 160.2 Hz, gaps 2" and rows["video"] == "ok, 25.0 Hz"
@@ -467,6 +468,24 @@ def test_the_terminal_table_shows_just_the_model_arms() -> None:
         assert _table_text(viewer)["emg-right"] == "MISSING"
         viewer.handle(decode_result(envelope(prediction())))
         assert _table_text(viewer)["sEMG coverage"] == "left 100 % · right 50 %"
+    finally:
+        viewer.close()
+
+
+def test_the_terminal_table_says_an_armband_is_stuck_or_sent_nan() -> None:
+    """A stream that delivers samples is not "ok" when channels repeat one value (a dead armband; NaN values held
+    at the last finite one look so too); NaN that were held while the channels moved are counted."""
+    viewer = HeadlessViewer("tcp://127.0.0.1:1")  # only `handle` and `render` are used: nothing needs to listen
+    try:
+        dead = emg_stream(stuck_channels=list(range(8)), nonfinite=12800)
+        viewer.handle(decode_result(envelope(health(streams={"emg-left": dead}))))
+        assert _table_text(viewer)["emg-left"] == \
+            "STUCK: CHANNELS 1-8 (12800 NON-FINITE), 160.2 Hz, gaps 2"
+        viewer.handle(decode_result(envelope(health(streams={"emg-left": emg_stream(stuck_channels=[3, 5, 6])}))))
+        assert _table_text(viewer)["emg-left"] == "STUCK: CHANNELS 4, 6-7, 160.2 Hz, gaps 2"
+        dropped = emg_stream(stuck_channels=[], nonfinite=7)
+        viewer.handle(decode_result(envelope(health(streams={"emg-left": dropped}))))
+        assert _table_text(viewer)["emg-left"] == "ok, 160.2 Hz, gaps 2, 7 non-finite held"
     finally:
         viewer.close()
 

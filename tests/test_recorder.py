@@ -232,6 +232,23 @@ def test_two_recorders_started_in_the_same_second_into_one_folder_get_two_sessio
     del emg
 
 
+def test_an_emg_stream_of_text_is_refused_by_the_recorder_and_the_worker(tmp_path: Path) -> None:
+    """A stream under an arm's EMG id whose samples are strings (another program's mistake) is refused, naming
+    it, by `record` and by the worker; neither reports it "lost" nor records zero rows as if all were well."""
+    from myosight.realtime.sources import SourceInlets
+
+    source = unique_source("text")
+    info = pylsl.StreamInfo("myosight-emg-left", "EMG", 8, 160.0, pylsl.cf_string, f"myosight-{source}-emg-left")
+    outlet = open_outlet(info)
+    recorder = SessionRecorder(RecorderSpec(out_dir=str(tmp_path), source=source, video=False))
+    with pytest.raises(StreamError, match=rf"\(myosight-{source}-emg-left\) carries text, not numeric samples"):
+        recorder.open()
+    assert not list(tmp_path.glob("*.hdf5"))  # the claimed name is given back
+    with pytest.raises(StreamError, match="carries text"):
+        SourceInlets.open(source, video=False, arms=("left",), first_timeout_s=10.0)
+    del outlet
+
+
 def test_the_session_name_is_claimed_by_an_exclusive_create(tmp_path: Path) -> None:
     """The claim itself: a name another recorder created after the look is skipped, not shared."""
     from myosight.capture import recorder as recorder_module

@@ -116,6 +116,10 @@ class SourceKind:
         """The arms it will stream, known before it starts (None: only its streams will tell)."""
         return arm_layout(spec.arms)
 
+    def video_missing(self, spec: SourceSpec) -> str | None:
+        """Why it will stream no video, known before it starts (None: it will, or only its streams will tell)."""
+        return None
+
     def describe(self, spec: SourceSpec) -> str:
         """The source in a message: 'the replay of FILE', 'the camera+myo source'."""
         return f"the {self.name} source"

@@ -66,6 +66,18 @@ class Replay(SourceKind):
         with ActionSenseSession(settings.session) as session:
             return session.arms
 
+    def video_missing(self, spec: SourceSpec) -> str | None:
+        path = self.settings(spec).session
+        if _is_xdf(path):
+            return None  # its streams tell
+        from myosight.data.actionsense import ActionSenseSession
+
+        with ActionSenseSession(path) as session:
+            if session.video_path is not None:
+                return None
+        return (f"{path} has no world-camera video beside it (a file named like "
+                "'<date>_<time>_<subject>_eye-tracking-video-world_frame.mp4')")
+
     def describe(self, spec: SourceSpec) -> str:
         return f"the replay of {self.settings(spec).session}"
 

@@ -27,7 +27,7 @@ class BannerModel:
 
     def update(self, now: float, snapshot: Snapshot, notices: list[tuple[str, str]], expect_worker: bool,
                ) -> tuple[str, str] | None:
-        lost_now, missing = self._stream_states(snapshot)
+        lost_now, missing, troubled = self._stream_states(snapshot)
         paused = bool(snapshot.replay and snapshot.replay.get("paused"))
         for name in self.lost - lost_now:
             self.back[name] = now
@@ -41,6 +41,8 @@ class BannerModel:
             lines.append(("error", "Stream lost: " + ", ".join(sorted(self.lost)) + " (no data)"))
         if missing:
             lines.append(("warning", "Stream missing: " + ", ".join(sorted(missing))))
+        for name, problem in sorted(troubled.items()):
+            lines.append(("warning", f"{name} {problem}"))
         if self.back:
             lines.append(("ok", "Stream back: " + ", ".join(sorted(self.back))))
         age = snapshot.health_age_s
@@ -51,9 +53,11 @@ class BannerModel:
         level = max((lvl for lvl, _ in lines), key=LEVELS.__getitem__)
         return level, " · ".join(text for _, text in lines)
 
-    def _stream_states(self, snapshot: Snapshot) -> tuple[set[str], set[str]]:
+    def _stream_states(self, snapshot: Snapshot) -> tuple[set[str], set[str], dict[str, str]]:
+        """The streams lost, missing, and delivering with a problem (stuck channels), as the worker last said."""
         lost = {name for name, view in snapshot.streams.items() if view.lost}
         missing: set[str] = set()
+        troubled: dict[str, str] = {}
         health = snapshot.health
         fresh = health is not None and (snapshot.health_age_s or 0) <= self.silent_after_s
         for name, stream in (health.streams if health is not None and fresh else {}).items():
@@ -61,7 +65,9 @@ class BannerModel:
                 missing.add(name)
             elif stream.lost and started(stream):
                 lost.add(name)
-        return lost - missing, missing
+            elif (problem := stream.problem()) is not None:
+                troubled[name] = problem
+        return lost - missing, missing, troubled
 
 
 def started(stream: StreamStatus) -> bool:
@@ -178,7 +184,7 @@ def _state(stream: StreamStatus | None, local: StreamView | None) -> str:
         return "lost"
     if (stream is not None and not started(stream)) or (stream is None and local is not None and local.samples == 0):
         return "waiting"
-    return "ok"
+    return (stream.problem() if stream is not None else None) or "ok"
 
 
 def _number(value: object, digits: int) -> str:
