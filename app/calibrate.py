@@ -24,7 +24,7 @@ from pathlib import Path
 
 from myosight.arms import describe_arms
 from myosight.calibration.plan import CalibrationPlan, PromptState, calibration_geometry
-from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus
+from myosight.calibration.run import CalibrationRun, CalibrationSetup, CalibrationStatus, require_own_folder
 from myosight.calibration.top_up import TopUp, read_top_up
 from myosight.capture.choice import StreamChoice, streams_from_args
 from myosight.capture.clock import SourceClock
@@ -186,6 +186,7 @@ def _adapt_only(args: argparse.Namespace, base: Path) -> int:
 
     if args.out is None:
         raise ConfigError("name the folder for the adapted model: --out DIR")
+    require_own_folder(args.out, args.subject)
     options = AdaptOptions(base=base, out_dir=args.out, classes=args.classes, emg_only=args.emg_only,
                            input_size=args.input_size, fine_tune=args.fine_tune, subject=args.subject,
                            window=args.window, arms=args.arms)

@@ -18,6 +18,7 @@ DIR asks only the repetitions still missing (read back from the recordings) and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -93,6 +94,20 @@ def done_repetitions(out_dir: Path, plan: CalibrationPlan) -> list[Repetition]:
     return finished_repetitions(labels, plan)
 
 
+def require_own_folder(out_dir: Path, subject: str) -> None:
+    """A calibration folder belongs to one person: ConfigError when it holds another's recordings or model
+    (resuming would adapt on their recordings; adapting there would replace their model with this person's)."""
+    others = recorded_subjects(out_dir)
+    report = Path(out_dir) / REPORT_NAME
+    if report.is_file():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            others.add(str(json.loads(report.read_text(encoding="utf-8")).get("subject") or ""))
+    others -= {subject, ""}
+    if others:
+        raise ConfigError(f"{out_dir} holds the calibration of {', '.join(sorted(others))}, not {subject}: use a "
+                          "folder of its own for each person (--out)")
+
+
 def recorded_subjects(out_dir: Path) -> set[str]:
     """The people whose recordings a calibration folder holds (a session that does not read back says nothing)."""
     subjects = set()
@@ -146,12 +161,7 @@ class CalibrationRun:
         self._abort_requested = False
 
     def _check_person(self) -> None:
-        """A calibration folder belongs to one person: resuming another's would adapt on their recordings and
-        label the model as this person's."""
-        others = recorded_subjects(self.out) - {self.setup.subject}
-        if others:
-            raise ConfigError(f"{self.out} holds the calibration of {', '.join(sorted(others))}, not "
-                              f"{self.setup.subject}: use a folder of its own for each person (--out)")
+        require_own_folder(self.out, self.setup.subject)
 
     def _check_plan(self) -> None:
         path = self.out / PLAN_NAME

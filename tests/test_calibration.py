@@ -175,4 +175,8 @@ def test_a_calibration_folder_belongs_to_one_person(calibration: dict, base_bund
     err = capsys.readouterr().err.strip()
     assert code == 1 and err == f"myosight: error: {out} holds the calibration of {UNSEEN}, not S12: use a folder " \
                                 "of its own for each person (--out)"
+    recording = sorted((out / "recordings").glob("*.hdf5"))[0]
+    code = main(["calibrate", "--from", str(recording), "--subject", "S12", "--base", str(base_bundle), "--out",
+                 str(out), "--headless"])  # adapting there would replace the first person's model
+    assert code == 1 and "holds the calibration of S09, not S12" in capsys.readouterr().err
     assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
