@@ -13,6 +13,7 @@ their list (never a silent guess); two programs under one source name are refuse
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,17 +24,30 @@ from myosight.capture.choice import ROLES, StreamChoice, parse_source_id
 from myosight.capture.streams import stream_device
 from myosight.errors import StreamError
 
+log = logging.getLogger(__name__)
+
 
 def _source_list(infos: Iterable[pylsl.StreamInfo]) -> str:
     return ", ".join(sorted({f"'{parse_source_id(i.source_id())[0]}' on {i.hostname()}"  # type: ignore[index]
                              for i in infos}))
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    """A warning a consumer looking again and again (every resolve wave) gives once."""
+    if text not in _warned:
+        _warned.add(text)
+        log.warning("%s", text)
+
+
 def pick_streams(choice: StreamChoice, infos: Iterable[pylsl.StreamInfo],
-                 roles: Sequence[str] = ROLES) -> dict[str, pylsl.StreamInfo]:
+                 roles: Sequence[str] = ROLES, optional: Sequence[str] = ()) -> dict[str, pylsl.StreamInfo]:
     """The stream of each role in `roles` that `choice` takes among `infos` (roles nobody streams are absent).
 
-    StreamError when a role is ambiguous: the choice leaves it to the network and several sources stream it.
+    StreamError when a role is ambiguous: the choice leaves it to the network and several sources stream it;
+    a role in `optional` (one the consumer can do without, such as a worker's labels) is left out instead.
     (Two programs under one source id, two sources started under one name, are the inlets' check:
     `capture.inlets.refuse_shared_source`.)"""
     by_role: dict[str, dict[str, dict[str, pylsl.StreamInfo]]] = {}  # role -> source id -> uid -> info
@@ -48,6 +62,11 @@ def pick_streams(choice: StreamChoice, infos: Iterable[pylsl.StreamInfo],
     picked: dict[str, pylsl.StreamInfo] = {}
     for role in roles:
         candidates = by_role.get(role, {})
+        if len(candidates) > 1 and role in optional:
+            _warn_once(f"more than one source streams the {role} role "
+                       f"({_source_list(i for streams in candidates.values() for i in streams.values())}); going "
+                       "without it (name the one to take)")
+            continue
         if len(candidates) > 1:
             option = {"emg-left": "--emg-left (or --emg)", "emg-right": "--emg-right (or --emg)"}.get(role, f"--{role}")
             every = [info for streams in candidates.values() for info in streams.values()]
@@ -59,7 +78,7 @@ def pick_streams(choice: StreamChoice, infos: Iterable[pylsl.StreamInfo],
 
 
 def find_chosen_streams(choice: StreamChoice, roles: Sequence[str], first_timeout_s: float, *, grace_s: float = 1.0,
-                        wave_s: float = 0.1, stop=None) -> dict[str, pylsl.StreamInfo]:
+                        wave_s: float = 0.1, stop=None, optional: Sequence[str] = ()) -> dict[str, pylsl.StreamInfo]:
     """Wait up to `first_timeout_s` for a first stream the choice takes, then `grace_s` for the others (a source
     announces its streams together; separate programs may come up a moment apart); then pick them by role.
     Returns early once every role has a stream."""
@@ -70,7 +89,7 @@ def find_chosen_streams(choice: StreamChoice, roles: Sequence[str], first_timeou
     while True:
         for info in pylsl.resolve_bypred(predicate, 0, wave_s):
             found.setdefault(info.uid(), info)
-        picked = pick_streams(choice, found.values(), roles)
+        picked = pick_streams(choice, found.values(), roles, optional)
         now = time.monotonic()
         if picked and settle_at is None:
             settle_at = now + grace_s

@@ -60,7 +60,7 @@ class SourceInlets:
         where = choice.describe()
         roles = [f"emg-{arm}" for arm in arms] + (["video"] if video else []) + ["labels"]
         found = find_chosen_streams(choice, roles, first_timeout_s, grace_s=STREAM_GRACE_S, wave_s=RESOLVE_WAVE_S,
-                                    stop=stop)
+                                    stop=stop, optional=("labels",))  # only for the true labels shown
         emg = {"channels": CHANNELS_PER_ARM, "lost_after_s": lost_after_s}
         if emg_buffer_s is not None:  # the inlet's own buffer: what arrives while the worker is busy elsewhere
             emg["max_buffer_s"] = emg_buffer_s

@@ -74,6 +74,11 @@ def test_streams_from_several_programs_are_taken_by_role_and_ambiguity_is_refuse
         "emg-right": "myo", "video": "camera", "labels": "gui"}  # the replay's left arm is not the armband's
     only_right = pick_streams(StreamChoice(), [armband, camera, *replay], roles=("video",))
     assert list(only_right) == ["video"]  # a role the consumer does not need is never refused
+    calibration = _info("cal123", "labels")  # a second program publishing label markers
+    worker_view = pick_streams(StreamChoice(), [armband, camera, viewer, calibration], optional=("labels",))
+    assert sorted(worker_view) == ["emg-right", "video"]  # the worker shows no true label rather than refuse
+    with pytest.raises(StreamError, match="more than one source streams the labels role"):
+        pick_streams(StreamChoice(), [armband, camera, viewer, calibration])  # record: the labels matter
 
 
 def test_the_stream_list_puts_myosight_roles_first() -> None:
