@@ -205,8 +205,8 @@ def test_calibrate_records_the_armbands_as_typed(armbands: dict, synthetic_emg_m
 def test_calibrate_records_the_armbands_another_program_streams(armbands: dict, synthetic_emg_model: dict,
                                                                 tmp_path: Path) -> None:
     """`myosight myo --left ADDR --right ADDR` in one terminal, `myosight streams` lists its streams with each
-    arm's armband, and `myosight calibrate --streams --headless` in another records them by role (nothing
-    started, no source named) and adapts a bundle on them."""
+    arm's armband, and `myosight calibrate --streams --emg SOURCE --headless` in another records them by role
+    (nothing started) and adapts a bundle on them."""
     from myosight.models.bundle_header import read_bundle_metadata
 
     bands = f"band{uuid.uuid4().hex[:8]}"
@@ -219,13 +219,14 @@ def test_calibrate_records_the_armbands_another_program_streams(armbands: dict, 
         listed = json.loads(_myosight(["streams", "--json"], armbands["env"]).stdout)
         assert {(row["role"], row["device"]) for row in listed if row["source"] == bands} == {
             ("emg-left", f"Myo {LEFT}"), ("emg-right", f"Myo {RIGHT}")}
-        done = _myosight(["calibrate", "--streams", "--classes", *classes, "--reps", "2", "--seconds", "3", "--rest",
-                          "1", "--lead-in", "1", "--emg-only", "--base", str(base), "--out", str(out), "--headless",
-                          "--json"], armbands["env"], timeout_s=400)
+        # the armbands named by role, as a user does where other programs stream too (the suite's leftovers)
+        done = _myosight(["calibrate", "--streams", "--emg", bands, "--classes", *classes, "--reps", "2", "--seconds",
+                          "3", "--rest", "1", "--lead-in", "1", "--emg-only", "--base", str(base), "--out", str(out),
+                          "--headless", "--json"], armbands["env"], timeout_s=400)
     finally:
         stop_process(myo)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "recording any myosight source" in done.stderr
+    assert f"recording emg-left from '{bands}', emg-right from '{bands}'" in done.stderr
     assert json.loads(done.stdout[done.stdout.index("{"):])["stage"] == "done"
     with ActionSenseSession(sorted((out / "recordings").glob("*.hdf5"))[0]) as session:
         assert session.arms == ("left", "right") and len(session.emg("left").data) > 160
