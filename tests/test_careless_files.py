@@ -220,3 +220,48 @@ def test_recover_on_a_folder_without_unfinished_sessions_says_so(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     assert main(["record", "--recover", str(tmp_path)]) == 0
     assert "no unfinished sessions" in capsys.readouterr().out
+
+
+# -- feature files that would train a bundle the worker cannot run ----------------------------------------------
+def _rgb_dataset(root: Path, change: dict) -> Path:
+    """A dataset of 4 + 2 samples with RGB features (I3D's width), one thing of it changed by `change`."""
+    manifest = {"format": "myosight-dataset/1", "classes": CLASSES, "clip_geometry": ClipGeometry().to_dict(),
+                "emg_pipeline": EmgPipelineConfig().to_dict(),
+                "emg_normalisation": EmgNormalisation.full_scale().to_dict(), "i3d_sha256": "0" * 64}
+    root.mkdir(parents=True)
+    for split, count in (("train", 4), ("test", 2)):
+        features = change.get("features", lambda n: _features(n))(count)
+        labels = change.get("labels", lambda n: np.arange(n) % 2)(count)
+        data = SplitData(uids=np.array([f"{split}{i}" for i in range(count)]), labels=labels,
+                         start_s=np.arange(count, dtype=float), sessions=np.array(["s"] * count),
+                         videos=np.array(["v"] * count), arrays={"rgb": features})
+        write_split(root / f"{split}.h5", data)
+    write_manifest(root, manifest)
+    return root
+
+
+BAD_FEATURES = {
+    "features of another width": ({"features": lambda n: _features(n, dim=512)},
+                                  "features of width 512, but the live I3D computes 1024"),
+    "a label outside the classes": ({"labels": lambda n: np.full(n, 7)}, "has label 7, outside the 2 classes"),
+    "features that are text": ({"features": lambda n: np.array([["a"] * 5] * n, dtype="S4")},
+                               "features must be numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FEATURES))
+def test_train_refuses_features_the_worker_could_not_run(case: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    change, reason = BAD_FEATURES[case]
+    data = _rgb_dataset(tmp_path / "data", change)
+    capsys.readouterr()
+    code = main(["train", "--model", "linear_rgb", "--data", str(data), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("myosight: error: ") and reason in err and "\n" not in err, err
+    assert not (tmp_path / "run").exists()  # no bundle the worker would refuse at its first window
+
+
+def test_train_takes_a_sound_dataset_of_the_same_shape(tmp_path: Path) -> None:
+    data = _rgb_dataset(tmp_path / "data", {})
+    assert main(["train", "--model", "linear_rgb", "--data", str(data), "--out", str(tmp_path / "run"),
+                 "--epochs", "2", "--quiet"]) == 0

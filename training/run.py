@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from myosight.arms import BOTH_ARMS
+from myosight.errors import ConfigError
 from myosight.models.bundle import save_bundle
 from myosight.models.clips import ClipGeometry
 from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
@@ -71,6 +72,49 @@ def _inputs(split, modalities: Sequence[str]) -> dict[str, np.ndarray]:
     return {name: split.arrays[name] for name in modalities}
 
 
+def live_feature_width(data_dir: Path, modality: str) -> int:
+    """The width of the features a live worker computes for `modality`: I3D's, or the dataset's sEMG CNN's."""
+    if modality == "rgb":
+        from myosight.models.i3d import FEATURE_DIM
+
+        return FEATURE_DIM
+    import inspect
+
+    from myosight.models.emg_cnn import EmgSpectrogramCNN
+    from myosight.training.emg_features import CNN_META
+
+    default = inspect.signature(EmgSpectrogramCNN).parameters["feature_dim"].default
+    meta = Path(data_dir) / CNN_META
+    kwargs = json.loads(meta.read_text(encoding="utf-8")).get("kwargs", {}) if meta.is_file() else {}
+    return int(kwargs.get("feature_dim", default))
+
+
+def check_training_inputs(data_dir: Path, splits: dict, modalities: Sequence[str], num_classes: int) -> None:
+    """ConfigError, naming the file, for inputs that would train a bundle the worker cannot run or that training
+    would trip over: an empty split, labels outside the dataset's classes, features that are not numbers, of
+    another width than the live models compute, or of another count than the split's samples."""
+    for name, split in splits.items():
+        where = Path(data_dir) / f"{name}.h5"
+        if len(split) == 0:
+            raise ConfigError(f"{where}: the {name} split holds no sample")
+        outside = np.flatnonzero((split.labels < 0) | (split.labels >= num_classes))
+        if len(outside):
+            raise ConfigError(f"{where} [label]: sample {int(outside[0])} has label {int(split.labels[outside[0]])}, "
+                              f"outside the {num_classes} classes of dataset.json")
+        for modality in modalities:
+            array = split.arrays[modality]
+            field = f"{where} [arrays/{modality}]"
+            if not np.issubdtype(array.dtype, np.number):
+                raise ConfigError(f"{field}: features must be numbers, found {array.dtype}")
+            if len(array) != len(split.labels):
+                raise ConfigError(f"{field}: {len(array)} rows for {len(split.labels)} samples")
+            if modality in ("rgb", "emg") and array.shape[-1] != live_feature_width(data_dir, modality):
+                raise ConfigError(f"{field}: features of width {array.shape[-1]}, but the live "
+                                  f"{'I3D' if modality == 'rgb' else 'sEMG CNN'} computes "
+                                  f"{live_feature_width(data_dir, modality)}: compute them again with "
+                                  f"`myosight features {modality}`")
+
+
 def train_head(
     data_dir: Path,
     head_name: str,
@@ -96,6 +140,7 @@ def train_head(
     modalities = HEADS[head_name].modalities
     train = read_split(data_dir / "train.h5", tuple(modalities))
     test = read_split(data_dir / "test.h5", tuple(modalities))
+    check_training_inputs(data_dir, {"train": train, "test": test}, modalities, len(classes))
     feature_dim = next((train.arrays[m].shape[-1] for m in modalities if m in ("rgb", "emg")), 1024)
     if "emg_raw" in modalities:
         options.setdefault("channels", train.arrays["emg_raw"].shape[-1])
