@@ -61,15 +61,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
     base = base_bundle(args)
     if args.from_sessions:
         return _adapt_only(args, base)
-    if args.out is None or (_recorded_streams(args) is None and args.source is None):
+    streams = _recorded_streams(args)
+    if args.out is None or (streams is None and args.source is None):
         raise ConfigError("name the source and the folder: myosight calibrate --source synthetic --out DIR (or "
                           "--streams to record armbands and a camera that other programs stream)")
     plan = plan_from_args(args, base)
     if args.headless and args.screenshot is not None:
         raise ConfigError("--screenshot saves the window: drop --headless")
     if not args.headless:
-        return _in_the_viewer(args, base, plan)
-    return _record_and_adapt(*_headless_setup(args, base, plan, args.out), json_output=args.json)
+        return _in_the_viewer(args, base, plan, streams)
+    return _record_and_adapt(*_headless_setup(args, base, plan, args.out, streams), json_output=args.json)
 
 
 def _recorded_streams(args: argparse.Namespace) -> StreamChoice | None:
@@ -91,9 +92,10 @@ def _recorded_streams(args: argparse.Namespace) -> StreamChoice | None:
 
 
 def _headless_setup(args: argparse.Namespace, base: Path, plan: CalibrationPlan, out: Path,
+                    streams: StreamChoice | None,
                     top_up: TopUp | None = None) -> tuple[CalibrationSetup, SourceSpec | None]:
     """The recording the options describe: the source to start (a synthetic person follows the prompts; None
-    with `--streams`: other programs stream) and the run."""
+    with `streams`, the `--streams` of other programs) and the run."""
     input_size = top_up.input_size if top_up is not None else args.input_size
     geometry = calibration_geometry(read_bundle_geometry(base), input_size,
                                     top_up.window_s if top_up is not None else args.window)
@@ -103,7 +105,6 @@ def _headless_setup(args: argparse.Namespace, base: Path, plan: CalibrationPlan,
     setup = CalibrationSetup(out_dir=out, plan=plan, base=base, geometry=geometry, source=f"{names}src",
                              labels=names, clock=clock, subject=args.subject, emg_only=emg_only,
                              source_video=not emg_only, fine_tune=args.fine_tune, arms=args.arms, top_up=top_up)
-    streams = _recorded_streams(args)
     if streams is not None:
         return replace(setup, source=streams), None
     arms = top_up.arms if top_up is not None else None
@@ -213,18 +214,19 @@ def _top_up(args: argparse.Namespace) -> int:
         raise ConfigError("--update keeps the calibration's folder and activities: drop --out and --classes")
     if args.from_sessions:
         return _adapt_and_say([*top_up.earlier, *args.from_sessions], top_up.options(), args.json)
-    if args.source is None and _recorded_streams(args) is None:
+    streams = _recorded_streams(args)
+    if args.source is None and streams is None:
         raise ConfigError("name the source to record the top-up from (--source ... or --streams), or the sessions "
                           "(--from ...)")
     if not args.headless:
         raise ConfigError("a top-up records in the terminal for now: add --headless (the viewer's Calibration "
                           "menu has Top up)")
     plan = top_up.plan(args.seconds, args.rest, args.lead_in)
-    setup, source = _headless_setup(args, top_up.base, plan, top_up.recording_folder(), top_up)
+    setup, source = _headless_setup(args, top_up.base, plan, top_up.recording_folder(), streams, top_up)
     return _record_and_adapt(setup, source, json_output=args.json)
 
 
-def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan) -> int:
+def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan, streams: StreamChoice | None) -> int:
     from myosight.gui.app import ViewerOptions, run_viewer
     from myosight.gui.controller import WorkerSettings
 
@@ -238,7 +240,6 @@ def _in_the_viewer(args: argparse.Namespace, base: Path, plan: CalibrationPlan) 
     if headless_only:
         raise ConfigError(f"{', '.join(headless_only)}: for --headless calibrations (the window adapts the live "
                           "model with its own window, arms and fine-tuning)")
-    streams = _recorded_streams(args)
     if streams is not None:
         source = external_spec(streams)
     else:

@@ -150,7 +150,7 @@ class CalibrationRun:
         self.out = Path(setup.out_dir)
         (self.out / "recordings").mkdir(parents=True, exist_ok=True)
         (self.out / "features").mkdir(exist_ok=True)
-        self._check_person()
+        require_own_folder(self.out, setup.subject)
         self._check_plan()
         self.done = done_repetitions(self.out, setup.plan)
         self.outlet = open_outlet(marker_stream_info(source=setup.labels))
@@ -159,9 +159,6 @@ class CalibrationRun:
         self._finisher: threading.Thread | None = None
         self._features = self.out / "features" / f"features-{int(time.time() * 1000)}.npz"
         self._abort_requested = False
-
-    def _check_person(self) -> None:
-        require_own_folder(self.out, self.setup.subject)
 
     def _check_plan(self) -> None:
         path = self.out / PLAN_NAME

@@ -115,8 +115,6 @@ class StreamRow:
     device: str = "-"  # what streams an arm's EMG (the armband, the relayed stream), as its description says
 
 
-
-
 FORMATS = {pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
            pylsl.cf_int32: "int32", pylsl.cf_int16: "int16", pylsl.cf_int8: "int8", pylsl.cf_int64: "int64"}
 

@@ -149,8 +149,13 @@ def coverage_text(prediction: PredictionMessage) -> str:
 def stream_text(stream: StreamStatus) -> str:
     """A stream's state for its row, with its rate and gaps where measured; as in the desktop viewer, a stream
     that has had no data yet is waited for, not lost."""
-    problem = stream.problem()
-    state = "waiting" if stream.samples == 0 else ("LOST" if stream.lost else problem.upper() if problem else "ok")
+    if stream.samples == 0:
+        state = "waiting"
+    elif stream.lost:
+        state = "LOST"
+    else:
+        problem = stream.problem()
+        state = problem.upper() if problem else "ok"  # shouted, as LOST is
     rate = f", {stream.rate_hz:.1f} Hz" if stream.rate_hz is not None else ""
     gaps = f", gaps {stream.gaps}" if stream.gaps is not None else ""
     held = f", {stream.nonfinite} non-finite held" if stream.nonfinite and not stream.stuck_channels else ""
