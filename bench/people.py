@@ -299,9 +299,10 @@ def base_model(steps: CommandSteps, config: PeopleBenchConfig, sessions: dict[tu
     paths = [str(sessions[(f"P/{person}", "training0")]) for person in config.base_people]
     steps.myosight("base-dataset", "dataset", *paths, "--out", str(out / "data"), "--arms", "right", "--window",
                    f"{config.window_s:g}", "--clips", "1", "--by", "action", "--train-fraction", "0.9",
-                   "--normalise", "subject", "--step", f"{BASE_STEP_S:g}")
+                   "--normalise", "subject", "--step", f"{BASE_STEP_S:g}", "--force")  # over an interrupted run
     epochs = ["--epochs", str(config.base_epochs)] if config.base_epochs else []
-    steps.myosight("base-features", "features", "emg", str(out / "data"), "--cross-fit", "1", "--quiet", *epochs)
+    steps.myosight("base-features", "features", "emg", str(out / "data"), "--cross-fit", "1", "--quiet", "--force",
+                   *epochs)
     steps.myosight("base-train", "train", "--model", "linear_emg", "--data", str(out / "data"), "--out",
                    str(out / "run"), "--quiet")
     return bundle
@@ -401,7 +402,7 @@ def first_repetitions(session: Path, count: int, out: Path) -> tuple[Path, float
         emg = {arm: opened.emg(arm, kept[0].start_s, kept[-1].stop_s + 1e-6) for arm in arms}
     out.mkdir(parents=True, exist_ok=True)
     path = out / session_filename(kept[0].start_s, f"{subject}-top-up")
-    with SessionWriter(path, file_attrs={"Subject": subject, "Cut from": str(session)}) as writer:
+    with SessionWriter(path, file_attrs={"Subject": subject, "Cut from": str(session)}, whole=True) as writer:
         for arm, series in emg.items():
             writer.add_emg_stream(arm)
             writer.append(EMG_GROUPS[arm], series.data, series.time_s)

@@ -26,9 +26,9 @@ from typing import Any
 import zmq
 
 from myosight import options
+from myosight.constants import DEFAULT_CONTROL_ADDRESS
 from myosight.errors import ConfigError, StreamError
 
-DEFAULT_CONTROL_ADDRESS = "tcp://127.0.0.1:5558"
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 4096
 #: Each command and the number it carries (None: none).

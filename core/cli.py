@@ -8,14 +8,18 @@ instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from myosight import __version__
-from myosight.errors import MyosightError, install_hint
+from myosight.errors import ConfigError, MyosightError, install_hint
+from myosight.interrupts import Stopped, exit_code, raise_if_stopped, stop_raises
+from myosight.paths import FULL_ERRNOS, output_problem
 
 #: Modules that add subcommands, in the order they appear in `myosight --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -95,7 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
-        return int(args.handler(args) or 0)
+        check_outputs(args)
+        with stop_raises():
+            code = int(args.handler(args) or 0)
+            raise_if_stopped()  # a stop that a library swallowed is still a stop
+            return code
     except MyosightError as error:
         print(f"myosight: error: {error}", file=sys.stderr)
         return 1
@@ -106,6 +114,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"myosight: error: `myosight {args.command}` needs {package}, which is not installed here: "
               f"{install_hint(EXTRA_OF[package])}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("myosight: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        # every output half-written when the stop came was removed on the way out (myosight.paths)
+        print(f"myosight: {f'stopped by {interrupt}' if isinstance(interrupt, Stopped) else 'interrupted'}",
+              file=sys.stderr)
+        return exit_code(interrupt)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS or args.verbose:
+            raise
+        print(f"myosight: error: cannot write {error.filename or 'an output file'}: {error.strerror}; "
+              "nothing partial was kept", file=sys.stderr)
+        return 1
+
+
+#: Options that name what a command writes: checked before the command starts (`check_outputs`).
+OUTPUT_OPTIONS = ("out", "output", "jsonl", "save", "screenshot", "record_dir", "work_dir")
+#: Errors writing a file that are the machine's state, not a bug: one line instead of a traceback.
+WRITE_ERRNOS = FULL_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output that cannot be written (a read-only folder, a name too long, a file in the way) before
+    the command starts its work, naming the option."""
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, Path) and (problem := output_problem(value)):
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: {problem}")

@@ -7,6 +7,8 @@ decided here; everything else reads them from here or from a `ClipGeometry` that
 
 from __future__ import annotations
 
+import os
+
 #: The armbands, in channel order: with both, channels 0-7 are the left arm's, 8-15 the right arm's.
 ARMS: tuple[str, str] = ("left", "right")
 #: sEMG channels of one Myo armband.
@@ -25,3 +27,12 @@ FRAMES_PER_CLIP = 16
 I3D_FPS = 25.0
 I3D_SHORT_SIDE = 256
 I3D_CROP = 224
+
+#: The environment variables that move the addresses a worker publishes on and a replay takes control requests
+#: on, where no option names them: two people's myosight on one shared machine, a test suite beside a demo.
+ADDRESS_ENV = "MYOSIGHT_ADDRESS"
+CONTROL_ADDRESS_ENV = "MYOSIGHT_CONTROL_ADDRESS"
+#: The worker's result address and the replay's control address when neither an option nor the environment
+#: says otherwise (loopback only: see docs/reliability-and-security.md).
+DEFAULT_ADDRESS = os.environ.get(ADDRESS_ENV) or "tcp://127.0.0.1:5557"
+DEFAULT_CONTROL_ADDRESS = os.environ.get(CONTROL_ADDRESS_ENV) or "tcp://127.0.0.1:5558"

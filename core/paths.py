@@ -10,9 +10,12 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from myosight.interrupts import deferred_stops, raise_if_stopped
 
 CACHE_ENV = "MYOSIGHT_CACHE_DIR"
 #: Errors that mean "no room": a full disk, a file-size limit, a quota (names missing on a system are left out).
@@ -58,26 +61,115 @@ def file_name_problem(part: str) -> str | None:
     return None
 
 
+#: How much of an output's name its temporary name keeps: a name as long as the system allows must still leave
+#: room for the temporary name's additions (255 bytes is the limit on most file systems).
+_KEPT_NAME_BYTES = 100
+
+
+def temporary_name(path: Path) -> Path:
+    """The hidden name `path` is written under until it is complete: `.NAME.partial-PID.SUFFIX`, with NAME cut
+    short enough that the temporary name is valid wherever the final one is."""
+    stem = os.fsencode(path.stem)[:_KEPT_NAME_BYTES].decode(errors="ignore")
+    return path.with_name(f".{stem}.partial-{os.getpid()}{path.suffix}")
+
+
 @contextmanager
 def replaced_when_done(path: str | Path) -> Iterator[Path]:
     """Yield a temporary name beside `path`; on success it replaces `path` (os.replace), on failure it is removed.
 
     An interrupted or failing write then leaves the previous file as it was, never a truncated one. The
-    temporary name keeps the suffix, so writers that pick a format by extension (PNG, HDF5) still work.
+    temporary name keeps the suffix, so writers that pick a format by extension (PNG, HDF5) still work. A stop
+    signal received during the write keeps the new file out even where a library swallowed its exception.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    temporary = temporary_name(path)
     try:
         yield temporary
+        raise_if_stopped()
         os.replace(temporary, path)
+    except OSError as error:
+        if error.filename not in (None, str(temporary)):
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error  # the name the user gave, not ours
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def replaced_together(paths: Sequence[str | Path],
+                      before_replacing: Callable[[], None] | None = None) -> Iterator[list[Path]]:
+    """`replaced_when_done` for files that belong together (a dataset's split files and its manifest; a CNN and
+    the features it made): temporary names that replace `paths` only once every one of them is written, so a
+    failed write (a full disk, an error) leaves every previous file as it was. The replacing itself runs with
+    stop signals held back until it is done (`deferred_stops`), so that a stop never leaves half of the new files
+    beside half of the old. `before_replacing` runs there too (removing files the new ones make stale)."""
+    finals = [Path(path) for path in paths]
+    temporaries = [temporary_name(path) for path in finals]
+    try:
+        yield temporaries
+        raise_if_stopped()
+        with deferred_stops():
+            if before_replacing is not None:
+                before_replacing()
+            for temporary, final in zip(temporaries, finals, strict=True):
+                os.replace(temporary, final)
+    except OSError as error:
+        named = {str(temporary): final for temporary, final in zip(temporaries, finals, strict=True)}
+        if error.filename not in named:
+            raise
+        raise OSError(error.errno, error.strerror, str(named[error.filename])) from error
+    finally:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+
+
+def write_bytes_replacing(path: str | Path, data: bytes) -> None:
+    """Write a file whole, under a temporary name moved into place when complete (flushed to the disk first, so
+    a power cut after the rename cannot leave an empty file under the final name)."""
+    with replaced_when_done(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_text_replacing(path: str | Path, text: str) -> None:
     """Write a text file (UTF-8) under a temporary name and move it into place when complete."""
     with replaced_when_done(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def output_problem(path: str | Path) -> str | None:
+    """Why a file or folder a command is about to write at `path` cannot be written, or None when it can: a name
+    longer than the file system allows, a file where a folder must be, a read-only or unwritable folder. Asked
+    before the work starts, so that a long computation does not end in an error about where to put it."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    existing = path
+    while not _exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    folder = existing if existing.is_dir() else existing.parent
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf; NTFS allows 255 characters
+        longest = 255
+    for part in path.relative_to(folder).parts:
+        if len(os.fsencode(part)) > longest:
+            return f"the name {part[:40]}... is {len(os.fsencode(part))} bytes long, the limit here is {longest}"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"cannot write in {folder} ({error.strerror or error})"
+    return None
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, but False for a name the system cannot even look up (too long, say) instead of an error."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def not_a_file_reason(path: str | Path) -> str:

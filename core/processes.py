@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from myosight.constants import DEFAULT_ADDRESS
 from myosight.errors import MyosightError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class RunSpec:
 
     bundle: str
     sources: SourceSpec
-    address: str = "tcp://127.0.0.1:5557"
+    address: str = DEFAULT_ADDRESS
     emg_only: bool = False
     hop_s: float = 1.0
     input_size: int | None = None  # the user's override of the I3D input size; None: the bundle's

@@ -27,7 +27,7 @@ import numpy as np
 
 from myosight.constants import ARMS, CHANNELS_PER_ARM
 from myosight.errors import ConfigError, SessionFormatError
-from myosight.paths import file_name_problem, replaced_when_done
+from myosight.paths import file_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def write_recordings(
     times = recording_times([len(r.data) for r in recordings], rate_hz=rate_hz, start_s=start_s, gap_s=gap_s)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(path) as temporary, SessionWriter(temporary, file_attrs=file_attrs) as writer:
+    with SessionWriter(path, file_attrs=file_attrs, whole=True) as writer:
         writer.add_emg_stream(arm)
         writer.add_activity_stream(list(activities))
         data = np.concatenate([np.asarray(r.data, dtype=np.int32) for r in recordings])

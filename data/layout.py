@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from myosight.constants import CHANNELS_PER_ARM
+from myosight.paths import write_bytes_replacing
 
 EMG_GROUPS: dict[str, str] = {"left": "myo-left/emg", "right": "myo-right/emg"}
 ACTIVITY_GROUP = "experiment-activities/activities"
@@ -57,10 +58,13 @@ class SessionWriter:
     """
 
     def __init__(self, path: str | Path, *, file_attrs: Mapping[str, str] | None = None,
-                 libver: str = "latest") -> None:
+                 libver: str = "latest", whole: bool = False) -> None:
+        """`whole`: build the file in memory and write it in one piece when closed after success (a generated or
+        imported session: see `in_memory_hdf5`); a live recorder writes as it goes instead."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.path, "w", libver=libver)
+        self.whole = whole
+        self._file = in_memory_hdf5(self.path, libver=libver) if whole else h5py.File(self.path, "w", libver=libver)
         for key, value in (file_attrs or {}).items():
             self._file.attrs[key] = str(value)
 
@@ -159,12 +163,32 @@ class SessionWriter:
         """The file's size as HDF5 knows it (space reserved beyond it by the caller is not counted)."""
         return int(self._file.id.get_filesize())
 
-    def close(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
+    def close(self, *, keep: bool = True) -> None:
+        """Close the file; a `whole` file is then written to its path, unless `keep` is False (a failed write)."""
+        if not self._file.id.valid:
+            return
+        if self.whole and keep:
+            save_in_memory_hdf5(self._file, self.path)
+        self._file.close()
 
     def __enter__(self) -> SessionWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(keep=kind is None)
+
+
+def in_memory_hdf5(path: Path, **options: str) -> h5py.File:
+    """A new HDF5 file held in memory until `save_in_memory_hdf5` writes it to `path` whole.
+
+    HDF5 writing into a file on a full disk fails inside the library, leaves a damaged file and has crashed the
+    process outright; built in memory, the library never meets the disk. The finished image is written by
+    Python, whose failures are ordinary errors, under a temporary name that replaces `path` only when complete.
+    """
+    return h5py.File(Path(path).name, "w", driver="core", backing_store=False, **options)
+
+
+def save_in_memory_hdf5(handle: h5py.File, path: Path) -> None:
+    """Write an `in_memory_hdf5` file to `path` in one piece (the handle stays open: the caller closes it)."""
+    handle.flush()
+    write_bytes_replacing(path, handle.id.get_file_image())

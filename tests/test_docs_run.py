@@ -10,7 +10,9 @@ A block of commands is preceded by a marker comment (the documentation build hid
   a calibration) is interrupted as a user's Ctrl-C would, and must then stop cleanly (status 0 or 130). A
   command ending in `&` runs beside the rest of its block until the block ends. No output may hold a traceback.
   Placeholders are filled in: ADDR (the armband of the arm its option names), BUNDLE and BASE (a model),
-  HOST (this machine), `<file>` (the session), and `[optional parts]` are left out.
+  HOST (this machine), `<file>` (the session), and `[optional parts]` are left out. The default ports (5557,
+  5558) become free ones, given to every command through MYOSIGHT_ADDRESS and MYOSIGHT_CONTROL_ADDRESS too, so
+  that a myosight running beside the suite does not collide with it.
 - `<!-- docs-test: tested-by tests/FILE.py::TEST [...] -->`: the named tests run these commands (work longer than
   a test of the documentation can take); each test must exist, and together their source must use every
   subcommand and option the block shows.
@@ -45,6 +47,7 @@ from test_docs_commands import PAGES, _resolve, _shell_commands, shell_blocks
 from test_xdf_replay import recording
 from xdf_writer import write_xdf
 
+from myosight.bench.steps import free_address
 from myosight.cli import build_parser
 
 DEVICES = Path(__file__).resolve().parent / "devices"
@@ -165,7 +168,9 @@ def scratch_files(synthetic_emg_model: dict, tmp_path_factory: pytest.TempPathFa
                 {"address": LEFT, "name": "Myo left", "npz": str(npz), "keys": RECORDING[::-1]}]
     env = {**child_environment(DEVICES), "MYOSIGHT_SIMULATED_ARMBANDS": json.dumps(armbands),
            "MYOSIGHT_SIMULATED_CAMERAS": json.dumps({"0": str(session.video_path)}), "QT_QPA_PLATFORM": "offscreen",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           # ports of their own, where a page uses the defaults: a myosight beside the suite holds those
+           "MYOSIGHT_ADDRESS": free_address(), "MYOSIGHT_CONTROL_ADDRESS": free_address()}
     bundle = synthetic_emg_model["bundle"]
     me = root / "me"  # a person's calibration of one armband, as the pages' `me/` (topped up the next day)
     classes = ["Peel a cucumber", "Clean a plate with a towel"]
@@ -216,6 +221,8 @@ def _argv(command: str, folder: Path, files: dict) -> list[str]:
         elif word == "SESSION.hdf5":
             word = Path(files["session"].hdf5_path).name
         word = os.path.expanduser(word.replace("HOST", "127.0.0.1").replace("<file>", "*"))
+        for default, variable in ((":5557", "MYOSIGHT_ADDRESS"), (":5558", "MYOSIGHT_CONTROL_ADDRESS")):
+            word = word.replace(default, ":" + files["env"][variable].rsplit(":", 1)[1])  # the run's own port
         matches = sorted(glob.glob(word, root_dir=folder)) if any(c in word for c in "*?") else []
         argv += matches or [word]
     return [sys.executable, "-m", "myosight", *argv[1:]]

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"gui", "calibration", "realtime", "capture", "training", "models", "data"},
     "bench": {"app", "gui", "calibration", "realtime", "capture", "training", "models", "data"},
 }
-FOUNDATION = {"errors", "paths", "constants", "arms", "processes", "options"}
+FOUNDATION = {"errors", "paths", "constants", "arms", "processes", "options", "interrupts"}
 TOP_LEVEL_FOLDER = "core"  # installed as the `myosight` package itself
 
 

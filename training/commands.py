@@ -63,6 +63,7 @@ def run_spectrograms(args: argparse.Namespace) -> int:
     from myosight.errors import ConfigError
     from myosight.models.clips import ClipGeometry
     from myosight.models.emg_pipeline import EmgNormalisation, EmgPipelineConfig
+    from myosight.paths import replaced_when_done
     from myosight.training.emg_spectrograms import (
         fit_session_normalisation,
         session_tracks,
@@ -98,10 +99,11 @@ def run_spectrograms(args: argparse.Namespace) -> int:
     path = plot_emg_spectrograms(spectrograms[args.sample], args.out, title, geometry.clip_seconds)
     print(f"wrote {path}")
     if args.save:
-        np.savez_compressed(
-            args.save, spectrograms=spectrograms, coverage=coverage,
-            label=np.array([s.label for s in subactions]), uid=np.array([s.uid for s in subactions]),
-        )
+        with replaced_when_done(args.save) as temporary, open(temporary, "wb") as handle:  # whole or absent
+            np.savez_compressed(
+                handle, spectrograms=spectrograms, coverage=coverage,
+                label=np.array([s.label for s in subactions]), uid=np.array([s.uid for s in subactions]),
+            )
         print(f"wrote {args.save}")
     return 0
 
@@ -141,6 +143,8 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
                          "model meant to be calibrated)")
     dataset.add_argument("--preset", choices=tuple(PRESET_HELP), default=LIVE_PRESET,
                          help="sEMG pipeline; " + "; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()))
+    dataset.add_argument("--force", action="store_true",
+                         help="replace the dataset already in --out, with the sEMG CNN and features made from it")
     dataset.set_defaults(handler=run_dataset)
 
     features = subparsers.add_parser("features", help="compute per-clip features of a dataset (emg, rgb)")
@@ -156,6 +160,7 @@ def register_training(subparsers: argparse._SubParsersAction) -> None:
                      "for the live preset; 1 for the paper presets, as the method ran: from the final CNN, which "
                      "makes fusion heads over-trust sEMG)")
     _add_train_options(emg)
+    emg.add_argument("--force", action="store_true", help="replace the dataset's sEMG CNN and features")
     emg.set_defaults(handler=run_features_emg)
     features.set_defaults(handler=lambda args: features.print_help() or 2)
     from myosight.training.rgb_commands import register_rgb
@@ -278,8 +283,14 @@ def window_geometry(args: argparse.Namespace) -> ClipGeometry:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from myosight.arms import describe_arms
+    from myosight.errors import ConfigError
     from myosight.training.dataset import build_emg_dataset
+    from myosight.training.feature_store import dataset_files
 
+    existing = dataset_files(args.out)
+    if existing and not args.force:
+        raise ConfigError(f"{args.out} already holds a dataset ({', '.join(p.name for p in existing)}): pass --force "
+                          "to replace it and the sEMG CNN and features made from it, or choose another --out")
     geometry = window_geometry(args)
     manifest = build_emg_dataset(args.sessions, args.out, split_by=args.by, seed=args.seed,
                                  train_fraction=args.train_fraction, subjects=args.subjects,
@@ -294,11 +305,17 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 
 def run_features_emg(args: argparse.Namespace) -> int:
-    from myosight.training.emg_features import add_emg_features, default_cross_fit, train_emg_cnn
+    from myosight.errors import ConfigError
+    from myosight.training.emg_features import default_cross_fit, make_emg_features
+    from myosight.training.feature_store import CNN_WEIGHTS, SPLITS, array_names, read_manifest
 
+    read_manifest(args.data)
+    made = [name for name in SPLITS if "emg" in array_names(args.data / f"{name}.h5")]
+    if (made or (args.data / CNN_WEIGHTS).exists()) and not args.force:
+        raise ConfigError(f"{args.data} already has its sEMG CNN and features: pass --force to train the CNN again "
+                          "and replace them")
     cross_fit = args.cross_fit if args.cross_fit is not None else default_cross_fit(args.data)
-    cnn, meta = train_emg_cnn(args.data, _train_config(args), progress=not args.quiet)
-    add_emg_features(args.data, cnn, cross_fit=cross_fit, config=_train_config(args), progress=not args.quiet)
+    meta = make_emg_features(args.data, _train_config(args), cross_fit=cross_fit, progress=not args.quiet)
     print(f"sEMG CNN: best epoch {meta['best_epoch']}, validation {meta['val_accuracy']:.1%}, "
           f"test clips {meta['test_clip_top1']:.1%}; training features with --cross-fit {cross_fit}; "
           f"features written to {args.data}/{{train,test}}.h5")

@@ -24,6 +24,7 @@ from myosight.errors import ConfigError
 from myosight.models.clips import ClipGeometry
 from myosight.models.emg_pipeline import LIVE_PRESET, EmgNormalisation, EmgPipelineConfig
 from myosight.models.emg_presets import check_clip_length, preset_config
+from myosight.paths import replaced_together
 from myosight.progress import track
 from myosight.training.emg_spectrograms import (
     fit_normalisation_on_windows,
@@ -32,7 +33,13 @@ from myosight.training.emg_spectrograms import (
     subaction_raw_windows,
     subaction_spectrograms,
 )
-from myosight.training.feature_store import SplitData, write_manifest, write_split
+from myosight.training.feature_store import (
+    DATASET_FILE,
+    SplitData,
+    remove_derived_files,
+    write_manifest_file,
+    write_split,
+)
 
 #: Whose statistics scale a session's sEMG in a dataset (see `build_emg_dataset`).
 NORMALISE = ("pooled", "subject")
@@ -62,7 +69,8 @@ def build_emg_dataset(
     step_s: float | None = None,
     progress: bool = True,
 ) -> dict:
-    """Build a dataset directory (see training.feature_store) and return its manifest.
+    """Build a dataset directory (see training.feature_store) and return its manifest. A dataset already in
+    `out_dir` is replaced whole, with the CNN and features made from it, once the new one is computed.
 
     `config`, when given, overrides the preset's parameters (its own `preset` field says which pipeline runs).
     `arms` is the armband layout of the dataset (default: every arm the sessions recorded); a session without
@@ -111,9 +119,6 @@ def build_emg_dataset(
         for session in sessions:
             session.close()
     counts = {name: len(part) for name, part in parts.items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, data in computed.items():  # written only once everything is computed; each file replaced whole
-        write_split(out_dir / f"{name}.h5", data)
     manifest = {
         "format": "myosight-dataset/1",
         "classes": classes,
@@ -128,7 +133,13 @@ def build_emg_dataset(
         "normalise": normalise,
         "step_s": step_s,
     }
-    write_manifest(out_dir, manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # all written before any replaces the earlier dataset, whose CNN and features then go with it
+    files = [out_dir / f"{name}.h5" for name in computed] + [out_dir / DATASET_FILE]
+    with replaced_together(files, before_replacing=lambda: remove_derived_files(out_dir)) as temporaries:
+        for temporary, data in zip(temporaries, computed.values(), strict=False):
+            write_split(temporary, data)
+        write_manifest_file(temporaries[-1], manifest)
     return manifest
 
 

@@ -83,7 +83,7 @@ def build_demo_bundle(root: Path, *, progress: bool = True) -> Path:
     from myosight.errors import MyosightError
     from myosight.models.i3d_weights import weights_path
     from myosight.training.dataset import build_emg_dataset
-    from myosight.training.emg_features import add_emg_features, train_emg_cnn
+    from myosight.training.emg_features import make_emg_features
     from myosight.training.run import train_head
     from myosight.training.trainer import TrainConfig
 
@@ -91,10 +91,9 @@ def build_demo_bundle(root: Path, *, progress: bool = True) -> Path:
     sessions = write_sessions(config, root / "sessions", progress=progress)
     data = root / "data"
     build_emg_dataset([s.hdf5_path for s in sessions], data, progress=progress)
-    cnn, _ = train_emg_cnn(data, TrainConfig(epochs=40), progress=progress)
     # No cross-fitting here: the head's weighting is fixed (p = 0.8), and with one action per class the
     # folds' CNNs are too weak (measured: 76 % running accuracy with 3 folds, 91 % without).
-    add_emg_features(data, cnn, cross_fit=1)
+    make_emg_features(data, TrainConfig(epochs=40), cross_fit=1, progress=progress)
     head, options = "linear_emg", {}
     if weights_path().is_file():
         from myosight.training.rgb_features import extract_rgb_features

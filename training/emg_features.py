@@ -8,21 +8,23 @@ the dataset's sEMG preset (16 x 10 x 17 live, 16 x 10 x 81 in the paper presets)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from myosight.models.emg_cnn import EmgSpectrogramCNN
-from myosight.paths import replaced_when_done, write_text_replacing
-from myosight.training.feature_store import read_manifest, read_split, write_array
+from myosight.paths import replaced_together, sha256_file
+from myosight.training.feature_store import CNN_META, CNN_WEIGHTS, read_manifest, read_split, write_array
 from myosight.training.trainer import FitResult, TrainConfig, classification_metrics, fit, predict_logits
 
-CNN_WEIGHTS = "emg_cnn.safetensors"
-CNN_META = "emg_cnn.json"
+#: The attribute of a split's `emg` array that names the CNN that made it (the SHA-256 of its weights file).
+CNN_TAG = "cnn_sha256"
 
 
 class ClipModel(nn.Module):
@@ -53,7 +55,8 @@ def fit_emg_cnn(spectrograms: np.ndarray, labels: np.ndarray, num_classes: int, 
 
 
 def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True) -> tuple[EmgSpectrogramCNN, dict]:
-    """Train the CNN on the dataset's training clips; save weights and metadata beside the dataset."""
+    """Train the CNN on the dataset's training clips; return it with its metadata (nothing is written: see
+    `make_emg_features`)."""
     manifest = read_manifest(data_dir)
     train = read_split(data_dir / "train.h5", ("spectrograms",))
     spectrograms = train.arrays["spectrograms"]
@@ -68,10 +71,53 @@ def train_emg_cnn(data_dir: Path, config: TrainConfig, *, progress: bool = True)
     meta = {"kwargs": kwargs, "train_config": config.to_dict(), "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "val_accuracy": result.best_val_accuracy,
             "test_clip_top1": clip_metrics["top1"]}
-    with replaced_when_done(data_dir / CNN_WEIGHTS) as temporary:
-        save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, str(temporary))
-    write_text_replacing(data_dir / CNN_META, json.dumps(meta, indent=2))
     return cnn, meta
+
+
+def make_emg_features(data_dir: Path, config: TrainConfig, *, cross_fit: int = 1, progress: bool = True) -> dict:
+    """`myosight features emg`: train the CNN, compute both splits' features, then write them together
+    (`save_emg_features`); return the CNN's metadata."""
+    cnn, meta = train_emg_cnn(data_dir, config, progress=progress)
+    features = emg_feature_arrays(data_dir, cnn, cross_fit=cross_fit, config=config, progress=progress)
+    meta["train_features_cross_fit"] = cross_fit
+    save_emg_features(data_dir, cnn, meta, features)
+    return meta
+
+
+def save_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, meta: dict, features: dict[str, np.ndarray]) -> None:
+    """Write the CNN and the features it made together (`replaced_together`: all written before any replaces
+    the earlier ones). Each split's features are tagged with the SHA-256 of the CNN's weights, so that a
+    dataset whose CNN and features still came apart (a process killed while the files were moved into place)
+    is refused by training (`emg_features_problem`) instead of bundling a CNN with features it did not make."""
+    weights = save({k: v.contiguous() for k, v in cnn.state_dict().items()})
+    digest = hashlib.sha256(weights).hexdigest()
+    splits = list(features)
+    files = [data_dir / f"{name}.h5" for name in splits] + [data_dir / CNN_WEIGHTS, data_dir / CNN_META]
+    with replaced_together(files) as temporaries:
+        for name, temporary in zip(splits, temporaries, strict=False):
+            write_array(data_dir / f"{name}.h5", "emg", features[name], {CNN_TAG: digest}, into=temporary)
+        temporaries[-2].write_bytes(weights)
+        temporaries[-1].write_text(json.dumps({**meta, "weights_sha256": digest}, indent=2), encoding="utf-8")
+
+
+def emg_features_problem(data_dir: Path) -> str | None:
+    """Why the dataset's sEMG features cannot be trained on with its CNN (the CNN missing, or features made by
+    another CNN), or None. Features written before they were tagged are taken as they are."""
+    weights = Path(data_dir) / CNN_WEIGHTS
+    tags = {}
+    for name in ("train", "test"):
+        with h5py.File(Path(data_dir) / f"{name}.h5", "r") as handle:
+            tags[name] = handle["arrays/emg"].attrs.get(CNN_TAG) if "arrays/emg" in handle else None
+    if not any(tags.values()):
+        return None
+    if not weights.is_file():
+        return f"{weights}: the sEMG CNN that made its features is missing"
+    digest = sha256_file(weights)
+    stale = [name for name, tag in tags.items() if tag != digest]
+    if stale:
+        return (f"{Path(data_dir) / (stale[0] + '.h5')}: its sEMG features were made by another CNN than "
+                f"{weights} (an interrupted `myosight features emg`?)")
+    return None
 
 
 def load_emg_cnn(data_dir: Path) -> EmgSpectrogramCNN:
@@ -90,25 +136,20 @@ def extract_emg_features(cnn: EmgSpectrogramCNN, spectrograms: np.ndarray, batch
     return np.concatenate(out).astype(np.float32)
 
 
-def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int = 1,
-                     config: TrainConfig | None = None, progress: bool = True) -> None:
-    """Write the `emg` feature array into both split files.
+def emg_feature_arrays(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int = 1,
+                       config: TrainConfig | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+    """The `emg` feature array of each split (nothing is written).
 
     Test features come from `cnn`. With `cross_fit` K > 1 the training samples' features are out-of-fold:
     each fold's features come from a CNN trained on the other K - 1 folds. The features of the very samples a
     CNN was trained on are more confident than on new samples, and heads trained on them learn to trust
     sEMG more than it deserves; out-of-fold features show the heads what sEMG is worth on unseen data.
     """
-    test_path = data_dir / "test.h5"
-    write_array(test_path, "emg", extract_emg_features(cnn, read_split(test_path, ("spectrograms",)).arrays[
-        "spectrograms"]))
-    train_path = data_dir / "train.h5"
-    train = read_split(train_path, ("spectrograms",))
+    test = extract_emg_features(cnn, read_split(data_dir / "test.h5", ("spectrograms",)).arrays["spectrograms"])
+    train = read_split(data_dir / "train.h5", ("spectrograms",))
     spectrograms = train.arrays["spectrograms"]
     if cross_fit <= 1:
-        write_array(train_path, "emg", extract_emg_features(cnn, spectrograms))
-        _record_cross_fit(data_dir, 1)
-        return
+        return {"train": extract_emg_features(cnn, spectrograms), "test": test}
     config = config or TrainConfig()
     num_classes = cnn.classifier.out_features
     folds = _stratified_folds(train.labels, cross_fit, config.seed)
@@ -118,18 +159,7 @@ def add_emg_features(data_dir: Path, cnn: EmgSpectrogramCNN, *, cross_fit: int =
         fold_cnn, _, _ = fit_emg_cnn(spectrograms[~held_out], train.labels[~held_out], num_classes, config,
                                      progress=progress)
         features[held_out] = extract_emg_features(fold_cnn, spectrograms[held_out])
-    write_array(train_path, "emg", features)
-    _record_cross_fit(data_dir, cross_fit)
-
-
-def _record_cross_fit(data_dir: Path, cross_fit: int) -> None:
-    """Note in the CNN's metadata how the training features were made (reports print it)."""
-    meta_path = data_dir / CNN_META
-    if not meta_path.is_file():  # a CNN given directly, not trained by train_emg_cnn: nothing to annotate
-        return
-    meta = json.loads(meta_path.read_text())
-    meta["train_features_cross_fit"] = cross_fit
-    write_text_replacing(meta_path, json.dumps(meta, indent=2))
+    return {"train": features, "test": test}
 
 
 def default_cross_fit(data_dir: Path) -> int:

@@ -12,17 +12,25 @@ first axis follows the split's sample order, so any head can be trained from any
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from myosight.data.layout import in_memory_hdf5, save_in_memory_hdf5
 from myosight.errors import ConfigError, SessionFormatError
-from myosight.paths import not_a_file_reason, replaced_when_done, write_text_replacing
+from myosight.paths import not_a_file_reason, write_text_replacing
 
 DATASET_FILE = "dataset.json"
 SPLITS = ("train", "test")
+#: The sEMG CNN of `myosight features emg`, trained on the split files: its weights and its metadata.
+CNN_WEIGHTS = "emg_cnn.safetensors"
+CNN_META = "emg_cnn.json"
+#: The per-split progress side file of `myosight features rgb` (`DIR/train.rgb_partial.h5`).
+RGB_PARTIAL_SUFFIX = ".rgb_partial.h5"
 META_FIELDS = ("uid", "session", "video")
 
 
@@ -57,12 +65,24 @@ def read_text(handle: h5py.File, name: str) -> np.ndarray:
     return np.char.decode(handle[name][()], "utf-8")
 
 
+@contextmanager
+def hdf5_written_whole(path: Path) -> Iterator[h5py.File]:
+    """An HDF5 file built in memory and written to `path` in one piece once the block completes, never if it
+    fails (see `myosight.data.layout.in_memory_hdf5`: a full disk then ends in an error, not a crash)."""
+    handle = in_memory_hdf5(path)
+    try:
+        yield handle
+        save_in_memory_hdf5(handle, path)
+    finally:
+        handle.close()
+
+
 def write_split(path: Path, data: SplitData, extra_fields: dict[str, np.ndarray] | None = None) -> None:
     """Write a split file; the previous file is replaced only once the new one is complete.
 
     `extra_fields`: further per-sample metadata (for example EPIC's stop times), stored beside `start_s`.
     """
-    with replaced_when_done(path) as temporary, h5py.File(temporary, "w") as handle:
+    with hdf5_written_whole(path) as handle:
         for name, values in (extra_fields or {}).items():
             handle.create_dataset(name, data=values)
         handle.create_dataset("uid", data=encode_text(data.uids))
@@ -74,14 +94,16 @@ def write_split(path: Path, data: SplitData, extra_fields: dict[str, np.ndarray]
             handle.create_dataset(f"arrays/{name}", data=array, compression="gzip", compression_opts=1)
 
 
-def write_array(path: Path, name: str, array: np.ndarray, attrs: dict[str, str] | None = None) -> None:
-    """Add or replace one per-sample array (with its attributes) in a split file.
+def write_array(path: Path, name: str, array: np.ndarray, attrs: dict[str, str] | None = None, *,
+                into: Path | None = None) -> None:
+    """Add or replace one per-sample array (with its attributes) in a split file; `into`: write the result there
+    instead (a temporary name of `replaced_together`).
 
     The file is rewritten under a temporary name and moved into place when complete: an HDF5 file opened for
     writing in place is left damaged by a crash or a full disk, and with it every array of the split.
     """
     key = f"arrays/{name}"
-    with replaced_when_done(path) as temporary, h5py.File(path, "r") as source, h5py.File(temporary, "w") as target:
+    with h5py.File(path, "r") as source, hdf5_written_whole(into or path) as target:
         rows = source["uid"].shape[0]
         if array.shape[0] != rows:
             raise ConfigError(f"{path}: array '{name}' has {array.shape[0]} rows, the split has {rows} samples")
@@ -155,3 +177,23 @@ def read_manifest(directory: Path) -> dict:
 
 def write_manifest(directory: Path, manifest: dict) -> None:
     write_text_replacing(Path(directory) / DATASET_FILE, json.dumps(manifest, indent=2, ensure_ascii=False))
+
+
+def write_manifest_file(path: Path, manifest: dict) -> None:
+    """Write a manifest to exactly `path` (a temporary name that `replaced_together` moves into place)."""
+    Path(path).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def dataset_files(directory: Path) -> list[Path]:
+    """The files of a dataset directory that myosight made and that a new dataset replaces: the manifest, the
+    split files, the sEMG CNN made from them and the RGB progress files. Anything else there is left alone."""
+    names = [DATASET_FILE, *(f"{split}.h5" for split in SPLITS), CNN_WEIGHTS, CNN_META,
+             *(f"{split}{RGB_PARTIAL_SUFFIX}" for split in SPLITS)]
+    return [Path(directory) / name for name in names if (Path(directory) / name).exists()]
+
+
+def remove_derived_files(directory: Path) -> None:
+    """Remove what was made from a dataset's split files (its sEMG CNN, RGB progress): stale once they change."""
+    for path in dataset_files(directory):
+        if path.name not in (DATASET_FILE, *(f"{split}.h5" for split in SPLITS)):
+            path.unlink()

@@ -42,10 +42,17 @@ from myosight.models.i3d import FEATURE_DIM, optimize_for_inference
 from myosight.models.i3d_input import prepare_frames
 from myosight.models.i3d_weights import load_i3d, verify_weights
 from myosight.training.epic_dataset import STOP_FIELD
-from myosight.training.feature_store import SPLITS, read_manifest, read_text, write_array, write_manifest
+from myosight.training.feature_store import (
+    RGB_PARTIAL_SUFFIX,
+    SPLITS,
+    read_manifest,
+    read_text,
+    write_array,
+    write_manifest,
+)
 
 ARRAY = "rgb"
-PARTIAL_SUFFIX = ".rgb_partial.h5"
+PARTIAL_SUFFIX = RGB_PARTIAL_SUFFIX
 #: Settings a feature array is tied to; features that differ in any of them are never mixed.
 SETTING_KEYS = ("crop_size", "short_side", "input_size", "sampling", "frames_per_clip", "fps", "clips_per_sample",
                 "i3d_sha256", "precision")

@@ -93,6 +93,11 @@ def check_training_inputs(data_dir: Path, splits: dict, modalities: Sequence[str
     """ConfigError, naming the file, for inputs that would train a bundle the worker cannot run or that training
     would trip over: an empty split, labels outside the dataset's classes, features that are not numbers, of
     another width than the live models compute, or of another count than the split's samples."""
+    if "emg" in modalities:
+        from myosight.training.emg_features import emg_features_problem
+
+        if problem := emg_features_problem(Path(data_dir)):
+            raise ConfigError(f"{problem}: run `myosight features emg {data_dir} --force`")
     for name, split in splits.items():
         where = Path(data_dir) / f"{name}.h5"
         if len(split) == 0:
@@ -176,17 +181,11 @@ def _write_run(run_dir, data_dir, manifest, head_name, head, config, metrics, hi
 
     run_dir.mkdir(parents=True, exist_ok=True)
     head_kwargs = {k: v for k, v in head.head_config.items() if k != "name"}
-    write_text_replacing(run_dir / "config.json", json.dumps(
-        {"head": head_name, "head_kwargs": head_kwargs, "train_config": config.to_dict(),
-         "dataset": str(data_dir.resolve())}, indent=2))
-    write_text_replacing(run_dir / "metrics.json", json.dumps({**metrics, "history": history}, indent=2))
-    plot_confusion(np.asarray(metrics["confusion"]), manifest["classes"], run_dir / "confusion.png",
-                   f"{head_name}: top-1 {metrics['top1']:.1%}")
     emg_cnn, cnn_kwargs = None, None
     if "emg" in head.modalities:
         emg_cnn = load_emg_cnn(data_dir)
         cnn_kwargs = json.loads((data_dir / CNN_META).read_text())["kwargs"]
-    save_bundle(
+    save_bundle(  # first: a run that cannot write its bundle (a full disk) writes nothing else either
         run_dir / "bundle.safetensors", head_name=head_name, head=head, head_kwargs=head_kwargs,
         classes=manifest["classes"], geometry=ClipGeometry.from_dict(manifest["clip_geometry"]),
         emg_config=EmgPipelineConfig.from_dict(manifest["emg_pipeline"]),
@@ -195,6 +194,12 @@ def _write_run(run_dir, data_dir, manifest, head_name, head, config, metrics, hi
         metrics={k: metrics[k] for k in ("top1", "top5", "samples", "selection", "selection_label")},
         arms=manifest.get("arms", BOTH_ARMS),  # a dataset written before arms were recorded had both
     )
+    write_text_replacing(run_dir / "config.json", json.dumps(
+        {"head": head_name, "head_kwargs": head_kwargs, "train_config": config.to_dict(),
+         "dataset": str(data_dir.resolve())}, indent=2))
+    write_text_replacing(run_dir / "metrics.json", json.dumps({**metrics, "history": history}, indent=2))
+    plot_confusion(np.asarray(metrics["confusion"]), manifest["classes"], run_dir / "confusion.png",
+                   f"{head_name}: top-1 {metrics['top1']:.1%}")
 
 
 def report(

@@ -14,6 +14,7 @@ Two ways to choose the weights a run keeps (`TrainConfig.select`):
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,6 +25,8 @@ from torch import nn
 
 from myosight.errors import ConfigError
 from myosight.progress import ProgressBar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,8 @@ def fit(
         if on_epoch:
             on_epoch(epoch, record)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_accuracy']:.3f}")
+        log.debug("%s: epoch %d, loss %.3f, validation accuracy %.3f", description, epoch + 1, record["train_loss"],
+                  record["val_accuracy"])  # `myosight -v`: the epochs in a log, where no bar is drawn
         if (record["val_accuracy"], -record["val_loss"]) > (best[0], -best[1]):
             best, best_state, best_epoch = (record["val_accuracy"], record["val_loss"]), copy.deepcopy(
                 model.state_dict()), epoch
