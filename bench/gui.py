@@ -25,6 +25,7 @@ def benchmark_gui(streams: tuple[int, ...] = (1, 2, 4), channels: tuple[int, ...
                   frames: int = 60, window_seconds: float = 8.0, progress: bool = True) -> list[dict]:
     """Figures as dicts with name, value, unit and, where the issue sets one, target."""
     from myosight.gui.qt import QtWidgets, application
+    from myosight.interrupts import deferred_stops
     from myosight.progress import track
 
     if QtWidgets.QApplication.instance() is None:
@@ -35,10 +36,14 @@ def benchmark_gui(streams: tuple[int, ...] = (1, 2, 4), channels: tuple[int, ...
     cases = [(s, c, False) for s in streams for c in channels] + [(2, 8, True)]
     figures: list[dict] = []
     try:
+        # Qt calls Python back from C++ and drops what a callback raises (a traceback on the terminal, and the
+        # case goes on): a stop is held back while a case runs and raised between cases instead
         for count, width, naive in track(cases, "gui traces", enabled=progress):
-            figures += _traces_case(app, count, width, frames, naive)
+            with deferred_stops():
+                figures += _traces_case(app, count, width, frames, naive)
         if window_seconds > 0:
-            figures += _window_case(app, window_seconds)
+            with deferred_stops():
+                figures += _window_case(app, window_seconds)
     finally:
         app.setQuitOnLastWindowClosed(quits)
     return figures

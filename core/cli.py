@@ -122,14 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         if error.errno not in WRITE_ERRNOS or args.verbose:
             raise
-        print(f"myosight: error: cannot write {error.filename or 'an output file'}: {error.strerror}; "
-              "nothing partial was kept", file=sys.stderr)
+        where = error.filename or "a file"
+        print(f"myosight: error: cannot write {where}: {error.strerror}; nothing partial was kept"
+              if error.errno in FULL_ERRNOS else f"myosight: error: {where}: {error.strerror}", file=sys.stderr)
         return 1
 
 
 #: Options that name what a command writes: checked before the command starts (`check_outputs`).
 OUTPUT_OPTIONS = ("out", "output", "jsonl", "save", "screenshot", "record_dir", "work_dir")
-#: Errors writing a file that are the machine's state, not a bug: one line instead of a traceback.
+#: Errors of the machine's state, not bugs (a full disk, a file-size limit, a read-only or forbidden folder, a name
+#: too long): one line instead of a traceback.
 WRITE_ERRNOS = FULL_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG}
 
 

@@ -10,6 +10,21 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+
+def _free_loopback_address() -> str:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+# The suite's workers and replays take ports of their own where a test names none (here and in every child
+# process, which inherits the environment), never the defaults 5557 and 5558: a myosight the user is running
+# beside the suite holds those. Set before any myosight module reads them.
+for _variable in ("MYOSIGHT_ADDRESS", "MYOSIGHT_CONTROL_ADDRESS"):
+    os.environ.setdefault(_variable, _free_loopback_address())
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MYOSIGHT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 

@@ -6,6 +6,7 @@ import gc
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from lsl_helpers import unique_source, wait_for
 
@@ -54,8 +55,8 @@ def run_replay_through_worker(session: Path, bundle_path: Path, *, speed: float,
         publisher.close()
         # end the replay's streams now: its events hold them through a reference cycle until some later garbage
         # collection, and a stream left on the network makes a later test's "any source" ambiguous
-        replay.playback = None
-        replay.outlets.clear()
+        replay.playback = SimpleNamespace(shift=replay.playback.shift) if replay.playback is not None else None
+        replay.outlets.clear()  # (what the tests read afterwards, the replay's clock shift and stats, stays)
         gc.collect()
     return replay, worker, predictions, [m for m in received if m.kind == "prediction"], received
 
