@@ -44,11 +44,6 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + (interrupt.signum if isinstance(interrupt, Stopped) else signal.SIGINT)
 
 
-def received() -> int | None:
-    """The first stop signal this batch command received, or None."""
-    return _received
-
-
 def raise_if_stopped() -> None:
     """Raise the stop again if one was received: a library may have swallowed the exception it raised."""
     if _received is None:

@@ -81,18 +81,8 @@ def replaced_when_done(path: str | Path) -> Iterator[Path]:
     temporary name keeps the suffix, so writers that pick a format by extension (PNG, HDF5) still work. A stop
     signal received during the write keeps the new file out even where a library swallowed its exception.
     """
-    path = Path(path)
-    temporary = temporary_name(path)
-    try:
+    with replaced_together([path]) as (temporary,):
         yield temporary
-        raise_if_stopped()
-        os.replace(temporary, path)
-    except OSError as error:
-        if error.filename not in (None, str(temporary)):
-            raise
-        raise OSError(error.errno, error.strerror, str(path)) from error  # the name the user gave, not ours
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -114,10 +104,12 @@ def replaced_together(paths: Sequence[str | Path],
             for temporary, final in zip(temporaries, finals, strict=True):
                 os.replace(temporary, final)
     except OSError as error:
-        named = {str(temporary): final for temporary, final in zip(temporaries, finals, strict=True)}
+        named: dict[str | None, Path] = {str(t): final for t, final in zip(temporaries, finals, strict=True)}
+        if len(finals) == 1:
+            named[None] = finals[0]  # a write through an open handle names no file: it was this one
         if error.filename not in named:
             raise
-        raise OSError(error.errno, error.strerror, str(named[error.filename])) from error
+        raise OSError(error.errno, error.strerror, str(named[error.filename])) from error  # the user's name, not ours
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)

@@ -167,9 +167,11 @@ class SessionWriter:
         """Close the file; a `whole` file is then written to its path, unless `keep` is False (a failed write)."""
         if not self._file.id.valid:
             return
-        if self.whole and keep:
-            save_in_memory_hdf5(self._file, self.path)
-        self._file.close()
+        try:
+            if self.whole and keep:
+                save_in_memory_hdf5(self._file, self.path)
+        finally:
+            self._file.close()
 
     def __enter__(self) -> SessionWriter:
         return self

@@ -22,7 +22,7 @@ import numpy as np
 
 from myosight.data.layout import in_memory_hdf5, save_in_memory_hdf5
 from myosight.errors import ConfigError, SessionFormatError
-from myosight.paths import not_a_file_reason, write_text_replacing
+from myosight.paths import not_a_file_reason, replaced_when_done
 
 DATASET_FILE = "dataset.json"
 SPLITS = ("train", "test")
@@ -176,7 +176,8 @@ def read_manifest(directory: Path) -> dict:
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:
-    write_text_replacing(Path(directory) / DATASET_FILE, json.dumps(manifest, indent=2, ensure_ascii=False))
+    with replaced_when_done(Path(directory) / DATASET_FILE) as temporary:
+        write_manifest_file(temporary, manifest)
 
 
 def write_manifest_file(path: Path, manifest: dict) -> None:
